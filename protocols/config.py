@@ -1,0 +1,255 @@
+"""The experiment configuration: one frozen model per run, validated once at the edge.
+
+YAML loading and ``key=value`` overrides live in ``experiments.config_io``; this
+module only defines the shapes (stdlib + pydantic, like all of ``protocols``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+BackendName = Literal["sim", "openai", "replay"]
+DatasetName = Literal["math500", "gsm8k", "gpqa", "synthetic"]
+
+
+class Strict(BaseModel):
+    """Base of every config section: immutable, unknown keys are errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FaultSpec(Strict):
+    """Injected faults (simulated backend and simulated server): rates per request."""
+
+    rate_limit: float = Field(default=0.0, ge=0.0, le=1.0)
+    server_error: float = Field(default=0.0, ge=0.0, le=1.0)
+    timeout: float = Field(default=0.0, ge=0.0, le=1.0)
+    malformed: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class Price(Strict):
+    """USD per million tokens."""
+
+    input: float = Field(default=0.0, ge=0.0)
+    output: float = Field(default=0.0, ge=0.0)
+
+
+class ModelSpec(Strict):
+    """One model the run may call, and the backend that serves it."""
+
+    name: str = Field(min_length=1)
+    backend: BackendName = "sim"
+    card: str | None = None
+    """sim: the model card to simulate (defaults to ``name``)."""
+    base_url: str | None = None
+    """openai: e.g. ``https://openrouter.ai/api/v1`` or ``http://127.0.0.1:8000/v1``."""
+    model_id: str | None = None
+    """openai: the id sent on the wire (defaults to ``name``)."""
+    api_key_env: str | None = None
+    """openai: the *name* of the environment variable holding the key; never the key."""
+    endpoint: Literal["chat", "completions"] = "chat"
+    max_in_flight: int = Field(default=32, ge=1, le=4096)
+    requests_per_minute: float | None = Field(default=None, gt=0)
+    tokens_per_minute: float | None = Field(default=None, gt=0)
+    timeout_s: float = Field(default=120.0, gt=0)
+    max_retries: int = Field(default=4, ge=0, le=20)
+    price: Price | None = None
+    time_scale: float = Field(default=0.0, ge=0.0)
+    """sim: real seconds slept per simulated second of latency (0 = no sleeping)."""
+    faults: FaultSpec = Field(default_factory=FaultSpec)
+
+    @model_validator(mode="after")
+    def _backend_fields(self) -> ModelSpec:
+        if self.backend == "openai" and not self.base_url:
+            raise ValueError(f"model {self.name!r}: backend 'openai' needs base_url")
+        return self
+
+    @property
+    def card_name(self) -> str:
+        return self.card or self.name
+
+
+class DatasetSpec(Strict):
+    """Which problems to evaluate."""
+
+    name: DatasetName = "synthetic"
+    path: Path | None = None
+    """A local file; None means the default location (or generation, for synthetic)."""
+    split: str = "test"
+    limit: int | None = Field(default=None, ge=1)
+    offset: int = Field(default=0, ge=0)
+    shuffle: bool = False
+    seed: int = 0
+
+    @field_validator("path")
+    @classmethod
+    def _exists(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.exists():
+            raise ValueError(f"dataset path {str(path)!r} does not exist")
+        return path
+
+
+class StoreSpec(Strict):
+    """The response store: record live calls, or replay them."""
+
+    mode: Literal["off", "record", "replay"] = "off"
+    path: Path | None = None
+    """Directory of the store; None means ``<out_dir>/store``."""
+
+
+class RunSpec(Strict):
+    """How the run executes."""
+
+    out_dir: Path = Path("runs/default")
+    runners: int = Field(default=2, ge=1, le=256)
+    problems_in_flight: int = Field(default=32, ge=1, le=10000)
+    """Per runner actor."""
+    address: str | None = None
+    """Ray address to join; None starts (or reuses) a local instance. RAY_ADDRESS also works."""
+    progress: bool = True
+    problem_timeout_s: float = Field(default=1800.0, gt=0)
+
+
+# --- orchestrators -----------------------------------------------------------
+
+
+class SingleConfig(Strict):
+    """One model, one sample."""
+
+    kind: Literal["single"] = "single"
+    model: str
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, gt=0)
+
+
+class SelfConsistencyConfig(Strict):
+    """One model, k samples, majority vote over equivalent answers."""
+
+    kind: Literal["self_consistency"] = "self_consistency"
+    model: str
+    k: int = Field(default=5, ge=1, le=256)
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, gt=0)
+
+
+class SlmMuxConfig(Strict):
+    """SLM-MUX: k samples per model, the most self-consistent model answers."""
+
+    kind: Literal["slm_mux"] = "slm_mux"
+    models: tuple[str, ...] = Field(min_length=1)
+    k: int = Field(default=3, ge=1, le=256)
+    temperature: float = Field(default=0.3, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, gt=0)
+    validation_accuracy: dict[str, float] = Field(default_factory=dict)
+    """Tie-break: the model with the higher validation accuracy wins a confidence tie."""
+
+
+class AgentForestConfig(Strict):
+    """Agent Forest: one majority vote over all models' samples pooled."""
+
+    kind: Literal["agent_forest"] = "agent_forest"
+    models: tuple[str, ...] = Field(min_length=1)
+    k: int = Field(default=3, ge=1, le=256)
+    temperature: float = Field(default=0.3, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, gt=0)
+
+
+class MoAConfig(Strict):
+    """Mixture-of-Agents: proposers answer, an aggregator writes the final answer."""
+
+    kind: Literal["moa"] = "moa"
+    proposers: tuple[str, ...] = Field(min_length=1)
+    aggregator: str
+    layers: int = Field(default=1, ge=1, le=8)
+    temperature: float = Field(default=0.3, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, gt=0)
+
+
+class DebateConfig(Strict):
+    """LLM-Debate: R rounds, each agent sees all previous-round answers; final majority."""
+
+    kind: Literal["debate"] = "debate"
+    models: tuple[str, ...] = Field(min_length=1)
+    rounds: int = Field(default=2, ge=1, le=16)
+    temperature: float = Field(default=0.3, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, gt=0)
+
+
+class MavConfig(Strict):
+    """Multi-Agent Verification: proposers' candidates, verifiers vote on each."""
+
+    kind: Literal["mav"] = "mav"
+    proposers: tuple[str, ...] = Field(min_length=1)
+    verifiers: tuple[str, ...] = Field(min_length=1)
+    k: int = Field(default=1, ge=1, le=64)
+    temperature: float = Field(default=0.3, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, gt=0)
+
+
+class StackingConfig(Strict):
+    """A fixed hierarchical tool-stacking structure, e.g. ``Agent[A_0, Agent[B_0]]@A``."""
+
+    kind: Literal["stacking"] = "stacking"
+    structure: str
+    max_steps: int = Field(default=15, ge=1, le=100)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, gt=0)
+
+
+OrchestratorConfig = Annotated[
+    SingleConfig
+    | SelfConsistencyConfig
+    | SlmMuxConfig
+    | AgentForestConfig
+    | MoAConfig
+    | DebateConfig
+    | MavConfig
+    | StackingConfig,
+    Field(discriminator="kind"),
+]
+
+
+def referenced_models(orchestrator: OrchestratorConfig) -> tuple[str, ...]:
+    """Every model name an orchestrator config refers to (stacking excluded: its tree names them)."""
+    match orchestrator:
+        case SingleConfig(model=m) | SelfConsistencyConfig(model=m):
+            return (m,)
+        case SlmMuxConfig(models=ms) | AgentForestConfig(models=ms) | DebateConfig(models=ms):
+            return ms
+        case MoAConfig(proposers=ps, aggregator=a):
+            return (*ps, a)
+        case MavConfig(proposers=ps, verifiers=vs):
+            return (*ps, *vs)
+    return ()
+
+
+class ExperimentConfig(Strict):
+    """One run: dataset x orchestrator x model specs x seed."""
+
+    name: str = "experiment"
+    seed: int = 0
+    dataset: DatasetSpec = Field(default_factory=DatasetSpec)
+    models: tuple[ModelSpec, ...] = Field(min_length=1)
+    orchestrator: OrchestratorConfig
+    run: RunSpec = Field(default_factory=RunSpec)
+    store: StoreSpec = Field(default_factory=StoreSpec)
+
+    @model_validator(mode="after")
+    def _models_known(self) -> ExperimentConfig:
+        names = [m.name for m in self.models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"models: duplicate name(s) {dupes}")
+        missing = [m for m in referenced_models(self.orchestrator) if m not in names]
+        if missing:
+            raise ValueError(f"orchestrator refers to unknown model(s) {missing}; known: {names}")
+        return self
+
+    def model(self, name: str) -> ModelSpec:
+        for spec in self.models:
+            if spec.name == name:
+                return spec
+        raise KeyError(f"unknown model {name!r}")
