@@ -31,6 +31,7 @@ from protocols.messages import (
     Usage,
     totals_of,
 )
+from protocols.summary import DomainStat, RunSummary
 
 __all__ = [
     "REPLY_ADAPTER",
@@ -41,6 +42,7 @@ __all__ = [
     "Completion",
     "CompletionRequest",
     "DatasetSpec",
+    "DomainStat",
     "ExperimentConfig",
     "Failure",
     "FaultSpec",
@@ -55,6 +57,7 @@ __all__ = [
     "ProblemResult",
     "RequestMeta",
     "RunSpec",
+    "RunSummary",
     "Source",
     "StoreSpec",
     "ToolCallRecord",
