@@ -150,6 +150,8 @@ class Failure(Frozen):
     attempts: int = 1
     usage: Usage = Field(default_factory=Usage)
     cost_usd: float = 0.0
+    retry_after_s: float | None = None
+    """The server's Retry-After hint (seconds), honoured by the retry wrapper."""
 
 
 ModelReply = Annotated[Completion | Failure, Field(discriminator="kind")]
