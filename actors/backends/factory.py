@@ -1,0 +1,64 @@
+"""The one place a model's backend chain is assembled from its spec and the store settings.
+
+Chain, innermost first::
+
+    base (sim | openai)  ->  in-flight bound + rate limit (per attempt)  ->  retry  ->  record
+
+``store.mode == "replay"`` (or ``spec.backend == "replay"``) replaces the whole chain by
+the replay backend over the store: nothing live is ever called in replay mode.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from actors.backends.store import RecordingBackend, ReplayBackend, ResponseStore
+from actors.backends.wrappers import InFlightBackend, RateLimitBackend, RetryBackend
+from protocols.config import ModelSpec, StoreSpec
+from protocols.interfaces import Backend
+
+
+def store_path(store: StoreSpec, store_dir: Path | str | None) -> Path:
+    """The store directory: the caller's resolved ``store_dir``, else ``store.path``."""
+    path = store_dir if store_dir is not None else store.path
+    if path is None:
+        raise ValueError(f"store mode {store.mode!r} needs a store directory (store.path or store_dir)")
+    return Path(path)
+
+
+def base_backend(spec: ModelSpec, seed: int) -> Backend:
+    """The backend that actually produces completions for ``spec`` (no wrappers)."""
+    match spec.backend:
+        case "sim":
+            # Imported lazily: a live-only run never loads the simulator.
+            from actors.backends.sim import SimBackend
+
+            return SimBackend(spec, seed)
+        case "openai":
+            from actors.backends.openai import OpenAIBackend
+
+            return OpenAIBackend(spec)
+    raise ValueError(f"model {spec.name!r}: backend {spec.backend!r} has no base backend")
+
+
+def build_backend(spec: ModelSpec, seed: int, store: StoreSpec, store_dir: Path | str | None = None) -> Backend:
+    """The full backend chain for one model.
+
+    Args:
+        spec: the model and its backend settings (limits, retries, price).
+        seed: the run seed (the simulator's completions are a pure function of it).
+        store: the response store mode.
+        store_dir: the resolved store directory (the runner passes ``<out_dir>/store``
+            when ``store.path`` is None).
+    """
+    if store.mode == "replay" or spec.backend == "replay":
+        return ReplayBackend(spec, ResponseStore(store_path(store, store_dir)))
+    chain: Backend = InFlightBackend(base_backend(spec, seed), spec.max_in_flight)
+    if spec.requests_per_minute or spec.tokens_per_minute:
+        chain = RateLimitBackend(chain, spec.requests_per_minute, spec.tokens_per_minute)
+    # The simulator's faults happen in simulated time: back off in simulated time too.
+    delay_scale = spec.time_scale if spec.backend == "sim" else 1.0
+    chain = RetryBackend(chain, spec.max_retries, delay_scale=delay_scale)
+    if store.mode == "record" and spec.backend == "openai":
+        chain = RecordingBackend(chain, spec, ResponseStore(store_path(store, store_dir)))
+    return chain

@@ -1,0 +1,199 @@
+"""The ``openai`` backend: any OpenAI-compatible HTTP server, over aiohttp.
+
+OpenRouter, OpenAI, vLLM, SGLang, Ollama, llama.cpp and ``slmsim serve-sim`` all
+speak this wire format. One call = one HTTP request; retries, rate limits and
+recording are wrappers around this class (``actors.backends.wrappers``/``store``).
+The API key is read from the environment variable the spec *names*; its value is
+never put in a message, a log line or a result (``scrub`` removes it from error text).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import os
+import time
+from typing import Any
+
+import aiohttp
+
+from protocols.config import ModelSpec
+from protocols.messages import ChatMessage, Completion, CompletionRequest, Failure, FailureKind, Usage
+
+_ERROR_BODY_CHARS = 300
+
+
+def render_prompt(messages: tuple[ChatMessage, ...]) -> str:
+    """Chat turns as one plain prompt, for a completions endpoint (a base model has no template)."""
+    if len(messages) == 1 and messages[0].role == "user":
+        return messages[0].content
+    parts = [f"{m.role.capitalize()}: {m.content}" for m in messages]
+    return "\n\n".join([*parts, "Assistant:"])
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def cost_of(spec: ModelSpec, usage: Usage) -> float:
+    """USD for ``usage`` at the spec's per-million-token prices (0 without a price table)."""
+    if spec.price is None:
+        return 0.0
+    return (usage.prompt_tokens * spec.price.input + usage.completion_tokens * spec.price.output) / 1e6
+
+
+class OpenAIBackend:
+    """Calls ``{base_url}/chat/completions`` or ``{base_url}/completions`` per ``spec.endpoint``.
+
+    The aiohttp session is created lazily on first use, inside the running loop
+    (the backend lives in a Ray actor process), with a connection pool as large as
+    ``spec.max_in_flight`` so aiohttp's default cap of 100 never throttles silently.
+    """
+
+    def __init__(self, spec: ModelSpec) -> None:
+        if not spec.base_url:
+            raise ValueError(f"model {spec.name!r}: the openai backend needs base_url")
+        self.spec = spec
+        self.url = spec.base_url.rstrip("/") + ("/chat/completions" if spec.endpoint == "chat" else "/completions")
+        self.model_id = spec.model_id or spec.name
+        self._key = self._read_key(spec)
+        self._session: aiohttp.ClientSession | None = None
+
+    @staticmethod
+    def _read_key(spec: ModelSpec) -> str | None:
+        if spec.api_key_env is None:
+            return None
+        key = os.environ.get(spec.api_key_env)
+        if not key:
+            raise ValueError(
+                f"model {spec.name!r}: environment variable {spec.api_key_env!r} (api_key_env) is not set or empty"
+            )
+        return key
+
+    def scrub(self, text: str) -> str:
+        """``text`` with the API key (if any) replaced, for anything that leaves this object."""
+        return text.replace(self._key, "***") if self._key else text
+
+    def _session_now(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            headers = {"Content-Type": "application/json"}
+            if self._key:
+                headers["Authorization"] = f"Bearer {self._key}"
+            connector = aiohttp.TCPConnector(limit=self.spec.max_in_flight, limit_per_host=self.spec.max_in_flight)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=self.spec.timeout_s),
+            )
+        return self._session
+
+    def body(self, request: CompletionRequest) -> dict[str, Any]:
+        """The JSON body sent for ``request`` (no key, no meta: real servers ignore both)."""
+        body: dict[str, Any] = {
+            "model": self.model_id,
+            "temperature": request.temperature,
+            "seed": request.seed,
+            "n": 1,
+        }
+        if self.spec.endpoint == "chat":
+            messages = request.messages or (ChatMessage(role="user", content=request.prompt or ""),)
+            body["messages"] = [{"role": m.role, "content": m.content} for m in messages]
+        else:
+            body["prompt"] = request.prompt if request.prompt is not None else render_prompt(request.messages)
+        if request.max_tokens is not None:
+            body["max_tokens"] = request.max_tokens
+        if request.stop:
+            body["stop"] = list(request.stop)
+        return body
+
+    def _failure(self, error: FailureKind, message: str, retryable: bool, retry_after: float | None = None) -> Failure:
+        return Failure(
+            error=error,
+            message=self.scrub(f"{self.spec.name!r} at {self.url}: {message}"),
+            retryable=retryable,
+            model=self.spec.name,
+            retry_after_s=retry_after,
+        )
+
+    async def complete(self, request: CompletionRequest) -> Completion | Failure:
+        session = self._session_now()
+        started = time.perf_counter()
+        try:
+            async with session.post(self.url, json=self.body(request)) as response:
+                raw = await response.read()
+                status = response.status
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        except TimeoutError:
+            return self._failure("timeout", f"no reply within {self.spec.timeout_s}s", True)
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+            return self._failure("connection", f"{type(exc).__name__}: {exc}", True)
+        except aiohttp.ClientError as exc:
+            return self._failure("connection", f"{type(exc).__name__}: {exc}", True)
+        latency = time.perf_counter() - started
+        if status != 200:
+            return self._status_failure(status, raw, retry_after)
+        return self._parse(raw, latency, request)
+
+    def _status_failure(self, status: int, raw: bytes, retry_after: float | None) -> Failure:
+        excerpt = raw[:_ERROR_BODY_CHARS].decode("utf-8", "replace")
+        message = f"HTTP {status}: {excerpt}"
+        if status == 429:
+            return self._failure("rate_limit", message, True, retry_after)
+        if status == 408:
+            return self._failure("timeout", message, True, retry_after)
+        if status >= 500:
+            return self._failure("server", message, True, retry_after)
+        return self._failure("client", message, False)
+
+    def _parse(self, raw: bytes, latency: float, request: CompletionRequest) -> Completion | Failure:
+        try:
+            data = json.loads(raw)
+            choice = data["choices"][0]
+            text = (choice["message"].get("content") or "") if self.spec.endpoint == "chat" else choice["text"]
+            if not isinstance(text, str):
+                raise TypeError(f"text is {type(text).__name__}, not str")
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            excerpt = raw[:_ERROR_BODY_CHARS].decode("utf-8", "replace")
+            return self._failure("malformed", f"unreadable reply ({exc!r}): {excerpt!r}", True)
+        finish = str(choice.get("finish_reason") or "stop")
+        usage_raw = data.get("usage") or {}
+        try:
+            usage = Usage(
+                prompt_tokens=int(usage_raw["prompt_tokens"]),
+                completion_tokens=int(usage_raw["completion_tokens"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            # No usage from the server: estimate (4 chars a token) and say so.
+            prompt_chars = len(request.prompt or "") + sum(len(m.content) for m in request.messages)
+            usage = Usage(prompt_tokens=prompt_chars // 4, completion_tokens=max(1, len(text) // 4))
+            finish = f"{finish}+usage_estimated"
+        return Completion(
+            model=self.spec.name,
+            text=text,
+            usage=usage,
+            latency_s=latency,
+            cost_usd=cost_of(self.spec, usage),
+            finish_reason=finish,
+            source="live",
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP session (and its pooled connections)."""
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+    def __repr__(self) -> str:
+        # Never the key: only where it comes from.
+        return f"OpenAIBackend(model={self.spec.name!r}, url={self.url!r}, key_env={self.spec.api_key_env!r})"
