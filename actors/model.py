@@ -1,0 +1,88 @@
+"""The model actor: one per model spec, async, a bounded number of requests in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from protocols.config import ModelSpec, StoreSpec
+from protocols.interfaces import Backend
+from protocols.messages import Completion, CompletionRequest, Failure
+
+
+class ModelActor:
+    """Serves one model's completions through its backend chain.
+
+    A plain class (testable in-process); ``actors.spawn`` makes it remote. The
+    backend chain is built lazily inside the actor's own process and event loop,
+    because HTTP sessions must belong to the loop that uses them.
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        seed: int = 0,
+        store: StoreSpec | None = None,
+        store_dir: str | None = None,
+        backend: Backend | None = None,
+    ) -> None:
+        self.spec = spec
+        self.seed = seed
+        self.store = store or StoreSpec()
+        self.store_dir = Path(store_dir) if store_dir else None
+        self._backend = backend
+        self._gate: asyncio.Semaphore | None = None
+        self._served = 0
+        self._failed = 0
+        self._busy_s = 0.0
+
+    def _ensure(self) -> tuple[Backend, asyncio.Semaphore]:
+        if self._backend is None:
+            from actors.backends.factory import build_backend
+
+            self._backend = build_backend(self.spec, self.seed, self.store, self.store_dir)
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(self.spec.max_in_flight)
+        return self._backend, self._gate
+
+    async def complete(self, request: CompletionRequest) -> Completion | Failure:
+        """One completion, or a typed failure; never raises for model-side problems."""
+        backend, gate = self._ensure()
+        async with gate:
+            started = time.perf_counter()
+            try:
+                reply = await backend.complete(request)
+            except Exception as exc:  # a bug in a backend must not kill the actor
+                reply = Failure(
+                    error="internal",
+                    message=f"{type(exc).__name__} in backend of {self.spec.name!r}: {exc}",
+                    model=self.spec.name,
+                )
+            self._busy_s += time.perf_counter() - started
+        self._served += 1
+        if isinstance(reply, Failure):
+            self._failed += 1
+        return reply
+
+    async def stats(self) -> dict[str, Any]:
+        """Counters for reports and benchmarks."""
+        return {"model": self.spec.name, "served": self._served, "failed": self._failed}
+
+    async def aclose(self) -> None:
+        """Release the backend's connections."""
+        close = getattr(self._backend, "aclose", None)
+        if close is not None:
+            await close()
+
+
+class RemoteModel:
+    """The ``Model`` interface over a Ray actor handle (awaits the object ref, never ``ray.get``)."""
+
+    def __init__(self, handle: Any, name: str) -> None:
+        self.handle = handle
+        self.name = name
+
+    async def complete(self, request: CompletionRequest) -> Completion | Failure:
+        return await self.handle.complete.remote(request)  # type: ignore[no-any-return]

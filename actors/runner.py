@@ -1,0 +1,51 @@
+"""The runner actor: evaluates problems of a shard, many in flight, each under a deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Protocol
+
+from protocols.messages import Failure, Problem, ProblemResult
+
+
+class ProblemJob(Protocol):
+    """What a runner runs on each problem; built by ``experiments`` (it knows the orchestrator)."""
+
+    async def __call__(self, problem: Problem, index: int) -> ProblemResult: ...
+
+    def failed(self, problem: Problem, index: int, failure: Failure, wall_s: float) -> ProblemResult: ...
+
+
+class Runner:
+    """Runs a ``ProblemJob`` on problems sent by the driver, at most ``max_in_flight`` at once.
+
+    An exception or a blown deadline becomes a result carrying a typed ``Failure``,
+    so one bad problem never loses the others or kills the actor.
+    """
+
+    def __init__(self, job: ProblemJob, max_in_flight: int = 32, timeout_s: float = 1800.0) -> None:
+        self.job = job
+        self.timeout_s = timeout_s
+        self._gate = asyncio.Semaphore(max_in_flight)
+        self._done = 0
+
+    async def run(self, problem: Problem, index: int) -> ProblemResult:
+        """Evaluate one problem; always returns a result."""
+        async with self._gate:
+            started = time.perf_counter()
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    result = await self.job(problem, index)
+            except TimeoutError:
+                failure = Failure(error="timeout", message=f"problem {problem.id!r} exceeded {self.timeout_s}s")
+                result = self.job.failed(problem, index, failure, time.perf_counter() - started)
+            except Exception as exc:
+                failure = Failure(error="internal", message=f"{type(exc).__name__} on problem {problem.id!r}: {exc}")
+                result = self.job.failed(problem, index, failure, time.perf_counter() - started)
+        self._done += 1
+        return result
+
+    async def done(self) -> int:
+        """How many problems this runner finished."""
+        return self._done

@@ -1,0 +1,105 @@
+"""The ``slmsim`` command line.
+
+Subcommands owned by other modules are dispatched lazily to their ``main(argv)``,
+so ``slmsim run`` with a bad config fails in well under a second, before Ray or
+any model is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+DELEGATED = {
+    "calibrate": ("experiments.calibrate", "fit simulated model cards to public single-model accuracies"),
+    "validate-sim": ("experiments.validate_sim", "print the simulator's validation report"),
+    "serve-sim": ("experiments.serve_sim", "serve simulated models over an OpenAI-compatible HTTP API"),
+    "local-llm": ("experiments.local_llm", "assemble and serve the real Gemma 3 270M model on CPU"),
+    "compare": ("experiments.compare", "run several methods and compare them at their token cost"),
+    "pool": ("experiments.pool", "draw a cached sample pool for sweeps and model selection"),
+    "sweep": ("experiments.sweep", "test-time scaling sweeps from a sample pool (no model calls)"),
+    "select": ("experiments.selection", "SLM-MUX model selection search over a sample pool"),
+    "stack-search": ("experiments.stack_search", "hierarchical tool stacking: warm-up, stacking search, test"),
+}
+
+
+def _run(args: argparse.Namespace) -> int:
+    from experiments.config_io import ConfigError, load_config
+
+    try:
+        config = load_config(args.config, args.overrides)
+        if args.address:
+            config = config.model_copy(update={"run": config.run.model_copy(update={"address": args.address})})
+        if args.no_progress:
+            config = config.model_copy(update={"run": config.run.model_copy(update={"progress": False})})
+    except ConfigError as exc:
+        print(f"slmsim: {exc}", file=sys.stderr)
+        return 2
+    from experiments.report import report
+    from experiments.runner import run_experiment
+
+    try:
+        run_experiment(config)
+    except ConfigError as exc:
+        print(f"slmsim: {exc}", file=sys.stderr)
+        return 2
+    print(report(config.run.out_dir))
+    print(f"run directory: {config.run.out_dir}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from experiments.report import report
+
+    try:
+        print(report(Path(args.run_dir)))
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"slmsim: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from experiments.demo import demo
+
+    return demo(Path(args.out), problems=args.problems)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="slmsim", description="Collectives of small language models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run (or resume) an experiment from a YAML config")
+    run.add_argument("config", help="path to the experiment YAML")
+    run.add_argument("overrides", nargs="*", help="key=value overrides, e.g. dataset.limit=50 orchestrator.k=5")
+    run.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS or a local instance)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.set_defaults(func=_run)
+
+    rep = sub.add_parser("report", help="re-render the summary table of a run directory")
+    rep.add_argument("run_dir")
+    rep.set_defaults(func=_report)
+
+    dem = sub.add_parser("demo", help="a small comparison on simulated models (no key, no network)")
+    dem.add_argument("--out", default="runs/demo", help="where the run directories go")
+    dem.add_argument("--problems", type=int, default=200, help="synthetic problems to evaluate")
+    dem.set_defaults(func=_demo)
+
+    for name, (_, text) in DELEGATED.items():
+        sub.add_parser(name, help=text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:
+        module = importlib.import_module(DELEGATED[argv[0]][0])
+        return int(module.main(argv[1:]) or 0)
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,108 @@
+"""Load an experiment config from YAML plus ``key=value`` overrides, validated once.
+
+Every problem is reported as one line naming the bad key or value, before
+anything runs, via ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from protocols.config import ExperimentConfig
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; the message is one line naming the problem."""
+
+
+def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node: Any = tree
+    for i, key in enumerate(keys[:-1]):
+        if isinstance(node, list):
+            if not key.isdigit() or int(key) >= len(node):
+                raise ConfigError(f"override {dotted!r}: no list item {key!r} at {'.'.join(keys[:i])!r}")
+            node = node[int(key)]
+            continue
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {dotted!r}: {'.'.join(keys[:i])!r} is not a section")
+        node = node.setdefault(key, {})
+    last = keys[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise ConfigError(f"override {dotted!r}: no list item {last!r}")
+        node[int(last)] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise ConfigError(f"override {dotted!r}: parent is not a section")
+
+
+def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` overrides; values are parsed as YAML (``k=3``, ``m=[A,B]``)."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: value is not valid YAML ({exc.__class__.__name__})") from exc
+        _set_path(tree, key.strip(), value)
+    return tree
+
+
+def describe(error: ValidationError) -> str:
+    """One line naming each bad key or value."""
+    parts = []
+    for item in error.errors():
+        loc = ".".join(str(p) for p in item["loc"] if not str(p).startswith("function-after"))
+        loc = loc or "config"
+        if item["type"] == "extra_forbidden":
+            parts.append(f"unknown key {loc!r}")
+        elif item["type"] == "missing":
+            parts.append(f"missing key {loc!r}")
+        elif item["type"] == "value_error":
+            parts.append(f"{loc}: {item['msg'].removeprefix('Value error, ')}")
+        else:
+            parts.append(f"{loc}: {item['msg']} (got {item.get('input')!r})")
+    return "invalid config: " + "; ".join(parts)
+
+
+def config_from_tree(tree: dict[str, Any]) -> ExperimentConfig:
+    """Validate a plain dict into an ``ExperimentConfig`` or raise a one-line ``ConfigError``."""
+    try:
+        return ExperimentConfig.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(describe(exc)) from None
+
+
+def read_tree(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file into a dict, with a one-line error if it cannot be read."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        tree = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML{where}") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping at the top level")
+    return tree
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """YAML file + overrides -> a validated config. Relative dataset paths resolve from the cwd."""
+    tree = apply_overrides(read_tree(path), list(overrides or []))
+    return config_from_tree(tree)
+
+
+def dump_config(config: ExperimentConfig) -> str:
+    """The resolved config as YAML (what ``config.yaml`` in a run directory holds)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,118 @@
+"""The per-problem job a runner actor executes: orchestrate, grade, record."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from orchestrators import Collaborators, Outcome, run_orchestrator
+from protocols.config import ExperimentConfig
+from protocols.interfaces import Grader, Model
+from protocols.messages import Failure, Problem, ProblemResult, totals_of
+
+
+def _is_handle(obj: Any) -> bool:
+    return hasattr(getattr(obj, "complete", None), "remote") or hasattr(getattr(obj, "ask", None), "remote")
+
+
+class OrchestratorJob:
+    """Runs the configured orchestrator on a problem and grades its final text.
+
+    Picklable: holds the config and actor handles; adapters and graders are built
+    lazily in the process that runs it (the runner actor).
+    """
+
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        run_id: str,
+        models: Mapping[str, Any],
+        tools: Mapping[str, Any] | None = None,
+        extras: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.run_id = run_id
+        self.models = dict(models)
+        self.tools = dict(tools or {})
+        self.extras = dict(extras or {})
+        self._collab: dict[str, Collaborators] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_collab"] = {}
+        return state
+
+    def _models(self) -> dict[str, Model]:
+        from actors.model import RemoteModel
+
+        return {n: RemoteModel(m, n) if _is_handle(m) else m for n, m in self.models.items()}
+
+    def _tools(self) -> dict[str, Any]:
+        if not self.tools:
+            return {}
+        from actors.agent import RemoteTool  # type: ignore[attr-defined]
+
+        return {n: RemoteTool(t) if _is_handle(t) else t for n, t in self.tools.items()}
+
+    def collaborators(self, problem: Problem) -> Collaborators:
+        """The collaborators for a problem's answer format (one grader per format)."""
+        fmt = problem.answer_format
+        if fmt not in self._collab:
+            from datasets import grader_for
+
+            grader: Grader = grader_for(fmt)
+            self._collab[fmt] = Collaborators(
+                models=self._models(),
+                grader=grader,
+                run_id=self.run_id,
+                seed=self.config.seed,
+                tools=self._tools(),
+                extras=self.extras,
+            )
+        return self._collab[fmt]
+
+    async def __call__(self, problem: Problem, index: int) -> ProblemResult:
+        started = time.perf_counter()
+        collab = self.collaborators(problem)
+        outcome: Outcome = await run_orchestrator(self.config.orchestrator, problem, collab)
+        correct, extracted, reason = False, outcome.answer, None
+        if outcome.error is None and outcome.final_text is not None:
+            grade = await collab.grader.grade(problem, outcome.final_text)
+            correct, extracted, reason = grade.correct, grade.extracted, grade.reason
+        elif outcome.error is None:
+            reason = "no final answer"
+        return ProblemResult(
+            run_id=self.run_id,
+            problem_id=problem.id,
+            index=index,
+            benchmark=problem.benchmark,
+            domain=problem.domain,
+            orchestrator=self.config.orchestrator.kind,
+            final_text=outcome.final_text,
+            answer=extracted,
+            reference=problem.reference,
+            correct=correct,
+            score=1.0 if correct else 0.0,
+            grade_reason=reason,
+            error=outcome.error,
+            totals=totals_of(outcome.trace),
+            trace=outcome.trace,
+            details=outcome.details,
+            wall_s=time.perf_counter() - started,
+        )
+
+    def failed(self, problem: Problem, index: int, failure: Failure, wall_s: float) -> ProblemResult:
+        """The result recorded when the orchestrator itself crashed or timed out."""
+        return ProblemResult(
+            run_id=self.run_id,
+            problem_id=problem.id,
+            index=index,
+            benchmark=problem.benchmark,
+            domain=problem.domain,
+            orchestrator=self.config.orchestrator.kind,
+            reference=problem.reference,
+            error=failure,
+            grade_reason=f"error: {failure.error}",
+            wall_s=wall_s,
+        )

@@ -1,0 +1,64 @@
+"""The runner: bounded concurrency, deadlines and crashes become typed failures."""
+
+from __future__ import annotations
+
+import asyncio
+
+from actors.runner import Runner
+from protocols.messages import Failure, Problem, ProblemResult
+
+PROBLEM = Problem(id="p", benchmark="synthetic", question="1+1?", reference="2", answer_format="boxed")
+
+
+class Job:
+    def __init__(self, behaviour: str) -> None:
+        self.behaviour = behaviour
+        self.active = 0
+        self.peak = 0
+
+    async def __call__(self, problem: Problem, index: int) -> ProblemResult:
+        self.active += 1
+        self.peak = max(self.peak, self.active)
+        try:
+            if self.behaviour == "hang":
+                await asyncio.sleep(60)
+            if self.behaviour == "crash":
+                raise RuntimeError("boom")
+            await asyncio.sleep(0.01)
+            return ProblemResult(
+                run_id="r", problem_id=problem.id, index=index, benchmark="b", orchestrator="o", reference="2"
+            )
+        finally:
+            self.active -= 1
+
+    def failed(self, problem: Problem, index: int, failure: Failure, wall_s: float) -> ProblemResult:
+        return ProblemResult(
+            run_id="r",
+            problem_id=problem.id,
+            index=index,
+            benchmark="b",
+            orchestrator="o",
+            reference="2",
+            error=failure,
+        )
+
+
+async def test_concurrency_is_bounded() -> None:
+    job = Job("ok")
+    runner = Runner(job, max_in_flight=3)
+    results = await asyncio.gather(*(runner.run(PROBLEM, i) for i in range(12)))
+    assert len(results) == 12
+    assert job.peak == 3
+    assert await runner.done() == 12
+
+
+async def test_deadline_becomes_timeout_failure() -> None:
+    result = await Runner(Job("hang"), timeout_s=0.05).run(PROBLEM, 0)
+    assert result.error is not None and result.error.error == "timeout"
+    assert not result.correct
+
+
+async def test_crash_becomes_internal_failure_naming_problem() -> None:
+    result = await Runner(Job("crash")).run(PROBLEM, 0)
+    assert result.error is not None and result.error.error == "internal"
+    assert "boom" in result.error.message and "'p'" in result.error.message

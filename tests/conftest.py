@@ -1,0 +1,31 @@
+"""Shared fixtures: one Ray instance for the tests that need it, and the shared data root."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def shared_datasets() -> Path:
+    """The real datasets beside the repo; a missing folder fails the test (never a silent skip)."""
+    root = Path(os.environ.get("SLMSIM_DATA_DIR", REPO.parent / "shared" / "datasets"))
+    assert root.is_dir(), f"shared datasets not found at {root} (set SLMSIM_DATA_DIR)"
+    return root
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    """A local Ray instance shared by the whole session (2 CPUs, no dashboard)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True)
+    yield
+    ray.shutdown()
