@@ -200,6 +200,10 @@ class StackingConfig(Strict):
     max_steps: int = Field(default=15, ge=1, le=100)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, gt=0)
+    reuse_answers: bool = False
+    """Search only: an agent may serve its earlier answer to the same (problem, query) again."""
+    observation_chars: int = Field(default=6000, ge=100)
+    """A tool's reply is cut to this many characters in the observation shown to the agent."""
 
 
 OrchestratorConfig = Annotated[
