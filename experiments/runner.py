@@ -27,10 +27,28 @@ from protocols.config import ExperimentConfig, ModelSpec, SlmMuxConfig, Stacking
 from protocols.messages import Problem, ProblemResult
 from protocols.summary import RunSummary
 
+# Per-model knobs that change how fast or how politely a run executes, never its results.
+EXECUTION_FIELDS = {
+    "max_in_flight",
+    "requests_per_minute",
+    "tokens_per_minute",
+    "timeout_s",
+    "max_retries",
+    "time_scale",
+}
+
 
 def config_identity(config: ExperimentConfig) -> dict[str, Any]:
-    """What makes two runs the same experiment: everything but how it executes."""
-    return config.model_dump(mode="json", exclude={"run"})
+    """What makes two runs the same experiment: everything but how it executes.
+
+    Resuming may change ``run.*`` and per-model execution knobs (e.g. more requests in
+    flight), but not the dataset, models, orchestrator, seed or store.
+    """
+    tree = config.model_dump(mode="json", exclude={"run"})
+    for model in tree["models"]:
+        for key in EXECUTION_FIELDS:
+            model.pop(key, None)
+    return tree
 
 
 def run_id_of(config: ExperimentConfig) -> str:
