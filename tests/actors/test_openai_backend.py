@@ -1,0 +1,219 @@
+"""The openai backend against the real simulated server (aiohttp on 127.0.0.1), faults included."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from aiohttp import web
+
+from actors.backends.openai import OpenAIBackend, parse_retry_after, render_prompt
+from actors.backends.wrappers import RetryBackend
+from experiments.serve_sim import ServerSettings, SimServer, start
+from protocols.config import FaultSpec, ModelSpec, Price
+from protocols.messages import ChatMessage, Completion, CompletionRequest, Failure, Usage
+
+KEY = "sk-test-SECRET-0123456789"
+
+
+class EchoBackend:
+    """A deterministic stand-in model: echoes the end of the prompt and records what it was asked."""
+
+    def __init__(self) -> None:
+        self.seen: list[CompletionRequest] = []
+
+    async def complete(self, request: CompletionRequest) -> Completion | Failure:
+        self.seen.append(request)
+        text = request.prompt if request.prompt is not None else request.messages[-1].content
+        return Completion(
+            model=request.model,
+            text=f"echo[{request.sample_index}]: {text[-20:]} #### 7",
+            usage=Usage(prompt_tokens=11, completion_tokens=5),
+            source="sim",
+        )
+
+
+Serve = Callable[..., Awaitable[tuple[str, SimServer, EchoBackend]]]
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Serve]:
+    """Start a SimServer on a free port; returns (base_url, server, echo backend)."""
+    runners: list[web.AppRunner] = []
+
+    async def _start(**settings: object) -> tuple[str, SimServer, EchoBackend]:
+        echo = EchoBackend()
+        server = SimServer({"echo-1b": echo}, ServerSettings(**settings))  # type: ignore[arg-type]
+        runner, port = await start(server, "127.0.0.1", 0)
+        runners.append(runner)
+        return f"http://127.0.0.1:{port}/v1", server, echo
+
+    yield _start
+    for runner in runners:
+        await runner.cleanup()
+
+
+def spec(base_url: str, **kw: object) -> ModelSpec:
+    fields: dict[str, object] = {"name": "echo", "backend": "openai", "base_url": base_url, "model_id": "echo-1b"}
+    fields.update(kw)
+    return ModelSpec.model_validate(fields)
+
+
+PROMPT = CompletionRequest(model="echo", prompt="Question: 3+4?\nAnswer:", max_tokens=32, stop=("\n\n",))
+CHAT = CompletionRequest(model="echo", messages=(ChatMessage(role="user", content="What is 3+4?"),))
+
+
+@pytest.mark.parametrize(("endpoint", "request_"), [("chat", CHAT), ("completions", PROMPT), ("chat", PROMPT)])
+async def test_endpoints_return_live_completions_with_usage_and_cost(
+    serve: Serve, endpoint: str, request_: CompletionRequest
+) -> None:
+    url, _, echo = await serve()
+    backend = OpenAIBackend(spec(url, endpoint=endpoint, price=Price(input=1.0, output=2.0)))
+    try:
+        reply = await backend.complete(request_)
+    finally:
+        await backend.aclose()
+    assert isinstance(reply, Completion), reply
+    assert reply.source == "live" and reply.model == "echo"
+    assert reply.text.endswith("#### 7")
+    assert reply.usage == Usage(prompt_tokens=11, completion_tokens=5)
+    assert reply.cost_usd == pytest.approx((11 * 1.0 + 5 * 2.0) / 1e6)
+    assert reply.latency_s > 0
+    assert echo.seen[-1].max_tokens == request_.max_tokens
+    assert echo.seen[-1].stop == request_.stop
+
+
+def test_completions_body_renders_messages_and_sends_wire_model_id() -> None:
+    backend = OpenAIBackend(spec("http://127.0.0.1:9/v1", endpoint="completions"))
+    request = CompletionRequest(
+        model="echo",
+        messages=(ChatMessage(role="system", content="Be brief."), ChatMessage(role="user", content="2+2?")),
+        seed=5,
+    )
+    body = backend.body(request)
+    assert body["model"] == "echo-1b" and body["seed"] == 5 and body["n"] == 1
+    assert body["prompt"] == "System: Be brief.\n\nUser: 2+2?\n\nAssistant:"
+    assert "meta" not in body and "messages" not in body
+    assert render_prompt((ChatMessage(role="user", content="only"),)) == "only"
+
+
+def test_missing_key_variable_is_named_and_value_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SLMSIM_TEST_KEY", raising=False)
+    with pytest.raises(ValueError, match="SLMSIM_TEST_KEY"):
+        OpenAIBackend(spec("http://127.0.0.1:9/v1", api_key_env="SLMSIM_TEST_KEY"))
+    monkeypatch.setenv("SLMSIM_TEST_KEY", KEY)
+    backend = OpenAIBackend(spec("http://127.0.0.1:9/v1", api_key_env="SLMSIM_TEST_KEY"))
+    assert KEY not in repr(backend)
+    assert backend.scrub(f"bad key {KEY} here") == "bad key *** here"
+
+
+async def test_key_is_sent_as_bearer_and_scrubbed_from_errors(serve: Serve, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str] = []
+
+    async def leaky(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization", ""))
+        return web.json_response({"error": f"invalid key {request.headers['Authorization']}"}, status=401)
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", leaky)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    monkeypatch.setenv("SLMSIM_TEST_KEY", KEY)
+    backend = OpenAIBackend(spec(f"http://127.0.0.1:{port}/v1", api_key_env="SLMSIM_TEST_KEY"))
+    try:
+        reply = await backend.complete(CHAT)
+    finally:
+        await backend.aclose()
+        await runner.cleanup()
+    assert seen == [f"Bearer {KEY}"]
+    assert isinstance(reply, Failure) and reply.error == "client" and not reply.retryable
+    assert KEY not in reply.message and "***" in reply.message
+
+
+@pytest.mark.parametrize(
+    ("faults", "drop", "error"),
+    [
+        (FaultSpec(rate_limit=1.0), 0.0, "rate_limit"),
+        (FaultSpec(server_error=1.0), 0.0, "server"),
+        (FaultSpec(timeout=1.0), 0.0, "timeout"),
+        (FaultSpec(malformed=1.0), 0.0, "malformed"),
+        (FaultSpec(), 1.0, "connection"),
+    ],
+)
+async def test_each_injected_fault_is_a_typed_retryable_failure(
+    serve: Serve, faults: FaultSpec, drop: float, error: str
+) -> None:
+    url, _, _ = await serve(faults=faults, drop=drop, retry_after_s=3, hang_s=5)
+    backend = OpenAIBackend(spec(url, timeout_s=0.3))
+    try:
+        reply = await backend.complete(CHAT)
+    finally:
+        await backend.aclose()
+    assert isinstance(reply, Failure), reply
+    assert (reply.error, reply.retryable, reply.model) == (error, True, "echo")
+    assert reply.retry_after_s == (3.0 if error == "rate_limit" else None)
+
+
+async def test_unknown_model_is_a_non_retryable_client_failure_at_once(serve: Serve) -> None:
+    url, server, _ = await serve()
+    backend = RetryBackend(OpenAIBackend(spec(url, model_id="no-such-model")), max_retries=3)
+    try:
+        reply = await backend.complete(CHAT)
+    finally:
+        await backend.aclose()
+    assert isinstance(reply, Failure) and reply.error == "client" and reply.attempts == 1
+    assert "no-such-model" in reply.message and "HTTP 404" in reply.message
+    assert server.counts["requests"] == 1
+
+
+async def test_retries_through_mixed_faults_until_every_request_is_answered(serve: Serve) -> None:
+    url, server, _ = await serve(
+        faults=FaultSpec(rate_limit=0.2, server_error=0.1, timeout=0.05, malformed=0.05),
+        drop=0.05,
+        retry_after_s=0,
+        hang_s=3,
+        fault_seed=7,
+    )
+    inner = OpenAIBackend(spec(url, timeout_s=0.5, max_in_flight=16))
+    backend = RetryBackend(inner, max_retries=10, base_delay_s=0.01, max_delay_s=0.05)
+    requests = [CHAT.model_copy(update={"sample_index": i}) for i in range(60)]
+    try:
+        replies = await asyncio.gather(*(backend.complete(r) for r in requests))
+    finally:
+        await backend.aclose()
+    assert all(isinstance(r, Completion) for r in replies), [r for r in replies if isinstance(r, Failure)]
+    retries = sum(r.attempts - 1 for r in replies)
+    assert retries == backend.retries > 0
+    injected = sum(server.counts[k] for k in ("rate_limit", "server_error", "timeout", "malformed", "drop"))
+    assert injected == retries
+    assert server.counts["requests"] == 60 + retries
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("2", 2.0), ("0.5", 0.5), ("-3", 0.0), (None, None), ("soon", None), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0)],
+)
+def test_parse_retry_after(header: str | None, expected: float | None) -> None:
+    assert parse_retry_after(header) == expected
+
+
+async def test_connection_pool_is_sized_to_the_in_flight_limit(serve: Serve) -> None:
+    url, _, _ = await serve(latency_s=0.2)
+    backend = OpenAIBackend(spec(url, max_in_flight=150))
+    try:
+        started = asyncio.get_running_loop().time()
+        replies = await asyncio.gather(
+            *(backend.complete(CHAT.model_copy(update={"sample_index": i})) for i in range(150))
+        )
+        elapsed = asyncio.get_running_loop().time() - started
+        assert backend._session is not None
+        assert backend._session.connector is not None and backend._session.connector.limit == 150
+    finally:
+        await backend.aclose()
+    assert all(isinstance(r, Completion) for r in replies)
+    # aiohttp's default cap of 100 connections would need two 0.2 s rounds.
+    assert elapsed < 0.39, elapsed

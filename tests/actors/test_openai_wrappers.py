@@ -1,0 +1,165 @@
+"""Retry, rate-limit and in-flight wrappers on scripted in-process backends (no network)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+import pytest
+
+from actors.backends.wrappers import (
+    InFlightBackend,
+    RateLimitBackend,
+    RetryBackend,
+    TokenBucket,
+    estimate_tokens,
+)
+from protocols.messages import Completion, CompletionRequest, Failure, Usage
+
+REQUEST = CompletionRequest(model="m", prompt="x" * 400, max_tokens=100)
+
+
+def ok(tokens: int = 10) -> Completion:
+    return Completion(model="m", text="ok", usage=Usage(prompt_tokens=tokens, completion_tokens=0), source="sim")
+
+
+def fail(error: str = "rate_limit", retryable: bool = True, retry_after: float | None = None) -> Failure:
+    return Failure(error=error, message="scripted", retryable=retryable, retry_after_s=retry_after)  # type: ignore[arg-type]
+
+
+class Scripted:
+    """Replies from a script, in order; records how many calls it got."""
+
+    def __init__(self, *replies: Completion | Failure) -> None:
+        self.replies = list(replies)
+        self.calls = 0
+
+    async def complete(self, request: CompletionRequest) -> Completion | Failure:
+        self.calls += 1
+        return self.replies.pop(0)
+
+
+class Sleeps:
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+@pytest.mark.parametrize(
+    ("script", "max_retries", "kind", "attempts"),
+    [
+        ((ok(),), 3, Completion, 1),
+        ((fail(), fail("server"), ok()), 3, Completion, 3),
+        ((fail("timeout"), fail("connection"), fail("malformed"), fail()), 3, Failure, 4),
+        ((fail(), fail(), ok()), 1, Failure, 2),
+        ((fail("client", retryable=False), ok()), 3, Failure, 1),
+        ((fail("replay_miss", retryable=False),), 3, Failure, 1),
+    ],
+)
+async def test_retry_counts_attempts_and_stops_on_non_retryable(
+    script: tuple[Completion | Failure, ...], max_retries: int, kind: type, attempts: int
+) -> None:
+    inner = Scripted(*script)
+    sleeps = Sleeps()
+    reply = await RetryBackend(inner, max_retries, sleep=sleeps).complete(REQUEST)
+    assert isinstance(reply, kind)
+    assert reply.attempts == attempts == inner.calls
+    assert len(sleeps.waits) == attempts - 1
+
+
+async def test_backoff_is_exponential_with_full_jitter_and_capped() -> None:
+    sleeps = Sleeps()
+    retry = RetryBackend(
+        Scripted(*[fail("server")] * 7),
+        6,
+        base_delay_s=1.0,
+        max_delay_s=8.0,
+        rng=random.Random(1),
+        sleep=sleeps,
+    )
+    await retry.complete(REQUEST)
+    caps = [1, 2, 4, 8, 8, 8]
+    assert len(sleeps.waits) == 6
+    assert all(0 <= w <= c for w, c in zip(sleeps.waits, caps, strict=True))
+    # Jitter: not simply the cap each time.
+    assert sleeps.waits != [float(c) for c in caps]
+
+
+@pytest.mark.parametrize(("retry_after", "expected_min"), [(5.0, 5.0), (500.0, 120.0), (0.0, 0.0)])
+async def test_retry_after_is_honoured_and_capped(retry_after: float, expected_min: float) -> None:
+    sleeps = Sleeps()
+    retry = RetryBackend(
+        Scripted(fail(retry_after=retry_after), ok()), 2, base_delay_s=0.001, max_delay_s=0.001, sleep=sleeps
+    )
+    reply = await retry.complete(REQUEST)
+    assert isinstance(reply, Completion) and reply.attempts == 2
+    assert expected_min <= sleeps.waits[0] <= expected_min + 0.001
+
+
+async def test_delay_scale_zero_retries_without_sleeping() -> None:
+    sleeps = Sleeps()
+    reply = await RetryBackend(Scripted(fail(), fail(), ok()), 3, delay_scale=0.0, sleep=sleeps).complete(REQUEST)
+    assert isinstance(reply, Completion) and reply.attempts == 3
+    assert sleeps.waits == []
+
+
+async def test_token_bucket_paces_requests_at_the_rate() -> None:
+    bucket = TokenBucket(per_minute=600.0)  # 10 per second, burst 10
+    started = time.monotonic()
+    for _ in range(15):
+        await bucket.acquire(1.0)
+    elapsed = time.monotonic() - started
+    assert 0.4 <= elapsed < 0.9, elapsed  # 10 free from the burst, 5 more at 10/s
+
+
+async def test_token_bucket_goes_into_debt_instead_of_deadlocking() -> None:
+    bucket = TokenBucket(per_minute=6000.0)  # 100/s, capacity 100
+    await asyncio.wait_for(bucket.acquire(250.0), 0.5)  # larger than capacity: allowed, then debt
+    assert bucket.level == pytest.approx(-150.0, abs=2.0)
+    started = time.monotonic()
+    await bucket.acquire(10.0)  # must wait to pay the debt back: ~1.6 s
+    assert time.monotonic() - started > 1.4
+
+
+async def test_rate_limit_corrects_reserved_tokens_from_usage() -> None:
+    limiter = RateLimitBackend(Scripted(ok(tokens=30)), tokens_per_minute=60_000.0)
+    assert limiter.tokens is not None
+    before = limiter.tokens.level
+    await limiter.complete(REQUEST)
+    # Reserved estimate_tokens (200) then gave back what the reply did not use.
+    assert estimate_tokens(REQUEST) == 200
+    assert limiter.tokens.level == pytest.approx(before - 30, abs=2.0)
+
+
+async def test_requests_per_minute_limit_bounds_throughput() -> None:
+    limiter = RateLimitBackend(Scripted(*[ok()] * 8), requests_per_minute=240.0)  # 4/s, burst 4
+    started = time.monotonic()
+    await asyncio.gather(*(limiter.complete(REQUEST) for _ in range(8)))
+    assert time.monotonic() - started >= 0.9
+
+
+async def test_in_flight_bound_is_never_exceeded() -> None:
+    class Slow:
+        def __init__(self) -> None:
+            self.now = self.peak = 0
+
+        async def complete(self, request: CompletionRequest) -> Completion | Failure:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+            await asyncio.sleep(0.01)
+            self.now -= 1
+            return ok()
+
+    slow = Slow()
+    bound = InFlightBackend(slow, 3)
+    await asyncio.gather(*(bound.complete(REQUEST) for _ in range(20)))
+    assert slow.peak == 3
+
+
+@pytest.mark.parametrize("bad", [0, -1])
+def test_in_flight_rejects_a_bad_bound(bad: int) -> None:
+    with pytest.raises(ValueError, match=str(bad)):
+        InFlightBackend(Scripted(), bad)
