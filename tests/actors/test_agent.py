@@ -1,0 +1,159 @@
+"""Agent actors: nested agents roll tokens up per layer; search-time reuse is per problem; Ray wiring."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import pytest
+
+from actors.agent import AgentActor, ModelTool, RemoteTool
+from orchestrators.base import Collaborators
+from orchestrators.react import ask_model, react_loop
+from orchestrators.stacking import per_layer, stacking
+from protocols.config import StackingConfig
+from protocols.messages import (
+    Completion,
+    CompletionRequest,
+    Failure,
+    Grade,
+    Problem,
+    ToolCallRecord,
+    Usage,
+    totals_of,
+)
+
+CONFIG = StackingConfig(structure="Agent[A, Agent[B]@B]@A")
+
+
+def problem(pid: str = "p1") -> Problem:
+    return Problem(id=pid, benchmark="math500", question="What is 1+1?", reference="2", answer_format="boxed")
+
+
+class PolicyModel:
+    """A scripted model: as agent it calls each uncalled tool in order, then answers; as solver it solves.
+
+    Usage depends on the role so per-layer sums can be checked exactly.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.calls = 0
+
+    async def complete(self, request: CompletionRequest) -> Completion | Failure:
+        self.calls += 1
+        meta = request.meta
+        if meta.role == "agent":
+            todo = [t for t in meta.tools if t not in meta.tools_called]
+            text = (
+                f'Thought: ask\nAction: {todo[0]}\nAction Input: {{"query": "What is 1+1?"}}'
+                if todo
+                else "Thought: done\nFinal Answer: \\boxed{2}"
+            )
+            usage = Usage(prompt_tokens=100, completion_tokens=10)
+        else:
+            text, usage = "1+1 = \\boxed{2}", Usage(prompt_tokens=20, completion_tokens=5)
+        return Completion(model=self.name, text=text, usage=usage, cost_usd=usage.total_tokens / 1e6, source="sim")
+
+
+class BoxGrader:
+    async def extract(self, problem: Problem, text: str) -> str | None:
+        found = re.findall(r"\\boxed\{([^{}]*)\}", text)
+        return found[-1] if found else None
+
+    async def equivalent(self, problem: Problem, a: str, b: str) -> bool:
+        return a == b
+
+    async def grade(self, problem: Problem, text: str) -> Grade:
+        got = await self.extract(problem, text)
+        return Grade(extracted=got, correct=got == problem.reference)
+
+
+def box_grader(answer_format: str) -> BoxGrader:
+    return BoxGrader()
+
+
+def build(config: StackingConfig = CONFIG) -> tuple[AgentActor, AgentActor, dict[str, PolicyModel]]:
+    """``Agent[A, Agent[B]@B]@A`` in-process: the inner agent is the outer agent's tool."""
+    models = {"A": PolicyModel("A"), "B": PolicyModel("B")}
+
+    def tool(name: str) -> ModelTool:
+        return ModelTool(name, models[name], ask_model, box_grader, config)
+
+    inner = AgentActor("B_agent1", 1, "B", models["B"], {"B": tool("B")}, react_loop, box_grader, config)
+    outer = AgentActor(
+        "A_agent2", 2, "A", models["A"], {"A": tool("A"), "B_agent1": inner}, react_loop, box_grader, config
+    )
+    return outer, inner, models
+
+
+async def test_nested_tokens_roll_up_per_layer() -> None:
+    outer, _, _ = build()
+    collab = Collaborators(models={}, grader=BoxGrader(), tools={"root": outer})
+    outcome = await stacking(problem(), CONFIG, collab)
+    assert outcome.error is None and outcome.answer == "2"
+    # outer: 3 agent calls; its raw tool A: 1 solver call; inner agent: 2 agent calls + 1 solver call of B.
+    totals = totals_of(outcome.trace)
+    assert totals.calls == 7
+    assert totals.usage.total_tokens == 5 * 110 + 2 * 25
+    layers = outcome.details["per_layer"]
+    assert {k: v["total_tokens"] for k, v in layers.items()} == {"layer_0": 50, "layer_1": 220, "layer_2": 330}
+    assert sum(v["cost_usd"] for v in layers.values()) == pytest.approx(totals.cost_usd)
+    nested = [e for e in outcome.trace if isinstance(e, ToolCallRecord) and e.tool == "B_agent1"]
+    assert len(nested) == 1 and totals_of(nested[0].trace).calls == 3
+
+
+async def test_reuse_serves_the_same_problem_only() -> None:
+    config = CONFIG.model_copy(update={"reuse_answers": True})
+    _, inner, models = build(config)
+    first = await inner.ask(problem("p1"), "What is 1+1?", "r")
+    again = await inner.ask(problem("p1"), "What is 1+1?", "r")
+    other = await inner.ask(problem("p2"), "What is 1+1?", "r")
+    assert not first.reused and again.reused and not other.reused
+    assert again.trace == first.trace  # the structure's cost is still reported in full
+    assert models["B"].calls == 2 * 3  # p1 once, p2 once; the repeat made no model call
+
+
+async def test_without_reuse_every_ask_runs() -> None:
+    _, inner, models = build()
+    for _ in range(2):
+        got = await inner.ask(problem("p1"), "What is 1+1?", "r")
+        assert not got.reused
+    assert models["B"].calls == 6
+
+
+def test_per_layer_of_an_empty_trace() -> None:
+    assert per_layer(()) == {}
+
+
+@pytest.mark.ray
+def test_agent_actor_whose_tool_is_an_agent_actor(ray_session: None) -> None:
+    import asyncio
+
+    import ray
+    from ray import cloudpickle
+
+    # The fakes live in this test module, which Ray workers cannot import by name.
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    models = {"A": PolicyModel("A"), "B": PolicyModel("B")}
+
+    def tool(name: str) -> ModelTool:
+        return ModelTool(name, models[name], ask_model, box_grader, CONFIG)
+
+    remote = ray.remote(AgentActor).options(num_cpus=0)
+    inner = remote.remote("B_agent1", 1, "B", models["B"], {"B": tool("B")}, react_loop, box_grader, CONFIG)
+    outer = remote.remote(
+        "A_agent2",
+        2,
+        "A",
+        models["A"],
+        {"A": tool("A"), "B_agent1": RemoteTool(inner, "B_agent1")},
+        react_loop,
+        box_grader,
+        CONFIG,
+    )
+    collab = Collaborators(models={}, grader=BoxGrader(), tools={"root": RemoteTool(outer)})
+    outcome = asyncio.run(stacking(problem(), CONFIG, collab))
+    assert outcome.error is None and outcome.answer == "2"
+    assert totals_of(outcome.trace).calls == 7
+    assert set(outcome.details["per_layer"]) == {"layer_0", "layer_1", "layer_2"}
