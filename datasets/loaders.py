@@ -1,0 +1,70 @@
+"""``load_problems``: one entry point from a ``DatasetSpec`` to a list of typed problems."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from datasets.errors import DatasetError
+from datasets.gpqa import MISSING_MESSAGE, load_gpqa
+from datasets.gsm8k import load_gsm8k
+from datasets.math500 import load_math500
+from datasets.paths import data_root, locate
+from datasets.synthetic import DEFAULT_COUNT, generate
+from protocols.config import DatasetSpec
+from protocols.messages import Problem
+
+GPQA_SPLITS = ("main", "diamond", "extended", "experts")
+
+
+def _file(spec: DatasetSpec, dataset: str, filename: str) -> Path:
+    if spec.path is None:
+        return locate(dataset, filename)
+    return spec.path / filename if spec.path.is_dir() else spec.path
+
+
+def _gpqa_path(spec: DatasetSpec) -> Path:
+    if spec.path is not None:
+        return spec.path / f"gpqa_{spec.split}.csv" if spec.path.is_dir() else spec.path
+    split = spec.split if spec.split in GPQA_SPLITS else "diamond"
+    try:
+        root = data_root() / "gpqa"
+    except DatasetError:
+        raise DatasetError(MISSING_MESSAGE) from None
+    for candidate in (root / f"gpqa_{split}.csv", root / "dataset" / f"gpqa_{split}.csv"):
+        if candidate.is_file():
+            return candidate
+    raise DatasetError(f"{MISSING_MESSAGE} (looked for {root / f'gpqa_{split}.csv'})")
+
+
+def load_all(spec: DatasetSpec) -> list[Problem]:
+    """Every problem of the spec's dataset and split, in file order (no shuffle, offset or limit)."""
+    match spec.name:
+        case "math500":
+            if spec.split != "test":
+                raise DatasetError(f"math500 has only a 'test' split, not {spec.split!r}")
+            return load_math500(_file(spec, "math500", "test.jsonl"))
+        case "gsm8k":
+            if spec.split not in ("test", "train"):
+                raise DatasetError(f"gsm8k splits are 'test' and 'train', not {spec.split!r}")
+            return load_gsm8k(_file(spec, "gsm8k", f"{spec.split}.jsonl"), spec.split)
+        case "gpqa":
+            return load_gpqa(_gpqa_path(spec))
+        case "synthetic":
+            if spec.path is not None:
+                raise DatasetError("synthetic problems are generated; dataset.path must be unset")
+            count = max(DEFAULT_COUNT, spec.offset + (spec.limit or 0))
+            return generate(seed=spec.seed, count=count)
+    raise DatasetError(f"unknown dataset {spec.name!r}")
+
+
+def load_problems(spec: DatasetSpec) -> list[Problem]:
+    """The problems a run evaluates: load, then shuffle (seeded) if asked, then ``offset`` and ``limit``.
+
+    Raises ``DatasetError`` (a ``ValueError``) naming the file, line and field of bad data.
+    """
+    problems = load_all(spec)
+    if spec.shuffle:
+        random.Random(f"shuffle:{spec.seed}").shuffle(problems)
+    end = None if spec.limit is None else spec.offset + spec.limit
+    return problems[spec.offset : end]
