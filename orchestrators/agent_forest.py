@@ -1,0 +1,46 @@
+"""Agent Forest ("More agents is all you need"): one majority vote over all models' samples pooled."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrators.base import Collaborators, Outcome
+from orchestrators.sampling import Extractor, draw_samples, no_answer
+from orchestrators.voting import Vote, majority
+from protocols.config import AgentForestConfig
+from protocols.messages import Problem
+
+
+async def agent_forest(problem: Problem, config: AgentForestConfig, collab: Collaborators) -> Outcome:
+    """k samples from every model, pooled; the answer with most votes wins (ties: ``voting.majority``)."""
+    extract = Extractor(collab, problem)
+    samples, trace = await draw_samples(
+        problem,
+        collab,
+        config.models,
+        config.k,
+        temperature=config.temperature,
+        max_tokens=config.max_tokens,
+        extract=extract,
+        label="agent_forest",
+    )
+    groups = await extract.group([s.answer for s in samples])
+    vote = majority([Vote(lab, s.model, s.sample_index) for lab, s in zip(groups.labels, samples, strict=True)])
+    details: dict[str, Any] = {
+        "k": config.k,
+        "models": list(config.models),
+        "answers": [s.answer for s in samples],
+        "labels": list(groups.labels),
+        "votes": vote.top,
+        "n": vote.n,
+        "tie_break": vote.tie_break,
+    }
+    if vote.label is None:
+        return Outcome(final_text=None, trace=tuple(trace), details=details, error=no_answer(samples, "agent_forest"))
+    # The text shown is the earliest draw of the winning answer, under the same order as the tie rule.
+    chosen = min(
+        (s for s, lab in zip(samples, groups.labels, strict=True) if lab == vote.label),
+        key=lambda s: (s.sample_index, s.model),
+    )
+    details["chosen_model"] = chosen.model
+    return Outcome(final_text=chosen.text, answer=chosen.answer, trace=tuple(trace), details=details)
