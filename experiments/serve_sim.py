@@ -383,7 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="slmsim serve-sim", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8088)
-    parser.add_argument("--cards", default="qwen2.5-1.5b-instruct", help="comma-separated model cards to serve")
+    parser.add_argument(
+        "--cards", default="Llama-3.1-8B-Instruct,Qwen2.5-7B-Instruct", help="comma-separated model cards to serve"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--latency-s", type=float, default=0.0, help="fixed extra latency per request")
     parser.add_argument("--faults", default="", help="e.g. rate_limit=0.1,server_error=0.05,timeout=0.02")
