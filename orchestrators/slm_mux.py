@@ -15,7 +15,7 @@ the runner's event loop only moves messages. Without it an in-process judge is u
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from orchestrators.base import Collaborators, Outcome
@@ -66,10 +66,27 @@ class MuxVerdict(Frozen):
 
 
 class MuxJudge:
-    """Selects among models' samples by self-consistency confidence (SLM-MUX)."""
+    """Selects among models' samples by self-consistency confidence (SLM-MUX).
 
-    def __init__(self, grader: Grader) -> None:
+    Give it either one ``grader`` (in-process use) or a ``grader_for(answer_format)``
+    factory such as ``datasets.grader_for`` (a module-level function, so it pickles by
+    reference into the actor process, where the graders are built on first use).
+    """
+
+    def __init__(self, grader: Grader | None = None, *, grader_for: Callable[[str], Grader] | None = None) -> None:
         self.grader = grader
+        self.grader_for = grader_for
+        self._graders: dict[str, Grader] = {}
+
+    def _grader(self, problem: Problem) -> Grader:
+        if self.grader is not None:
+            return self.grader
+        if self.grader_for is None:
+            raise TypeError("MuxJudge needs a grader or grader_for=datasets.grader_for; it was given neither")
+        fmt = problem.answer_format
+        if fmt not in self._graders:
+            self._graders[fmt] = self.grader_for(fmt)
+        return self._graders[fmt]
 
     async def select(
         self,
@@ -78,6 +95,7 @@ class MuxJudge:
         validation_accuracy: Mapping[str, float] | None = None,
     ) -> MuxVerdict:
         """Extract and group every sample's answer, then apply ``voting.mux_select``."""
+        grader = self._grader(problem)
         cache: dict[str, str | None] = {}
         answers: list[str | None] = []
         for sample in samples:
@@ -85,11 +103,11 @@ class MuxJudge:
                 answers.append(None)
                 continue
             if sample.text not in cache:
-                cache[sample.text] = await self.grader.extract(problem, sample.text)
+                cache[sample.text] = await grader.extract(problem, sample.text)
             answers.append(cache[sample.text])
 
         async def equivalent(a: str, b: str) -> bool:
-            return await self.grader.equivalent(problem, a, b)
+            return await grader.equivalent(problem, a, b)
 
         groups = await group_answers(answers, equivalent)
         by_model: dict[str, list[tuple[int, int | None]]] = {}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from orchestrators.base import Collaborators
 from orchestrators.dispatch import run_orchestrator
 from orchestrators.slm_mux import MUX_JUDGE, JudgeSample, MuxJudge, MuxVerdict, slm_mux
@@ -134,3 +136,19 @@ async def test_judge_maps_first_draw_to_the_real_sample_index_and_text() -> None
     assert verdict.answer == "1/2"
     assert verdict.confidence == 2 / 3
     assert verdict.labels == (0, None, 0)
+
+
+async def test_judge_builds_graders_per_format_from_a_factory() -> None:
+    made: list[str] = []
+
+    def factory(fmt: str) -> FakeGrader:
+        made.append(fmt)
+        return FakeGrader()
+
+    judge = MuxJudge(grader_for=factory)
+    samples = [JudgeSample(model="A", sample_index=0, text="\\boxed{2}")]
+    await judge.select(PROBLEM, samples, {})
+    await judge.select(PROBLEM, samples, {})
+    assert made == ["boxed"]
+    with pytest.raises(TypeError, match="grader_for"):
+        await MuxJudge().select(PROBLEM, samples, {})
