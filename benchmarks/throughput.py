@@ -1,0 +1,212 @@
+"""Requests per second through the full stack vs a bare aiohttp client, against serve-sim.
+
+    python -m benchmarks.throughput [--latency-s 1.0] [--in-flight 64,256] [--rounds 4]
+
+Starts ``slmsim serve-sim`` (a subprocess, fixed extra latency per request), then for
+each concurrency C measures, in the same run and against the same server:
+
+* **bare**: one aiohttp session (pool of C connections), C workers posting the same
+  chat request back to back;
+* **full**: the driver keeps C problems in flight on a runner actor, whose job asks a
+  model actor, whose backend chain (in-flight bound, retry, ``openai`` backend) posts
+  over HTTP: runner actor -> model actor -> openai backend -> HTTP.
+
+Each side sends ``rounds * C`` requests after a warm-up; the last line printed is the
+ratio full/bare at each concurrency. Both sides see the same server, so the ratio is
+the cost of the stack, not of the simulator (whose answers are ``source: sim``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import aiohttp
+
+from protocols.config import ModelSpec, StoreSpec
+from protocols.messages import ChatMessage, CompletionRequest, Failure, Problem, ProblemResult
+
+CARD = "Llama-3.1-8B-Instruct"
+QUESTION = "What is 17 + 25?"
+
+
+class Measure(NamedTuple):
+    """Requests completed, failed, and the wall time they took."""
+
+    ok: int
+    failed: int
+    seconds: float
+
+    @property
+    def rps(self) -> float:
+        return self.ok / self.seconds if self.seconds > 0 else 0.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(port: int, latency_s: float) -> subprocess.Popen[bytes]:
+    """serve-sim in a subprocess; returns once it answers ``/v1/models``."""
+    from experiments.local_llm import wait_ready
+
+    command = [sys.executable, "-m", "experiments.serve_sim", "--port", str(port), "--cards", CARD]
+    command += ["--latency-s", str(latency_s), "--no-lookup"]
+    proc = subprocess.Popen(command, cwd=Path(__file__).resolve().parents[1])
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/v1", 60.0, proc)
+    except BaseException:
+        proc.kill()
+        raise
+    return proc
+
+
+def body() -> dict[str, Any]:
+    return {"model": CARD, "messages": [{"role": "user", "content": QUESTION}], "temperature": 0.0, "max_tokens": 64}
+
+
+async def bare(base_url: str, in_flight: int, total: int) -> Measure:
+    """``total`` requests from ``in_flight`` workers over one pooled aiohttp session."""
+    connector = aiohttp.TCPConnector(limit=in_flight)
+    ok = failed = 0
+    remaining = total
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            nonlocal ok, failed, remaining
+            while remaining > 0:
+                remaining -= 1
+                async with session.post(f"{base_url}/chat/completions", json=body()) as response:
+                    await response.read()
+                    if response.status == 200:
+                        ok += 1
+                    else:
+                        failed += 1
+
+        await asyncio.gather(*(worker() for _ in range(in_flight)))  # warm the pool
+        ok = failed = 0
+        remaining = total
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(in_flight)))
+        return Measure(ok, failed, time.perf_counter() - started)
+
+
+class AskJob:
+    """A runner job that asks the model actor one question per problem (no grading)."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    async def __call__(self, problem: Problem, index: int) -> ProblemResult:
+        request = CompletionRequest(
+            model="bench",
+            messages=(ChatMessage(role="user", content=problem.question),),
+            max_tokens=64,
+            sample_index=index,
+        )
+        reply = await self.model.complete.remote(request)
+        error = reply if isinstance(reply, Failure) else None
+        return ProblemResult(
+            run_id="bench", problem_id=problem.id, index=index, benchmark="bench", orchestrator="bench",
+            reference="42", final_text=None if error else reply.text, error=error,
+        )  # fmt: skip
+
+    def failed(self, problem: Problem, index: int, failure: Failure, wall_s: float) -> ProblemResult:
+        return ProblemResult(
+            run_id="bench", problem_id=problem.id, index=index, benchmark="bench", orchestrator="bench",
+            reference="42", error=failure, wall_s=wall_s,
+        )  # fmt: skip
+
+
+async def full(base_url: str, in_flight: int, total: int) -> Measure:
+    """``total`` problems through runner actor -> model actor -> openai backend -> HTTP."""
+    import ray
+
+    from experiments.rayrt import spawn_model, spawn_runner
+
+    spec = ModelSpec(
+        name="bench", backend="openai", base_url=base_url, model_id=CARD, max_in_flight=in_flight, timeout_s=60
+    )
+    model = spawn_model(spec, 0, StoreSpec(), None)
+    runner = spawn_runner(AskJob(model), in_flight, 600.0)
+    problems = [
+        Problem(id=f"b{i}", benchmark="bench", question=QUESTION, reference="42", answer_format="free")
+        for i in range(total)
+    ]
+
+    async def drive(batch: list[Problem]) -> tuple[int, int]:
+        queue = list(enumerate(batch))
+        ok = failed = 0
+
+        async def feed() -> None:
+            nonlocal ok, failed
+            while queue:
+                index, problem = queue.pop()
+                result: ProblemResult = await runner.run.remote(problem, index)
+                if result.error is None:
+                    ok += 1
+                else:
+                    failed += 1
+
+        await asyncio.gather(*(feed() for _ in range(in_flight)))
+        return ok, failed
+
+    try:
+        await drive(problems[: in_flight * 2])  # warm-up: actors up, pool connected
+        started = time.perf_counter()
+        ok, failed = await drive(problems)
+        return Measure(ok, failed, time.perf_counter() - started)
+    finally:
+        ray.kill(runner)
+        ray.kill(model)
+
+
+async def measure(base_url: str, levels: list[int], rounds: int) -> dict[int, tuple[Measure, Measure]]:
+    results: dict[int, tuple[Measure, Measure]] = {}
+    for level in levels:
+        total = rounds * level
+        b = await bare(base_url, level, total)
+        f = await full(base_url, level, total)
+        print(
+            f"{level:4d} in flight: bare {b.rps:8.1f} req/s ({b.ok} ok, {b.failed} failed, {b.seconds:.2f}s)  "
+            f"full {f.rps:8.1f} req/s ({f.ok} ok, {f.failed} failed, {f.seconds:.2f}s)  ratio {f.rps / b.rps:.3f}",
+            flush=True,
+        )
+        results[level] = (b, f)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.throughput", description=__doc__.split("\n")[0])
+    parser.add_argument("--latency-s", type=float, default=1.0, help="serve-sim's fixed latency per request")
+    parser.add_argument("--in-flight", default="64,256", help="comma-separated concurrency levels")
+    parser.add_argument("--rounds", type=int, default=4, help="requests per level = rounds x in-flight")
+    args = parser.parse_args(argv)
+    levels = [int(x) for x in args.in_flight.split(",")]
+
+    from experiments.rayrt import ensure_ray
+
+    port = free_port()
+    server = start_server(port, args.latency_s)
+    try:
+        ensure_ray()
+        print(f"serve-sim at 127.0.0.1:{port}, {args.latency_s}s latency per request; {args.rounds} rounds per level")
+        results = asyncio.run(measure(f"http://127.0.0.1:{port}/v1", levels, args.rounds))
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    ratios = ", ".join(f"{level} in flight {f.rps / b.rps:.2f}" for level, (b, f) in results.items())
+    print(f"ratio full/bare: {ratios}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
