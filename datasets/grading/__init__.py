@@ -1,9 +1,10 @@
 """Answer extraction, equivalence and grading for each answer format."""
 
-from datasets.grading.graders import Gsm8kGrader, LetterGrader, MathGrader, grader_for, shared_checker
+from datasets.grading.graders import FreeTextGrader, Gsm8kGrader, LetterGrader, MathGrader, grader_for, shared_checker
 from datasets.grading.symbolic import SymbolicChecker, SymbolicResult
 
 __all__ = [
+    "FreeTextGrader",
     "Gsm8kGrader",
     "LetterGrader",
     "MathGrader",

@@ -108,10 +108,32 @@ class LetterGrader:
         return Grade(extracted=extracted, correct=False, reason=f"not equivalent: {extracted} vs {problem.reference}")
 
 
+def _plain(text: str) -> str:
+    return " ".join(text.split()).strip(" .").casefold()
+
+
+class FreeTextGrader:
+    """Grades free-form answers by exact text after trimming, collapsing spaces and case-folding."""
+
+    async def extract(self, problem: Problem, text: str) -> str | None:
+        return text.strip() or None
+
+    async def equivalent(self, problem: Problem, a: str, b: str) -> bool:
+        return _plain(a) == _plain(b)
+
+    async def grade(self, problem: Problem, text: str) -> Grade:
+        extracted = text.strip() or None
+        if extracted is None:
+            return Grade(extracted=None, correct=False, reason="empty answer")
+        if _plain(extracted) == _plain(problem.reference):
+            return Grade(extracted=extracted, correct=True)
+        return Grade(extracted=extracted, correct=False, reason=f"not equivalent: {extracted} vs {problem.reference}")
+
+
 def grader_for(
     answer_format: str, *, strict: bool = False, checker: SymbolicChecker | None = None
-) -> MathGrader | Gsm8kGrader | LetterGrader:
-    """The grader for an answer format: ``boxed``, ``gsm8k`` (``strict`` or flexible) or ``letter``.
+) -> MathGrader | Gsm8kGrader | LetterGrader | FreeTextGrader:
+    """The grader for an answer format: ``boxed``, ``gsm8k`` (``strict`` or flexible), ``letter`` or ``free``.
 
     ``checker`` replaces the shared symbolic worker pool (e.g. with another timeout).
     """
@@ -122,4 +144,6 @@ def grader_for(
             return Gsm8kGrader("strict" if strict else "flexible")
         case "letter":
             return LetterGrader()
-    raise ValueError(f"no grader for answer format {answer_format!r}; known: boxed, gsm8k, letter")
+        case "free":
+            return FreeTextGrader()
+    raise ValueError(f"no grader for answer format {answer_format!r}; known: boxed, gsm8k, letter, free")

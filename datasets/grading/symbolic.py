@@ -1,22 +1,30 @@
-"""Symbolic equivalence with math-verify, run in a worker process with a hard timeout.
+"""Symbolic equivalence with math-verify, run in worker processes with a hard timeout.
 
-math-verify's own timeouts use ``signal.alarm``, which only works in a main thread;
-a process-pool worker runs its tasks in its main thread, so the signal timeouts work
-there, and the pool is killed and replaced if a check still overruns (pure C loops,
-e.g. a huge integer power, never see the signal).
+math-verify's own timeouts use ``signal.alarm``, which only works in a main thread. So
+each check runs in the main thread of a worker process (``datasets.grading.worker``),
+where those timeouts work. A worker that still overruns (pure C loops, e.g. a huge
+integer power, never see the signal) is killed and replaced. The workers are plain
+``python -m`` subprocesses rather than a multiprocessing pool, so they never re-import
+the caller's ``__main__`` and are safe to start inside threaded Ray workers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
+import json
 import os
+import queue
+import select
+import subprocess
+import sys
+import threading
 from collections import OrderedDict
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Literal, NamedTuple
 
 Verdict = Literal["equal", "different", "unparsable", "timeout"]
+_REPO = Path(__file__).resolve().parents[2]
 
 
 class SymbolicResult(NamedTuple):
@@ -27,7 +35,7 @@ class SymbolicResult(NamedTuple):
 
 
 def symbolic_check(gold: str, pred: str, timeout_s: int = 3, use_signals: bool = True) -> SymbolicResult:
-    """Compare two normalised LaTeX answers with math-verify (blocking; call in a worker).
+    """Compare two normalised LaTeX answers with math-verify (blocking).
 
     ``use_signals`` must be False outside a main thread, which also disables math-verify's timeout.
     """
@@ -51,45 +59,99 @@ def symbolic_check(gold: str, pred: str, timeout_s: int = 3, use_signals: bool =
         return SymbolicResult("unparsable", f"{type(exc).__name__}: {exc}"[:200])
 
 
-def _warm_up() -> None:
-    # Pay the sympy/math-verify import once per worker, before the first real check.
-    symbolic_check("1", "1")
+class _Worker:
+    """One worker subprocess; used by one thread at a time."""
+
+    def __init__(self, startup_s: float) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO), env.get("PYTHONPATH", "")) if p)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "datasets.grading.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+            env=env,
+            cwd=str(_REPO),
+        )
+        if self._readline(startup_s) != "ready":
+            self.kill()
+            raise RuntimeError("symbolic worker did not start")
+
+    def _readline(self, timeout_s: float) -> str | None:
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout_s)
+        if not ready:
+            return None
+        line = self.process.stdout.readline()
+        return line.strip() if line else None
+
+    def check(self, gold: str, pred: str, timeout_s: float) -> SymbolicResult | None:
+        """The verdict, or None if the worker overran ``timeout_s`` or died (it is then unusable)."""
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(json.dumps({"gold": gold, "pred": pred, "timeout": max(1, int(timeout_s))}))
+            self.process.stdin.write("\n")
+            self.process.stdin.flush()
+        except OSError:
+            return None
+        line = self._readline(timeout_s + 1.0)
+        if not line:
+            return None
+        reply = json.loads(line)
+        return SymbolicResult(reply["verdict"], reply["detail"])
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
 
 
 class SymbolicChecker:
-    """A small process pool for symbolic checks, with a result cache and a hard timeout.
+    """Worker processes for symbolic checks, with a result cache and a hard timeout per check.
 
     Args:
-        workers: processes in the pool (default: up to 2, the cores we can count on).
+        workers: worker processes (default: up to 2, the cores we can count on).
         timeout_s: seconds allowed per check; an overrun is a ``timeout`` verdict, never a hang.
         cache_size: how many (gold, pred) verdicts to remember.
+        startup_s: seconds a new worker may take to import sympy and math-verify.
     """
 
-    def __init__(self, workers: int | None = None, timeout_s: float = 3.0, cache_size: int = 65536) -> None:
+    def __init__(
+        self, workers: int | None = None, timeout_s: float = 3.0, cache_size: int = 65536, startup_s: float = 60.0
+    ) -> None:
         self.workers = workers or max(1, min(2, os.cpu_count() or 1))
         self.timeout_s = timeout_s
+        self.startup_s = startup_s
         self._cache: OrderedDict[tuple[str, str], SymbolicResult] = OrderedDict()
         self._cache_size = cache_size
-        self._pool: ProcessPoolExecutor | None = None
-        self._warm = False
+        # Threads, not the event loop, wait on the pipes; a thread-safe queue hands out idle workers.
+        self._threads = ThreadPoolExecutor(self.workers, thread_name_prefix="symbolic")
+        self._idle: queue.SimpleQueue[_Worker | None] = queue.SimpleQueue()
+        for _ in range(self.workers):
+            self._idle.put(None)  # a slot; the worker starts on first use
+        self._live: set[_Worker] = set()
+        self._lock = threading.Lock()
         self.checks = 0
         self.timeouts = 0
 
-    def _get_pool(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            # spawn, not fork: the parent may be a threaded Ray worker, where fork is unsafe.
-            ctx = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_warm_up)
-        return self._pool
-
-    def _kill_pool(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        # A stuck worker ignores shutdown(); terminate it so the next check gets a fresh pool.
-        for process in list(getattr(pool, "_processes", {}).values()):
-            process.terminate()
-        pool.shutdown(wait=False, cancel_futures=True)
+    def _check_blocking(self, gold: str, pred: str) -> SymbolicResult:
+        worker = self._idle.get()
+        try:
+            if worker is None or worker.process.poll() is not None:
+                worker = _Worker(self.startup_s)
+                with self._lock:
+                    self._live.add(worker)
+            result = worker.check(gold, pred, self.timeout_s)
+            if result is None:
+                with self._lock:
+                    self._live.discard(worker)
+                worker.kill()
+                worker = None
+                return SymbolicResult("timeout", f"no verdict within {self.timeout_s:g}s; worker replaced")
+            return result
+        finally:
+            self._idle.put(worker)
 
     async def check(self, gold: str, pred: str) -> SymbolicResult:
         """The symbolic verdict on (gold, pred), from the cache or a worker."""
@@ -99,7 +161,11 @@ class SymbolicChecker:
             self._cache.move_to_end(key)
             return cached
         self.checks += 1
-        result = await self._run(gold, pred)
+        loop = asyncio.get_running_loop()
+        try:
+            result = await loop.run_in_executor(self._threads, self._check_blocking, gold, pred)
+        except (OSError, RuntimeError) as exc:
+            return SymbolicResult("unparsable", f"symbolic worker unavailable: {exc}")
         if result.verdict == "timeout":
             self.timeouts += 1
         self._cache[key] = result
@@ -107,27 +173,9 @@ class SymbolicChecker:
             self._cache.popitem(last=False)
         return result
 
-    async def _run(self, gold: str, pred: str) -> SymbolicResult:
-        loop = asyncio.get_running_loop()
-        signal_limit = max(1, int(self.timeout_s))
-        # Until a worker has answered once, allow for its start-up (spawn + sympy import).
-        bound = self.timeout_s + 1.0 if self._warm else self.timeout_s + 60.0
-        for _attempt in range(2):
-            future = loop.run_in_executor(self._get_pool(), symbolic_check, gold, pred, signal_limit)
-            try:
-                result = await asyncio.wait_for(future, bound)
-            except TimeoutError:
-                self._kill_pool()
-                return SymbolicResult("timeout", f"no verdict within {bound:.0f}s; worker replaced")
-            except BrokenProcessPool:
-                # Another check's timeout killed this pool under us: retry once on a fresh one.
-                if self._pool is not None and getattr(self._pool, "_broken", False):
-                    self._pool = None
-                continue
-            self._warm = True
-            return result
-        return SymbolicResult("timeout", "worker pool broke twice")
-
     def close(self) -> None:
-        """Stop the worker processes."""
-        self._kill_pool()
+        """Stop the worker processes (new ones start if the checker is used again)."""
+        with self._lock:
+            live, self._live = self._live, set()
+        for worker in live:
+            worker.kill()
