@@ -489,7 +489,8 @@ async def run_search_async(config: StackSearchConfig) -> dict[str, Any]:
 
 
 def driver_evaluations(driver: SearchDriver) -> list[Evaluation]:
-    return [task.result() for task in driver.memo.values() if task.done() and not task.exception()]
+    done = [t for t in driver.memo.values() if t.done() and not t.cancelled()]
+    return [t.result() for t in done if t.exception() is None]
 
 
 def held_out(evaluation: Evaluation, train_ids: set[str]) -> dict[str, Any]:

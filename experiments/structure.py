@@ -4,7 +4,8 @@ Notation: a model name is a raw model (``X_0``); ``Agent[T1, T2, ...]@M`` is an 
 orchestrated by model ``M`` whose tools are ``T1, T2, ...`` (``Agent@M[...]`` reads the
 same). Without ``@M`` the orchestrator is the base model of the first tool (the
 anchor), never an implicit frontier model. Given the known model names, ``X_k``
-(a known model name, ``_``, a number) is shorthand for ``X_k = Agent[X_0, X_{k-1}]@X``.
+(a known model name, ``_``, a number) is shorthand for ``X_1 = Agent[X_0]@X``,
+``X_k = Agent[X_0, X_{k-1}]@X``.
 Model names may hold any character but whitespace and ``[ ] , @``.
 """
 
@@ -73,12 +74,14 @@ def agent(tools: list[Node] | tuple[Node, ...], model: str | None = None) -> Age
 
 
 def x_k(model: str, k: int) -> Node:
-    """The warm-up chain: ``X_0`` = the raw model, ``X_k = Agent[X_0, X_{k-1}]@X``."""
+    """The warm-up chain: ``X_0`` = the raw model, ``X_1 = Agent[X_0]@X``, ``X_k = Agent[X_0, X_{k-1}]@X``."""
     if k < 0:
         raise StructureError(f"level must be >= 0, got {k}")
-    node: Node = ModelNode(name=model)
-    for _ in range(k):
-        node = AgentNode(model=model, tools=(ModelNode(name=model), node))
+    raw = ModelNode(name=model)
+    node: Node = raw
+    for level in range(1, k + 1):
+        # X_1 = Agent[X_0]; from X_2 on the raw model sits beside the level below.
+        node = AgentNode(model=model, tools=(raw,) if level == 1 else (raw, node))
     return node
 
 

@@ -173,4 +173,4 @@ def test_bad_configs_fail_with_a_named_reason(override: str, message: str) -> No
 
 
 def test_agent_helper_defaults_to_anchor_model() -> None:
-    assert render(agent([x_k("M", 1), x_k("N", 0)])) == "Agent[Agent[M, M]@M, N]@M"
+    assert render(agent([x_k("M", 1), x_k("N", 0)])) == "Agent[Agent[M]@M, N]@M"

@@ -56,8 +56,9 @@ def test_json_round_trip_of_the_tree() -> None:
         (f"Agent@{L}[{Q}]", f"Agent[{Q}]@{L}"),
         (f"  Agent [ {Q} ,{L} ] @ {R} ", f"Agent[{Q}, {L}]@{R}"),
         (f"{Q}_0", Q),
-        (f"{Q}_2", f"Agent[{Q}, Agent[{Q}, {Q}]@{Q}]@{Q}"),
-        (f"Agent[{R}_1, {L}]", f"Agent[Agent[{R}, {R}]@{R}, {L}]@{R}"),
+        (f"{Q}_1", f"Agent[{Q}]@{Q}"),
+        (f"{Q}_2", f"Agent[{Q}, Agent[{Q}]@{Q}]@{Q}"),
+        (f"Agent[{R}_1, {L}]", f"Agent[Agent[{R}]@{R}, {L}]@{R}"),
     ],
 )
 def test_notation_variants(text: str, expected: str) -> None:
@@ -84,6 +85,7 @@ def test_errors_name_the_problem(text: str, message: str) -> None:
 
 def test_x_k_chain_and_layers() -> None:
     assert x_k(Q, 0) == ModelNode(name=Q)
+    assert x_k(Q, 1) == AgentNode(model=Q, tools=(ModelNode(name=Q),))
     x2 = x_k(Q, 2)
     assert isinstance(x2, AgentNode) and x2.tools == (ModelNode(name=Q), x_k(Q, 1))
     assert [layer_of(x_k(Q, k)) for k in range(4)] == [0, 1, 2, 3]
