@@ -1,0 +1,432 @@
+"""The SLM-MUX sample pool: k samples per (model, problem), drawn once, stored, reused by every study.
+
+Design. The pool is drawn by running the ordinary self-consistency orchestrator with
+``k = pool.k`` for each model through ``run_experiment_async`` (model actors, runner
+actors, the response store, resume — nothing special-cased): each model's run
+directory keeps every sample's full text in its trace. ``pool.jsonl`` is then built
+from those results: per problem, per model, per sample: the extracted answer, its
+equivalence class across *all* models' samples of the problem (the grader's
+equivalence), whether that class is correct, tokens, cost and source. Searches and
+sweeps read only ``pool.jsonl``; they never call a model (``model_calls: 0``).
+
+Sample i of a model is the same draw whichever study reads it, so "the first k
+samples" of a model is a valid k-sample run for every k <= pool.k.
+
+``python -m experiments.pool CONFIG.yaml [key=value ...]`` draws (or resumes) the pool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import re
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from orchestrators.base import Collaborators
+from orchestrators.single import self_consistency
+from orchestrators.voting import group_answers
+from protocols.config import (
+    DatasetSpec,
+    ExperimentConfig,
+    ModelSpec,
+    RunSpec,
+    SelfConsistencyConfig,
+    StoreSpec,
+)
+from protocols.interfaces import Grader
+from protocols.messages import CallRecord, Completion, Failure, Problem, TraceEvent
+
+POOL_FILE = "pool.jsonl"
+POOL_META = "pool_meta.json"
+
+
+class Strict(BaseModel):
+    """Base of the study config sections: immutable, unknown keys are errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PoolSpec(Strict):
+    """How the pool is drawn."""
+
+    k: int = Field(default=9, ge=1, le=64)
+    temperature: float = Field(default=0.5, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, gt=0)
+
+
+class SplitSpec(Strict):
+    """The validation/test split of the pool's problems (by a seeded hash of the problem id)."""
+
+    validation_fraction: float = Field(default=0.5, gt=0.0, lt=1.0)
+    seed: int = 0
+
+
+class SelectionSpec(Strict):
+    """Model-selection search (``experiments.selection``)."""
+
+    sizes: tuple[int, ...] = (2, 3, 4, 5)
+    k: int = Field(default=3, ge=1)
+    lam: float = Field(default=1.0, ge=0.0)
+    """The weight of the contradiction penalty."""
+    confident_threshold: float = Field(default=1.0, gt=0.0, le=1.0)
+    """A model is "consistently wrong" when its top answer is wrong with at least this confidence."""
+    folds: int = Field(default=5, ge=2, le=50)
+    objective: Literal["union_contradiction", "mux_cv"] = "union_contradiction"
+    top: int = Field(default=20, ge=1)
+
+
+class SweepSpec(Strict):
+    """Test-time scaling sweeps (``experiments.sweep``)."""
+
+    models: tuple[str, ...] | None = None
+    """The subset swept over k; None: all pool models."""
+    k_values: tuple[int, ...] | None = None
+    """None: 1..pool.k."""
+    k_for_models: int | None = None
+    """k of the number-of-models sweep; None: the k chosen on validation."""
+
+
+class StudyConfig(Strict):
+    """An SLM-MUX study: one pool of samples and the searches and sweeps computed from it."""
+
+    name: str = "slm_mux_study"
+    seed: int = 0
+    dataset: DatasetSpec = Field(default_factory=DatasetSpec)
+    models: tuple[ModelSpec, ...] = Field(min_length=1)
+    pool: PoolSpec = Field(default_factory=PoolSpec)
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    selection: SelectionSpec = Field(default_factory=SelectionSpec)
+    sweep: SweepSpec = Field(default_factory=SweepSpec)
+    run: RunSpec = Field(default_factory=RunSpec)
+    store: StoreSpec = Field(default_factory=StoreSpec)
+    backend: dict[str, Any] | None = None
+    """Unused by the code: the holder of the YAML anchor the models merge (``<<: *backend``)."""
+
+    @property
+    def model_names(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.models)
+
+
+def load_study(path: str | Path, overrides: Sequence[str] = ()) -> StudyConfig:
+    """YAML + ``key=value`` overrides -> a validated study config (one-line error otherwise)."""
+    from experiments.config_io import ConfigError, apply_overrides, describe, read_tree
+
+    tree = apply_overrides(read_tree(path), list(overrides))
+    try:
+        return StudyConfig.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(describe(exc)) from None
+
+
+# --- the pool's records ------------------------------------------------------------
+
+
+class PoolSample(Strict):
+    """One stored sample: its answer, answer class, correctness and cost."""
+
+    i: int
+    answer: str | None
+    label: int | None
+    """Equivalence class among all samples of the problem (None: abstention)."""
+    correct: bool
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    source: str | None = None
+    error: str | None = None
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class PoolEntry(Strict):
+    """All models' samples of one problem."""
+
+    problem_id: str
+    index: int
+    benchmark: str
+    domain: str | None = None
+    level: int | None = None
+    reference: str
+    classes: tuple[str, ...] = ()
+    """One representative answer per class label."""
+    correct_labels: tuple[int, ...] = ()
+    samples: dict[str, tuple[PoolSample, ...]]
+
+
+class PoolMeta(Strict):
+    """What the pool holds and how it was drawn."""
+
+    name: str
+    dataset: str
+    models: tuple[str, ...]
+    k: int
+    temperature: float
+    seed: int
+    n_problems: int
+    model_calls: int
+    """Model calls made while drawing the pool (studies reading it make none)."""
+    sources: dict[str, int] = Field(default_factory=dict)
+    runs: dict[str, str] = Field(default_factory=dict)
+    """Model -> the run directory its samples came from."""
+    wall_s: float = 0.0
+
+
+def _calls_of(trace: Iterable[TraceEvent]) -> list[CallRecord]:
+    return [e for e in trace if isinstance(e, CallRecord)]
+
+
+async def entry_from_samples(
+    problem: Problem,
+    index: int,
+    per_model: Mapping[str, Sequence[tuple[CallRecord, str | None]]],
+    grader: Grader,
+) -> PoolEntry:
+    """Group every model's answers on one problem, mark the correct classes, build the entry."""
+    order = [(model, rec, ans) for model, pairs in per_model.items() for rec, ans in pairs]
+
+    async def equivalent(a: str, b: str) -> bool:
+        return await grader.equivalent(problem, a, b)
+
+    groups = await group_answers([ans for _, _, ans in order], equivalent)
+    correct_labels: tuple[int, ...] = ()
+    for index, rep in enumerate(groups.representatives):
+        if await grader.equivalent(problem, rep, problem.reference):
+            correct_labels += (index,)
+    samples: dict[str, list[PoolSample]] = {model: [] for model in per_model}
+    for (model, rec, ans), label in zip(order, groups.labels, strict=True):
+        reply = rec.reply
+        samples[model].append(
+            PoolSample(
+                i=rec.sample_index,
+                answer=ans,
+                label=label,
+                correct=label is not None and label in correct_labels,
+                prompt_tokens=reply.usage.prompt_tokens,
+                completion_tokens=reply.usage.completion_tokens,
+                cost_usd=reply.cost_usd,
+                source=reply.source if isinstance(reply, Completion) else None,
+                error=reply.error if isinstance(reply, Failure) else None,
+            )
+        )
+    return PoolEntry(
+        problem_id=problem.id,
+        index=index,
+        benchmark=problem.benchmark,
+        domain=problem.domain,
+        level=problem.level,
+        reference=problem.reference,
+        classes=groups.representatives,
+        correct_labels=correct_labels,
+        samples={m: tuple(sorted(v, key=lambda s: s.i)) for m, v in samples.items()},
+    )
+
+
+def _pairs(trace: Sequence[TraceEvent], details: Mapping[str, Any]) -> list[tuple[CallRecord, str | None]]:
+    """A self-consistency trace's calls with the answers its orchestrator extracted (same order)."""
+    calls = _calls_of(trace)
+    answers = list(details.get("answers") or [None] * len(calls))
+    if len(answers) != len(calls):
+        raise ValueError(f"self-consistency details hold {len(answers)} answers for {len(calls)} calls")
+    return list(zip(calls, answers, strict=True))
+
+
+async def draw_pool_in_process(
+    problems: Sequence[Problem],
+    collab: Collaborators,
+    models: Sequence[str],
+    pool: PoolSpec,
+    *,
+    concurrency: int = 32,
+) -> tuple[list[PoolEntry], int]:
+    """Draw the pool without Ray (tests, small studies): models are ``collab.models``.
+
+    Returns the entries and the number of model calls made.
+    """
+    sem = asyncio.Semaphore(concurrency)
+    entries: list[PoolEntry | None] = [None] * len(problems)
+    calls = 0
+
+    async def one(index: int, problem: Problem) -> None:
+        nonlocal calls
+        async with sem:
+            per_model = {}
+            for model in models:
+                config = SelfConsistencyConfig(
+                    model=model, k=pool.k, temperature=pool.temperature, max_tokens=pool.max_tokens
+                )
+                out = await self_consistency(problem, config, collab)
+                per_model[model] = _pairs(out.trace, out.details)
+                calls += len(per_model[model])
+            entries[index] = await entry_from_samples(problem, index, per_model, collab.grader)
+
+    async with asyncio.TaskGroup() as group:
+        for index, problem in enumerate(problems):
+            group.create_task(one(index, problem))
+    return [e for e in entries if e is not None], calls
+
+
+def slug(text: str) -> str:
+    """A file-system-safe name for a model."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
+
+
+def pool_run_config(study: StudyConfig, spec: ModelSpec) -> ExperimentConfig:
+    """The self-consistency run that draws one model's samples."""
+    return ExperimentConfig(
+        name=f"{study.name}-pool-{slug(spec.name)}",
+        seed=study.seed,
+        dataset=study.dataset,
+        models=(spec,),
+        orchestrator=SelfConsistencyConfig(
+            model=spec.name, k=study.pool.k, temperature=study.pool.temperature, max_tokens=study.pool.max_tokens
+        ),
+        run=study.run.model_copy(update={"out_dir": study.run.out_dir / "pool_runs" / slug(spec.name)}),
+        store=study.store.model_copy(update={"path": study.store.path or (study.run.out_dir / "store")}),
+    )
+
+
+async def draw_pool(study: StudyConfig, *, parallel_runs: int = 2) -> PoolMeta:
+    """Draw (or resume) every model's samples through the run driver, then write ``pool.jsonl``."""
+    from datasets import grader_for, load_problems
+    from experiments.results import RESULTS, read_results
+    from experiments.runner import ModelPool, run_experiment_async
+
+    started = time.perf_counter()
+    problems = load_problems(study.dataset)
+    configs = [pool_run_config(study, spec) for spec in study.models]
+    models = ModelPool(study.seed, configs[0].store, configs[0].store.path)
+    sem = asyncio.Semaphore(parallel_runs)
+    calls = 0
+
+    async def one(config: ExperimentConfig) -> None:
+        nonlocal calls
+        async with sem:
+            summary = await run_experiment_async(config, models=models, problems=problems)
+            calls += summary.calls
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for config in configs:
+                group.create_task(one(config))
+    finally:
+        if models.handles:
+            models.shutdown()
+
+    by_model: dict[str, dict[str, Any]] = {}
+    for config in configs:
+        results, _ = read_results(config.run.out_dir / RESULTS)
+        by_model[config.models[0].name] = {r.problem_id: r for r in results}
+    graders: dict[str, Grader] = {}
+    entries = []
+    sources: dict[str, int] = {}
+    for index, problem in enumerate(problems):
+        grader = graders.setdefault(problem.answer_format, grader_for(problem.answer_format))
+        per_model = {}
+        for name in study.model_names:
+            result = by_model[name].get(problem.id)
+            if result is None:
+                raise ValueError(f"pool: model {name!r} has no result for problem {problem.id!r}")
+            per_model[name] = _pairs(result.trace, result.details)
+        entry = await entry_from_samples(problem, index, per_model, grader)
+        for samples in entry.samples.values():
+            for s in samples:
+                if s.source:
+                    sources[s.source] = sources.get(s.source, 0) + 1
+        entries.append(entry)
+    meta = PoolMeta(
+        name=study.name,
+        dataset=study.dataset.name,
+        models=study.model_names,
+        k=study.pool.k,
+        temperature=study.pool.temperature,
+        seed=study.seed,
+        n_problems=len(entries),
+        model_calls=calls,
+        sources=sources,
+        runs={c.models[0].name: str(c.run.out_dir) for c in configs},
+        wall_s=time.perf_counter() - started,
+    )
+    write_pool(study.run.out_dir, entries, meta)
+    return meta
+
+
+def write_pool(out: Path, entries: Sequence[PoolEntry], meta: PoolMeta) -> None:
+    """Write ``pool.jsonl`` (one problem per line) and ``pool_meta.json``."""
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / (POOL_FILE + ".tmp")
+    with tmp.open("w") as fh:
+        for entry in entries:
+            fh.write(entry.model_dump_json() + "\n")
+    tmp.replace(out / POOL_FILE)
+    (out / POOL_META).write_text(meta.model_dump_json(indent=2) + "\n")
+
+
+class Pool(Strict):
+    """A pool read back from disk."""
+
+    meta: PoolMeta
+    entries: tuple[PoolEntry, ...]
+    path: Path
+
+
+def read_pool(out: Path, study: StudyConfig | None = None) -> Pool:
+    """Read ``pool.jsonl`` + ``pool_meta.json``; with ``study``, check the pool is the one it describes."""
+    path = out / POOL_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no sample pool at {str(path)!r}; draw it first: python -m experiments.pool CONFIG")
+    meta = PoolMeta.model_validate_json((out / POOL_META).read_text())
+    entries = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if line.strip():
+            try:
+                entries.append(PoolEntry.model_validate_json(line))
+            except ValidationError as exc:
+                raise ValueError(f"{path}:{number}: not a pool entry ({exc.error_count()} errors)") from None
+    if study is not None:
+        drawn = (meta.models, meta.k, meta.temperature, meta.seed, meta.dataset)
+        wanted = (study.model_names, study.pool.k, study.pool.temperature, study.seed, study.dataset.name)
+        if drawn != wanted:
+            raise ValueError(
+                f"the pool at {str(path)!r} was drawn as (models, k, T, seed, dataset)={drawn}, "
+                f"but the config asks for {wanted}; use another run.out_dir or redraw the pool"
+            )
+    return Pool(meta=meta, entries=tuple(entries), path=path)
+
+
+def split_ids(ids: Iterable[str], validation_fraction: float, seed: int) -> tuple[set[str], set[str]]:
+    """Disjoint (validation, test) sets by a seeded hash of each id: stable under reordering and subsetting."""
+    validation: set[str] = set()
+    test: set[str] = set()
+    for pid in ids:
+        digest = hashlib.blake2b(f"{seed}:{pid}".encode(), digest_size=8).digest()
+        (validation if int.from_bytes(digest, "big") / 2**64 < validation_fraction else test).add(pid)
+    return validation, test
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m experiments.pool CONFIG.yaml [key=value ...]``: draw the pool and print what it holds."""
+    parser = argparse.ArgumentParser(prog="python -m experiments.pool", description=main.__doc__)
+    parser.add_argument("config")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args(argv)
+    study = load_study(args.config, args.overrides)
+    meta = asyncio.run(draw_pool(study))
+    print(json.dumps(meta.model_dump(mode="json"), indent=2))
+    print(
+        f"pool: {meta.n_problems} problems x {len(meta.models)} models x k={meta.k} -> {study.run.out_dir / POOL_FILE}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
