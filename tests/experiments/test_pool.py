@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from experiments.pool import (
@@ -19,6 +21,8 @@ from orchestrators.base import Collaborators
 from protocols.config import DatasetSpec, ModelSpec, RunSpec
 from protocols.messages import CallRecord, Completion, Problem, Usage
 from tests.orchestrators.slm_fakes import FAIL, PROBLEM, FakeGrader, ScriptedModel, answers_by_index
+
+CONFIGS = Path(__file__).resolve().parents[2] / "experiments" / "configs"
 
 
 def _rec(model: str, i: int, text: str | None) -> CallRecord:
@@ -93,7 +97,7 @@ def test_split_is_disjoint_stable_and_independent_of_order() -> None:
 
 @pytest.mark.parametrize("name", ["slm_mux_search", "slm_mux_scaling"])
 def test_shipped_study_configs_share_one_pool(name) -> None:
-    study = load_study(f"experiments/configs/{name}.yaml")
+    study = load_study(CONFIGS / f"{name}.yaml")
     assert study.model_names == (
         "Llama-3.1-8B-Instruct",
         "Mixtral-8x7B-Instruct",
@@ -104,7 +108,7 @@ def test_shipped_study_configs_share_one_pool(name) -> None:
         "Llama-3.2-3B-Instruct",
     )
     assert all(m.backend == "sim" for m in study.models)
-    other = load_study("experiments/configs/slm_mux_search.yaml")
+    other = load_study(CONFIGS / "slm_mux_search.yaml")
     assert (study.run.out_dir, study.pool, study.seed, study.dataset) == (
         other.run.out_dir,
         other.pool,
