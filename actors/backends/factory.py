@@ -4,8 +4,10 @@ Chain, innermost first::
 
     base (sim | openai)  ->  in-flight bound + rate limit (per attempt)  ->  retry  ->  record
 
-``store.mode == "replay"`` (or ``spec.backend == "replay"``) replaces the whole chain by
-the replay backend over the store: nothing live is ever called in replay mode.
+``spec.backend == "replay"``, or ``store.mode == "replay"`` for an ``openai`` model,
+replaces the whole chain by the replay backend over the store: nothing live is ever
+called in replay mode. A ``sim`` model is not recorded (it is a pure function of the
+seed and the request, and free), so in replay mode it is simulated again, identically.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def build_backend(spec: ModelSpec, seed: int, store: StoreSpec, store_dir: Path 
         store_dir: the resolved store directory (the runner passes ``<out_dir>/store``
             when ``store.path`` is None).
     """
-    if store.mode == "replay" or spec.backend == "replay":
+    if spec.backend == "replay" or (store.mode == "replay" and spec.backend == "openai"):
         return ReplayBackend(spec, ResponseStore(store_path(store, store_dir)))
     chain: Backend = InFlightBackend(base_backend(spec, seed), spec.max_in_flight)
     if spec.requests_per_minute or spec.tokens_per_minute:

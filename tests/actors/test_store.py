@@ -212,3 +212,10 @@ def test_factory_records_openai_only_in_record_mode(tmp_path: Path, mode: str, k
 def test_factory_needs_a_store_directory() -> None:
     with pytest.raises(ValueError, match="'record' needs a store directory"):
         build_backend(SPEC, 0, StoreSpec(mode="record"), None)
+
+
+def test_factory_replay_mode_keeps_sim_models_simulated(tmp_path: Path) -> None:
+    sim = ModelSpec(name="Llama-3.1-8B-Instruct", backend="sim")
+    assert not isinstance(build_backend(sim, 0, StoreSpec(mode="replay"), tmp_path), ReplayBackend)
+    replay = ModelSpec(name="gemma", backend="replay", endpoint="completions")
+    assert isinstance(build_backend(replay, 0, StoreSpec(mode="off"), tmp_path), ReplayBackend)
