@@ -1,0 +1,198 @@
+"""Model cards of the simulator: the calibrated parameters of each simulated model.
+
+``cards.yaml`` (next to this module) is *generated* by ``python -m experiments.calibrate``
+from the hand-written ``inputs.yaml`` plus the public single-model figures; only
+abilities (and MATH subject terms) are fitted, everything else is a documented input.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+CARDS_PATH = Path(__file__).with_name("cards.yaml")
+INPUTS_PATH = Path(__file__).with_name("inputs.yaml")
+_PRIOR = re.compile(r"^prior:(\d+(?:\.\d+)?)[bB]$")
+
+
+class Strict(BaseModel):
+    """Base of the card schema: immutable, unknown keys are errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TokenStats(Strict):
+    """Completion length of one benchmark's answers, in tokens (lognormal with this mean and sd)."""
+
+    mean: float = Field(gt=0)
+    sd: float = Field(ge=0)
+
+
+class CardPrice(Strict):
+    """Approximate public API price, USD per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
+class Collab(Strict):
+    """How the model behaves when shown other answers (aggregator, judge, debater, verifier, agent)."""
+
+    judge_skill: float = Field(ge=0, le=1)
+    """Chance, scaled by its own P(correct), that it recognises a right candidate as right."""
+    conformity: float = Field(ge=0, le=1)
+    """When it does not recognise the right answer: chance it follows the plurality of candidates."""
+    accept_bias: float = Field(ge=0, le=1)
+    """Verifier: chance of saying CORRECT when it cannot solve the problem itself."""
+
+
+class ToolUse(Strict):
+    """Tool-use accuracies (fractions) of the planner/caller/summarizer roles."""
+
+    plan_acc: float = Field(ge=0, le=1)
+    act_em: float = Field(ge=0, le=1)
+    hallu: float = Field(ge=0, le=1)
+    arg_f1: float = Field(ge=0, le=1)
+    rouge_l: float = Field(ge=0, le=1)
+
+
+class Target(Strict):
+    """The accuracy (percent) a card was calibrated to on one benchmark, and where it comes from."""
+
+    value: float = Field(ge=0, le=100)
+    source: str
+
+
+class Card(Strict):
+    """One simulated model: skill, output length, speed, price, failure and collaboration traits."""
+
+    name: str
+    params_b: float | None = None
+    ability: dict[str, float] = Field(default_factory=dict)
+    """Logit ability per benchmark (fitted by calibration)."""
+    domain_offsets: dict[str, dict[str, float]] = Field(default_factory=dict)
+    """Model-specific ability offsets per benchmark domain (fitted where public figures exist)."""
+    targets: dict[str, Target] = Field(default_factory=dict)
+    tokens: dict[str, TokenStats]
+    ttft_s: float = Field(gt=0)
+    decode_tps: float = Field(gt=0)
+    price: CardPrice
+    malformed_rate: float = Field(ge=0, le=1)
+    collab: Collab
+    tool_use: ToolUse
+    notes: str = ""
+
+    def ability_on(self, benchmark: str, domain: str | None) -> float:
+        """Ability on a benchmark's domain; an unknown benchmark uses the mean of the known ones."""
+        if benchmark in self.ability:
+            base = self.ability[benchmark]
+        elif self.ability:
+            base = sum(self.ability.values()) / len(self.ability)
+        else:
+            base = 0.0
+        if domain is not None:
+            base += self.domain_offsets.get(benchmark, {}).get(domain, 0.0)
+        return base
+
+    def tokens_on(self, benchmark: str) -> TokenStats:
+        """Completion-length statistics for a benchmark (``default`` if it has none)."""
+        return self.tokens.get(benchmark) or self.tokens["default"]
+
+
+class BenchDifficulty(Strict):
+    """The shared difficulty structure of one benchmark's problems (logit units)."""
+
+    shared_sd: float = Field(ge=0)
+    """Sd of the seeded per-problem term shared by all models (makes errors correlated)."""
+    level: dict[int, float] = Field(default_factory=dict)
+    domain: dict[str, float] = Field(default_factory=dict)
+    steps_slope: float = 0.0
+    steps_center: float = 0.0
+
+
+class Behaviour(Strict):
+    """Global parameters of the simulator's sampling and wrong-answer model."""
+
+    specific_sd: float = Field(ge=0)
+    """Sd of the model-specific per-problem term (complementarity between models)."""
+    shared_wrong: int = Field(ge=1)
+    """How many of a problem's wrong answers are shared across models."""
+    private_wrong: int = Field(ge=0)
+    shared_wrong_prob: float = Field(ge=0, le=1)
+    """Chance that a wrong sample comes from the shared pool rather than the model's own."""
+    wrong_decay: tuple[float, float]
+    """Range of the per-problem decay of shared wrong-answer weights, exp(-decay * rank)."""
+    tilt_sd: float = Field(ge=0)
+    """Sd of the model-specific log-tilt of the shared wrong-answer weights."""
+    wrong_longer: float = Field(gt=0)
+    """Completion-length factor of wrong answers relative to right ones."""
+
+
+class Prior(Strict):
+    """Ability of an unlisted model from its size: ability = intercept + slope * log2(params_b)."""
+
+    intercept: dict[str, float]
+    slope: dict[str, float]
+    template: str
+    """The card whose non-skill traits (tokens, speed, price, collaboration) a prior card copies."""
+
+
+class SimCards(Strict):
+    """The full set of simulated models plus the shared difficulty and behaviour parameters."""
+
+    version: int = 1
+    calibration_seed: int = 0
+    generated_by: str = ""
+    difficulty: dict[str, BenchDifficulty]
+    behaviour: Behaviour
+    prior: Prior | None = None
+    cards: dict[str, Card]
+
+    def card(self, name: str) -> Card:
+        """The card called ``name``, or a size-based prior card for ``prior:<N>B``."""
+        if name in self.cards:
+            return self.cards[name]
+        m = _PRIOR.match(name)
+        if m and self.prior is not None:
+            size = float(m.group(1))
+            template = self.cards[self.prior.template]
+            ability = {
+                bench: round(self.prior.intercept[bench] + self.prior.slope[bench] * math.log2(size), 4)
+                for bench in self.prior.intercept
+            }
+            return template.model_copy(
+                update={
+                    "name": name,
+                    "params_b": size,
+                    "ability": ability,
+                    "domain_offsets": {},
+                    "targets": {},
+                    "notes": f"size prior for a {size:g}B model (not calibrated)",
+                }
+            )
+        known = ", ".join(sorted(self.cards))
+        raise KeyError(f"unknown sim card {name!r}; known cards: {known}; or use 'prior:<N>B'")
+
+    def difficulty_of(self, benchmark: str) -> BenchDifficulty:
+        """The difficulty structure of a benchmark (``default`` for unknown ones)."""
+        return self.difficulty.get(benchmark) or self.difficulty["default"]
+
+
+def parse_cards(data: dict[str, Any]) -> SimCards:
+    """Validate a cards mapping (as read from YAML)."""
+    return SimCards.model_validate(data)
+
+
+@lru_cache(maxsize=4)
+def load_cards(path: Path = CARDS_PATH) -> SimCards:
+    """Read and validate a cards file (cached per path; the default is the committed ``cards.yaml``)."""
+    if not path.exists():
+        raise FileNotFoundError(f"sim cards file {str(path)!r} not found; run `python -m experiments.calibrate`")
+    with path.open() as fh:
+        return parse_cards(yaml.safe_load(fh))
