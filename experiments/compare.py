@@ -111,6 +111,11 @@ def run_comparison(configs: list[ExperimentConfig], *, parallel: int = 2) -> lis
     return asyncio.run(run_comparison_async(configs, parallel=parallel))
 
 
+def label_of(config: ExperimentConfig) -> str:
+    """A method's short label: its run directory's name (the ``label`` of the comparison file)."""
+    return config.run.out_dir.name
+
+
 def source_of(summary: RunSummary) -> str:
     kinds = [k for k, v in sorted(summary.sources.items()) if v]
     return "+".join(kinds) or "none"
@@ -122,7 +127,7 @@ def render(configs: Sequence[ExperimentConfig], summaries: Sequence[RunSummary])
     lines = [head, "|" + "---|" * 9]
     for config, s in zip(configs, summaries, strict=True):
         lines.append(
-            f"| {config.name} | {s.accuracy:.3f} | [{s.ci95_low:.3f}, {s.ci95_high:.3f}] | {s.usage.total_tokens} "
+            f"| {label_of(config)} | {s.accuracy:.3f} | [{s.ci95_low:.3f}, {s.ci95_high:.3f}] | {s.usage.total_tokens} "
             f"| {s.tokens_per_problem:.0f} | {s.cost_usd:.4f} | {s.calls} | {s.errors} | {source_of(s)} |"
         )
     sources = {source_of(s) for s in summaries}
@@ -146,13 +151,7 @@ def plot(configs: Sequence[ExperimentConfig], summaries: Sequence[RunSummary], p
     for config, s in zip(configs, summaries, strict=True):
         x = s.usage.total_tokens
         ax.errorbar([x], [s.accuracy], yerr=[[s.accuracy - s.ci95_low], [s.ci95_high - s.accuracy]], fmt="o", capsize=3)
-        ax.annotate(
-            config.orchestrator.kind if len(config.name) > 40 else config.name,
-            (x, s.accuracy),
-            fontsize=7,
-            xytext=(4, 4),
-            textcoords="offset points",
-        )
+        ax.annotate(label_of(config), (x, s.accuracy), fontsize=7, xytext=(4, 4), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_xlabel("total tokens (log scale)")
     ax.set_ylabel("accuracy")
@@ -170,7 +169,12 @@ def write_report(configs: Sequence[ExperimentConfig], summaries: Sequence[RunSum
     out.mkdir(parents=True, exist_ok=True)
     (out / "comparison.md").write_text(render(configs, summaries) + "\n")
     rows = [
-        {"method": c.name, "orchestrator": c.orchestrator.model_dump(mode="json"), "summary": s.model_dump(mode="json")}
+        {
+            "method": label_of(c),
+            "name": c.name,
+            "orchestrator": c.orchestrator.model_dump(mode="json"),
+            "summary": s.model_dump(mode="json"),
+        }
         for c, s in zip(configs, summaries, strict=True)
     ]
     (out / "comparison.json").write_text(json.dumps(rows, indent=2) + "\n")

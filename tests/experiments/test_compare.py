@@ -115,7 +115,7 @@ def test_table_and_plot_place_every_method_at_its_cost(tmp_path) -> None:
     )
     summaries = [_summary("s", 0.5, 20_000), _summary("m", 0.6, 180_000)]
     text = render(configs, summaries)
-    assert "SIMULATED" in text and "| cmp-m | 0.600 | [0.500, 0.700] | 180000 |" in text
+    assert "SIMULATED" in text and "| m | 0.600 | [0.500, 0.700] | 180000 |" in text
     paths = write_report(configs, summaries, tmp_path)
     assert [p.name for p in paths] == ["comparison.md", "comparison.json", "accuracy_vs_tokens.png"]
     assert all(p.stat().st_size > 0 for p in paths)
