@@ -209,11 +209,21 @@ def markdown_table(rows: Sequence[Evaluation], title: str, extra: dict[str, list
 
 def write_table(out: Path, stem: str, rows: Sequence[Evaluation], title: str, **extra: list[Any]) -> None:
     (out / f"{stem}.json").write_text(json.dumps([r.model_dump(mode="json") for r in rows], indent=2) + "\n")
-    (out / f"{stem}.md").write_text(markdown_table(rows, title, extra) + "\nSource: see `sources` (sim = SIMULATED).\n")
+    (out / f"{stem}.md").write_text(markdown_table(rows, title, extra) + f"\nSource: {source_of(rows)}.\n")
+
+
+def source_of(evaluations: Sequence[Evaluation]) -> str:
+    """SIMULATED when every completion came from the simulator, else the kinds seen."""
+    kinds = sorted({k for e in evaluations for k, v in e.sources.items() if v})
+    return "SIMULATED" if kinds == ["sim"] else "+".join(kinds) or "no completions"
 
 
 def plot_score_vs_layer(
-    out: Path, warmup: dict[str, list[Evaluation]], result: StackResult | None, extras: dict[str, float]
+    out: Path,
+    warmup: dict[str, list[Evaluation]],
+    result: StackResult | None,
+    extras: dict[str, float],
+    source: str,
 ) -> None:
     """Training score against structure height: warm-up chains, stacking candidates, reference lines."""
     import matplotlib
@@ -231,9 +241,12 @@ def plot_score_vs_layer(
     for label, value in extras.items():
         ax.axhline(value, linestyle="--", linewidth=1, color="grey" if "baseline" in label else "black")
         ax.annotate(label, (0, value), fontsize=7, va="bottom")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("layer (height of the structure; X_k has k)")
     ax.set_ylabel("accuracy")
-    ax.set_title("Hierarchical tool stacking: score vs layer (SIMULATED if source sim)")
+    ax.set_title(f"Hierarchical tool stacking: score vs layer ({source})")
     ax.legend(fontsize=6, loc="lower right")
     fig.tight_layout()
     fig.savefig(out / "score_vs_layer.png", dpi=120)
@@ -481,8 +494,9 @@ async def run_search_async(config: StackSearchConfig) -> dict[str, Any]:
     every = [*driver_evaluations(driver), *tests]
     report["wall_s"] = round(time.perf_counter() - started, 3)
     report["sum_of_parts_s"] = round(sum(e.wall_s for e in every), 3)
+    report["source"] = source_of(every)
     (out / "search.json").write_text(json.dumps(report, indent=2) + "\n")
-    plot_score_vs_layer(out, warmup, result, refs)
+    plot_score_vs_layer(out, warmup, result, refs, report["source"])
     log.info("search_end", wall_s=report["wall_s"], sum_of_parts_s=report["sum_of_parts_s"])
     log_fh.close()
     return report
