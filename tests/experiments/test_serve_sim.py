@@ -218,3 +218,32 @@ def test_injected_faults_follow_their_rates() -> None:
     assert 0.08 < faults.count("rate_limit") / 4000 < 0.12
     assert 0.035 < faults.count("server_error") / 4000 < 0.065
     assert faults.count(None) + faults.count("rate_limit") + faults.count("server_error") == 4000
+
+
+async def test_official_client_against_the_real_simulator() -> None:
+    from experiments.serve_sim import sim_backends
+
+    problem = Problem(
+        id="gsm8k-x", benchmark="gsm8k", question="Tom has 3 apples and buys 4 more. How many?", reference="7",
+        answer_format="gsm8k",
+    )  # fmt: skip
+    server = SimServer(sim_backends(["Llama-3.1-8B-Instruct"], 0, 0.0), ServerSettings(), ProblemLookup([problem]))
+    runner, port = await start(server, "127.0.0.1", 0)
+    client = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
+    try:
+        assert [m.id for m in (await client.models.list()).data] == ["Llama-3.1-8B-Instruct"]
+        messages = [{"role": "user", "content": problem.question}]
+        chats = [
+            await client.chat.completions.create(model="Llama-3.1-8B-Instruct", messages=messages, seed=1)  # type: ignore[arg-type]
+            for _ in range(2)
+        ]
+        done = await client.completions.create(
+            model="Llama-3.1-8B-Instruct", prompt=f"Question: {problem.question}\nAnswer:", max_tokens=200
+        )
+    finally:
+        await client.close()
+        await runner.cleanup()
+    first, second = (c.choices[0].message.content for c in chats)
+    assert first and first == second  # a pure function of the request
+    assert chats[0].usage is not None and chats[0].usage.completion_tokens > 0
+    assert done.choices[0].text and done.usage is not None and done.usage.prompt_tokens > 0
