@@ -61,12 +61,11 @@ def spawn_runner(job: ProblemJob, problems_in_flight: int, timeout_s: float) -> 
     )
 
 
-def spawn_mux_judge(config: ExperimentConfig) -> Any | None:
-    """The SLM-MUX judge as an actor, when the orchestrator module provides one."""
+def spawn_mux_judge(config: ExperimentConfig) -> Any:
+    """The SLM-MUX judge as an actor; it builds its graders in its own process."""
     import ray
 
-    try:
-        from orchestrators.slm_mux import MuxJudge  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return ray.remote(MuxJudge).options(num_cpus=ACTOR_CPUS, max_concurrency=1000).remote()
+    from datasets import grader_for
+    from orchestrators.slm_mux import MuxJudge
+
+    return ray.remote(MuxJudge).options(num_cpus=ACTOR_CPUS, max_concurrency=1000).remote(grader_for=grader_for)

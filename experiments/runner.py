@@ -139,9 +139,7 @@ async def _spawn_collaborators(
     if isinstance(config.orchestrator, SlmMuxConfig):
         from experiments.rayrt import spawn_mux_judge
 
-        judge = spawn_mux_judge(config)
-        if judge is not None:
-            extras["mux_judge"] = judge
+        extras["mux_judge"] = spawn_mux_judge(config)
     return tools, extras
 
 

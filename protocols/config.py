@@ -99,6 +99,12 @@ class StoreSpec(Strict):
     path: Path | None = None
     """Directory of the store; None means ``<out_dir>/store``."""
 
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        # YAML 1.1 reads a bare `off` as False; accept it rather than surprise the user.
+        return "off" if value is False else value
+
 
 class RunSpec(Strict):
     """How the run executes."""
