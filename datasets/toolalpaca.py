@@ -17,6 +17,12 @@ class GoldCall(Record):
     action: str
     action_input: str
     arguments: dict[str, Any] | None = None
+    optional: bool = False
+    """upstream marks optional steps as ``[Optional]name``."""
+
+
+ASK_USER = "getDetails"
+"""ToolAlpaca's pseudo-action for asking the user for missing details; it is in no API."""
 
 
 class ToolAlpacaTask(Record):
@@ -49,7 +55,9 @@ def load_toolalpaca(path: Path) -> list[ToolAlpacaTask]:
                 path=path,
                 field="Golden_Answers",
             )
-        functions = {str(k): str(v) for k, v in (api.get("Function_Description") or {}).items()}
+        # "components" in Function_Description is the OpenAPI components block, not a function.
+        described = (api.get("Function_Description") or {}).items()
+        functions = {str(k): str(v) for k, v in described if k != "components"}
         for i, (instruction, steps) in enumerate(zip(instructions, answers, strict=True)):
             gold = []
             for step in steps:
@@ -64,9 +72,13 @@ def load_toolalpaca(path: Path) -> list[ToolAlpacaTask]:
                     parsed = json.loads(raw)
                 except json.JSONDecodeError:
                     parsed = None
+                action = str(step["Action"])
                 gold.append(
                     GoldCall(
-                        action=step["Action"], action_input=raw, arguments=parsed if isinstance(parsed, dict) else None
+                        action=action.removeprefix("[Optional]"),
+                        action_input=raw,
+                        arguments=parsed if isinstance(parsed, dict) else None,
+                        optional=action.startswith("[Optional]"),
                     )
                 )
             tasks.append(

@@ -17,8 +17,12 @@ from datasets.grading.math import extract_boxed
 # (GSM8K answers are integers or decimals; a fraction means the model did not finish).
 NUMBER = r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\.\d+"
 _NUMBER_RE = re.compile(rf"(?<![\w.])(?:{NUMBER})(?!\w)|(?<![\w.,])(?:{NUMBER})")
-_HASHES_RE = re.compile(rf"####\s*\$?\s*({NUMBER})")
-_ANSWER_IS_RE = re.compile(rf"[Tt]he (?:final )?answer is\s*:?\s*\**\s*\$?\\?\$?\s*({NUMBER})", re.IGNORECASE)
+# A number followed by "/4" is the start of a fraction, not a final answer.
+_NOT_FRACTION = r"(?!\d|/\d)"
+_HASHES_RE = re.compile(rf"####\s*\$?\s*({NUMBER}){_NOT_FRACTION}")
+_ANSWER_IS_RE = re.compile(
+    rf"[Tt]he (?:final )?answer is\s*:?\s*\**\s*\$?\\?\$?\s*({NUMBER}){_NOT_FRACTION}", re.IGNORECASE
+)
 
 Mode = Literal["strict", "flexible"]
 

@@ -18,6 +18,7 @@ import select
 import subprocess
 import sys
 import threading
+import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -44,6 +45,7 @@ def symbolic_check(gold: str, pred: str, timeout_s: int = 3, use_signals: bool =
 
     config = [LatexExtractionConfig(), ExprExtractionConfig()]
     limit = timeout_s if use_signals else None
+    start = time.monotonic()
     try:
         parsed_gold = parse(f"${gold}$", extraction_config=config, parsing_timeout=limit)  # type: ignore[arg-type]
         parsed_pred = parse(f"${pred}$", extraction_config=config, parsing_timeout=limit)  # type: ignore[arg-type]
@@ -52,6 +54,10 @@ def symbolic_check(gold: str, pred: str, timeout_s: int = 3, use_signals: bool =
             return SymbolicResult("unparsable", f"could not parse the {side}")
         if verify(parsed_gold, parsed_pred, timeout_seconds=limit):  # type: ignore[arg-type]
             return SymbolicResult("equal")
+        # math-verify catches its own timeouts and answers False; a False that took the whole
+        # budget is a timeout, not a verdict.
+        if limit is not None and time.monotonic() - start >= limit * 0.95:
+            return SymbolicResult("timeout", f"math-verify gave up after {limit}s")
         return SymbolicResult("different")
     except TimeoutException:
         return SymbolicResult("timeout", "math-verify timed out")
@@ -96,7 +102,8 @@ class _Worker:
             self.process.stdin.flush()
         except OSError:
             return None
-        line = self._readline(timeout_s + 1.0)
+        # Parsing and verifying each get the signal budget; past both (plus slack) the worker is stuck.
+        line = self._readline(2 * timeout_s + 1.0)
         if not line:
             return None
         reply = json.loads(line)
