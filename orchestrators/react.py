@@ -198,6 +198,20 @@ async def _call_tool(tool: Tool, name: str, problem: Problem, query: str, run_id
         return ToolAnswer(tool=name, text=None, error=failure)
 
 
+def _request(
+    model: str, messages: list[ChatMessage], config: StackingConfig, seed: int, meta: RequestMeta
+) -> CompletionRequest:
+    return CompletionRequest(
+        model=model,
+        messages=tuple(messages),
+        temperature=config.temperature,
+        max_tokens=config.max_tokens,
+        stop=STOP,
+        seed=seed,
+        meta=meta,
+    )
+
+
 def _observation(answer: ToolAnswer, limit: int) -> str:
     if answer.error is not None or answer.text is None:
         error = answer.error or Failure(error="internal", message="no text")
@@ -234,25 +248,18 @@ async def react_loop(
     called: list[str] = []
     candidates: list[str | None] = []
     for step in range(config.max_steps):
-        request = CompletionRequest(
-            model=model_name,
-            messages=tuple(messages),
-            temperature=config.temperature,
-            max_tokens=config.max_tokens,
-            stop=STOP,
-            seed=seed,
-            meta=RequestMeta(
-                problem_id=problem.id,
-                run_id=run_id,
-                role="agent",
-                problem=problem,
-                candidates=tuple(candidates),
-                tools=names,
-                tools_called=tuple(called),
-                step=step,
-            ),
+        # The meta tells the simulator what a real model would read off the prompt.
+        meta = RequestMeta(
+            problem_id=problem.id,
+            run_id=run_id,
+            role="agent",
+            problem=problem,
+            candidates=tuple(candidates),
+            tools=names,
+            tools_called=tuple(called),
+            step=step,
         )
-        reply = await model.complete(request)
+        reply = await model.complete(_request(model_name, messages, config, seed, meta))
         trace.append(CallRecord(model=model_name, role="agent", label=f"{name} step {step}", reply=reply))
         if isinstance(reply, Failure):
             return ToolAnswer(tool=name, text=None, trace=tuple(trace), error=reply, steps=step + 1)
