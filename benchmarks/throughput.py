@@ -11,8 +11,9 @@ each concurrency C measures, in the same run and against the same server:
   model actor, whose backend chain (in-flight bound, retry, ``openai`` backend) posts
   over HTTP: runner actor -> model actor -> openai backend -> HTTP.
 
-Each side sends ``rounds * C`` requests after a warm-up; the last line printed is the
-ratio full/bare at each concurrency. Both sides see the same server, so the ratio is
+Each measurement sends ``rounds * C`` requests after a warm-up; bare and full alternate
+``repeats`` times and the medians are compared. The last line printed is the ratio
+full/bare at each concurrency. Both sides see the same server, so the ratio is
 the cost of the stack, not of the simulator (whose answers are ``source: sim``).
 """
 
@@ -126,61 +127,86 @@ class AskJob:
         )  # fmt: skip
 
 
-async def full(base_url: str, in_flight: int, total: int) -> Measure:
-    """``total`` problems through runner actor -> model actor -> openai backend -> HTTP."""
-    import ray
+class FullStack:
+    """A runner actor whose job asks a model actor (openai backend) per problem; spawned once per level."""
 
-    from experiments.rayrt import spawn_model, spawn_runner
+    def __init__(self, base_url: str, in_flight: int) -> None:
+        from experiments.rayrt import spawn_model, spawn_runner
 
-    spec = ModelSpec(
-        name="bench", backend="openai", base_url=base_url, model_id=CARD, max_in_flight=in_flight, timeout_s=60
-    )
-    model = spawn_model(spec, 0, StoreSpec(), None)
-    runner = spawn_runner(AskJob(model), in_flight, 600.0)
-    problems = [
-        Problem(id=f"b{i}", benchmark="bench", question=QUESTION, reference="42", answer_format="free")
-        for i in range(total)
-    ]
+        spec = ModelSpec(
+            name="bench", backend="openai", base_url=base_url, model_id=CARD, max_in_flight=in_flight, timeout_s=60
+        )
+        self.in_flight = in_flight
+        self.model = spawn_model(spec, 0, StoreSpec(), None)
+        self.runner = spawn_runner(AskJob(self.model), in_flight, 600.0)
+        self.warm = False
 
-    async def drive(batch: list[Problem]) -> tuple[int, int]:
-        queue = list(enumerate(batch))
+    async def _drive(self, total: int) -> tuple[int, int]:
+        queue = [
+            (i, Problem(id=f"b{i}", benchmark="bench", question=QUESTION, reference="42", answer_format="free"))
+            for i in range(total)
+        ]
         ok = failed = 0
 
         async def feed() -> None:
             nonlocal ok, failed
             while queue:
                 index, problem = queue.pop()
-                result: ProblemResult = await runner.run.remote(problem, index)
+                result: ProblemResult = await self.runner.run.remote(problem, index)
                 if result.error is None:
                     ok += 1
                 else:
                     failed += 1
 
-        await asyncio.gather(*(feed() for _ in range(in_flight)))
+        await asyncio.gather(*(feed() for _ in range(self.in_flight)))
         return ok, failed
 
-    try:
-        await drive(problems[: in_flight * 2])  # warm-up: actors up, pool connected
+    async def measure(self, total: int) -> Measure:
+        """``total`` problems through runner actor -> model actor -> openai backend -> HTTP."""
+        if not self.warm:  # actors up, connection pool filled
+            await self._drive(self.in_flight * 2)
+            self.warm = True
         started = time.perf_counter()
-        ok, failed = await drive(problems)
+        ok, failed = await self._drive(total)
         return Measure(ok, failed, time.perf_counter() - started)
-    finally:
-        ray.kill(runner)
-        ray.kill(model)
+
+    def close(self) -> None:
+        import ray
+
+        ray.kill(self.runner)
+        ray.kill(self.model)
 
 
-async def measure(base_url: str, levels: list[int], rounds: int) -> dict[int, tuple[Measure, Measure]]:
-    results: dict[int, tuple[Measure, Measure]] = {}
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+async def measure(base_url: str, levels: list[int], rounds: int, repeats: int) -> dict[int, tuple[float, float]]:
+    """Median req/s (bare, full) per level; the two alternate so load drift hits both alike."""
+    results: dict[int, tuple[float, float]] = {}
     for level in levels:
         total = rounds * level
-        b = await bare(base_url, level, total)
-        f = await full(base_url, level, total)
-        print(
-            f"{level:4d} in flight: bare {b.rps:8.1f} req/s ({b.ok} ok, {b.failed} failed, {b.seconds:.2f}s)  "
-            f"full {f.rps:8.1f} req/s ({f.ok} ok, {f.failed} failed, {f.seconds:.2f}s)  ratio {f.rps / b.rps:.3f}",
-            flush=True,
-        )
-        results[level] = (b, f)
+        stack = FullStack(base_url, level)
+        bares: list[float] = []
+        fulls: list[float] = []
+        try:
+            for repeat in range(repeats):
+                b = await bare(base_url, level, total)
+                f = await stack.measure(total)
+                bares.append(b.rps)
+                fulls.append(f.rps)
+                print(
+                    f"{level:4d} in flight, repeat {repeat + 1}: bare {b.rps:7.1f} req/s ({b.failed} failed)"
+                    f"  full {f.rps:7.1f} req/s ({f.failed} failed)  ratio {f.rps / b.rps:.3f}",
+                    flush=True,
+                )
+        finally:
+            stack.close()
+        results[level] = (_median(bares), _median(fulls))
+        b_med, f_med = results[level]
+        print(f"{level:4d} in flight: median bare {b_med:.1f} req/s, full {f_med:.1f} req/s", flush=True)
     return results
 
 
@@ -189,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-s", type=float, default=1.0, help="serve-sim's fixed latency per request")
     parser.add_argument("--in-flight", default="64,256", help="comma-separated concurrency levels")
     parser.add_argument("--rounds", type=int, default=4, help="requests per level = rounds x in-flight")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating bare/full measurements per level")
     args = parser.parse_args(argv)
     levels = [int(x) for x in args.in_flight.split(",")]
 
@@ -198,12 +225,15 @@ def main(argv: list[str] | None = None) -> int:
     server = start_server(port, args.latency_s)
     try:
         ensure_ray()
-        print(f"serve-sim at 127.0.0.1:{port}, {args.latency_s}s latency per request; {args.rounds} rounds per level")
-        results = asyncio.run(measure(f"http://127.0.0.1:{port}/v1", levels, args.rounds))
+        print(
+            f"serve-sim at 127.0.0.1:{port}, {args.latency_s}s latency per request; "
+            f"{args.rounds} x in-flight requests per measurement, {args.repeats} repeats (median)"
+        )
+        results = asyncio.run(measure(f"http://127.0.0.1:{port}/v1", levels, args.rounds, args.repeats))
     finally:
         server.terminate()
         server.wait(timeout=10)
-    ratios = ", ".join(f"{level} in flight {f.rps / b.rps:.2f}" for level, (b, f) in results.items())
+    ratios = ", ".join(f"{level} in flight {f / b:.2f}" for level, (b, f) in results.items())
     print(f"ratio full/bare: {ratios}")
     return 0
 
