@@ -95,6 +95,7 @@ _TEXT_UNIT = re.compile(
     r"(?<=[\d}])\s*\\(?:text|mbox|mathrm|textnormal)\{\s*[A-Za-z][A-Za-z .]*\}(?:\^\{?[23]\}?)?\s*$"
 )
 _WORD_UNIT = re.compile(r"(?<=\d)\s+[a-z]{3,}(?:\s+[a-z]+)*\.?\s*$")
+_CONJUNCTION = re.compile(r"\s*(?:\\(?:text|mbox|mathrm)\{\s*(?:and|or)\s*\}|\s(?:and|or)\s)\s*")
 _ESCAPED_SPACE = re.compile(r"(?<!\\)\\ ")
 _WHITESPACE = re.compile(r"\s+")
 _VAR_PREFIX = re.compile(r"^[a-zA-Z](?:_\{?\w+\}?)?(?:\([a-zA-Z]\))?=(?!=)")
@@ -119,6 +120,8 @@ def normalize(answer: str) -> str:
     s = re.sub(r"\\(?:le|leq|leqslant)(?![a-z])", r"\\le ", s)
     s = re.sub(r"\\(?:ge|geq|geqslant)(?![a-z])", r"\\ge ", s)
     s = s.replace("\\neq", "\\ne ")
+    # "2 or 3", "2 \text{ and } 3": a list of answers, written with commas from here on.
+    s = _CONJUNCTION.sub(",", s)
     # A trailing \text{...} word after a number is a unit ("5\text{ apples}"), not part of the value.
     s = _TEXT_UNIT.sub("", s)
     s = _WORD_UNIT.sub("", s)
@@ -136,7 +139,7 @@ def normalize(answer: str) -> str:
     s = _SQRT_BARE.sub(r"\\sqrt{\1}", s)
     if _THOUSANDS.match(s):
         s = s.replace(",", "")
-    s = _VAR_PREFIX.sub("", s, count=1)
+    s = ",".join(_VAR_PREFIX.sub("", part, count=1) for part in split_top_level(s))
     if s.startswith("{") and s.endswith("}") and _balanced(s[1:-1]):
         s = s[1:-1]
     if re.fullmatch(r"-?\d*\.\d+", s) or re.fullmatch(r"-?\d+\.0*", s):
@@ -170,6 +173,7 @@ def _canonical_decimal(s: str) -> str:
 _INT = r"-?\d+"
 _NUMBER_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)$"), "decimal"),
+    (re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d{1,3}$"), "decimal"),
     (re.compile(r"^([-+]?)\\frac\{(-?\d+(?:\.\d+)?)\}\{(-?\d+(?:\.\d+)?)\}$"), "frac"),
     (re.compile(r"^([-+]?)(\d+)/(\d+)$"), "slash"),
     (re.compile(r"^(\d+)\\frac\{(\d+)\}\{(\d+)\}$"), "mixed"),

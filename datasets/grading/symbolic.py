@@ -52,7 +52,13 @@ def symbolic_check(gold: str, pred: str, timeout_s: int = 3, use_signals: bool =
         if not parsed_gold or not parsed_pred:
             side = "reference" if not parsed_gold else "answer"
             return SymbolicResult("unparsable", f"could not parse the {side}")
-        if verify(parsed_gold, parsed_pred, timeout_seconds=limit):  # type: ignore[arg-type]
+        # math-verify is asymmetric in places (an interval gold accepts "x > 2", not the reverse);
+        # equivalence is symmetric, so either direction proves it.
+        if verify(parsed_gold, parsed_pred, timeout_seconds=limit) or verify(  # type: ignore[arg-type]
+            parsed_pred,
+            parsed_gold,
+            timeout_seconds=limit,  # type: ignore[arg-type]
+        ):
             return SymbolicResult("equal")
         # math-verify catches its own timeouts and answers False; a False that took the whole
         # budget is a timeout, not a verdict.

@@ -138,6 +138,25 @@ PAIRS: list[tuple[str, str, bool]] = [
         True,
     ),
     (r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}", r"\begin{pmatrix} 2 \\ 1 \end{pmatrix}", False),
+    # lists written in words, inequalities, notation variants
+    (r"3\text{ and }5", "3, 5", True),
+    ("x = 2 \\text{ or } x = 3", "3,2", True),
+    ("x=2, x=3", "2, 3", True),
+    ("x=2", "x=2, x=3", False),
+    (r"1 \le x \le 3", "[1,3]", True),
+    ("x > 2", r"(2,\infty)", True),
+    (r"-\infty", r"\infty", False),
+    (r"\pm 2", "2,-2", True),
+    ("1e-3", "0.001", True),
+    (r"1.5 \times 10^3", "1500", True),
+    (r"12.5\%", r"\frac{1}{8}", True),
+    (r"\begin{bmatrix} 1 \\ 2 \end{bmatrix}", r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}", True),
+    ("x^2-1", "(x-1)(x+1)", True),
+    ("x^2", "x^3", False),
+    ("2a", "a", False),
+    (r"\frac{1}{x}", "x^{-1}", True),
+    (r"\binom{5}{2}", "10", True),
+    (r"\log_2 8", "3", True),
     # text and multiple-choice answers
     (r"\text{(A)}", "(A)", True),
     (r"\text{(B)}", "B", True),
@@ -145,6 +164,9 @@ PAIRS: list[tuple[str, str, bool]] = [
     (r"\text{Evelyn}", "Evelyn", True),
     (r"\text{Evelyn}", r"\text{Emily}", False),
     (r"\text{even}", r"\text{odd}", False),
+    (r"\text{Sunday}", "sunday", True),
+    (r"\textbf{(E)}", "(E)", True),
+    (r"\mathrm{(C)}", "C", True),
 ]
 
 
