@@ -155,7 +155,8 @@ class SweepReport(Strict):
     validation_accuracy: dict[str, float]
     models: tuple[str, ...]
     chosen_k: int
-    k_for_models: int
+    k_for_models: int | None
+    """The fixed k of the number-of-models sweep; None: chosen on validation per point (see ``Point.k``)."""
     by_k: list[Point] = Field(default_factory=list)
     by_models: list[Point] = Field(default_factory=list)
     sources: dict[str, int] = Field(default_factory=dict)
@@ -190,13 +191,16 @@ def run_sweep(pool: Pool, study: StudyConfig) -> SweepReport:
             by_k.append(evaluate(entries, "self_consistency", (best_single,), k, val_acc, split))
         by_k.append(evaluate(entries, "single", (best_single,), pool.meta.k, val_acc, split))
     chosen = choose_k([p for p in by_k if p.split == "validation" and p.method == "slm_mux"])
-    k_models = study.sweep.k_for_models or chosen
     ranked = sorted(all_models, key=lambda m: (-val_acc[m], m))
     by_models: list[Point] = []
     for n in range(1, len(ranked) + 1):
         subset = tuple(ranked[:n])
+        # Each point's k is fixed by the config or chosen on validation for that subset, never on test.
+        k_n = study.sweep.k_for_models or choose_k(
+            [evaluate(val, "slm_mux", subset, k, val_acc, "validation") for k in k_values]
+        )
         for method in ("slm_mux", "agent_forest"):
-            by_models.append(evaluate(test, method, subset, k_models, val_acc, "test"))
+            by_models.append(evaluate(test, method, subset, k_n, val_acc, "test"))
     return SweepReport(
         pool=str(pool.path),
         pool_models=all_models,
@@ -206,21 +210,20 @@ def run_sweep(pool: Pool, study: StudyConfig) -> SweepReport:
         validation_accuracy=val_acc,
         models=models,
         chosen_k=chosen,
-        k_for_models=k_models,
+        k_for_models=study.sweep.k_for_models,
         by_k=by_k,
         by_models=by_models,
         sources=pool.meta.sources,
     )
 
 
-def _table(points: Sequence[Point], x: str) -> str:
-    head = f"| {x} | method | split | accuracy | 95% CI | tokens | tokens/problem | cost USD |"
-    rows = [head, "|" + "---|" * 8]
+def _table(points: Sequence[Point]) -> str:
+    head = "| models | k | method | split | accuracy | 95% CI | tokens | tokens/problem | cost USD |"
+    rows = [head, "|" + "---|" * 9]
     for p in points:
-        xval = p.k if x == "k" else len(p.models)
         rows.append(
-            f"| {xval} | {p.method} | {p.split} | {p.accuracy:.3f} | [{p.ci95_low:.3f}, {p.ci95_high:.3f}] "
-            f"| {p.tokens} | {p.tokens_per_problem:.0f} | {p.cost_usd:.4f} |"
+            f"| {len(p.models)} | {p.k} | {p.method} | {p.split} | {p.accuracy:.3f} "
+            f"| [{p.ci95_low:.3f}, {p.ci95_high:.3f}] | {p.tokens} | {p.tokens_per_problem:.0f} | {p.cost_usd:.4f} |"
         )
     return "\n".join(rows)
 
@@ -228,6 +231,7 @@ def _table(points: Sequence[Point], x: str) -> str:
 def render(report: SweepReport) -> str:
     """The sweep as printable markdown, headed by its provenance."""
     label = "SIMULATED (source: sim)" if set(report.sources) == {"sim"} else f"sources {report.sources}"
+    k_rule = f"fixed at {report.k_for_models}" if report.k_for_models else "chosen on validation per point"
     lines = [
         f"# SLM-MUX test-time scaling — {label}",
         f"pool: {report.pool} ({len(report.pool_models)} models; drawn once with {report.pool_model_calls} calls)",
@@ -237,10 +241,10 @@ def render(report: SweepReport) -> str:
         f"k chosen on validation: {report.chosen_k}",
         "",
         f"## accuracy vs k — models {list(report.models)}",
-        _table(report.by_k, "k"),
+        _table(report.by_k),
         "",
-        f"## accuracy vs number of models (test, k={report.k_for_models}; models added by validation accuracy)",
-        _table(report.by_models, "models"),
+        f"## accuracy vs number of models (test; models added in order of validation accuracy; k {k_rule})",
+        _table(report.by_models),
     ]
     return "\n".join(lines)
 
@@ -271,9 +275,13 @@ def plot(report: SweepReport, out: Path) -> list[Path]:
     for method in ("slm_mux", "agent_forest"):
         pts = [p for p in report.by_models if p.method == method]
         ax.plot([len(p.models) for p in pts], [p.accuracy for p in pts], marker="o", label=method)
+        for p in pts if method == "slm_mux" else []:
+            ax.annotate(
+                f"k={p.k}", (len(p.models), p.accuracy), fontsize=7, xytext=(3, -10), textcoords="offset points"
+            )
     ax.set_xlabel("number of models")
     ax.set_ylabel("test accuracy")
-    ax.set_title(f"accuracy vs number of models (k={report.k_for_models})")
+    ax.set_title("accuracy vs number of models (k per point chosen on validation)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     paths.append(out / "accuracy_vs_models.png")

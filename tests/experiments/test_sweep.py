@@ -116,6 +116,7 @@ def test_k_is_chosen_on_validation_not_on_test(tmp_path) -> None:
     assert test_k3.accuracy == 1.0  # the test optimum exists but was not used to choose k
     assert {p.split for p in report.by_models} == {"test"}
     assert [len(p.models) for p in report.by_models if p.method == "slm_mux"] == [1, 2]
+    assert {p.k for p in report.by_models} == {1}  # each point's k also chosen on validation
     paths = write_report(report, tmp_path)
     assert all(p.exists() and p.stat().st_size > 0 for p in paths)
     assert "model_calls: 0" in (tmp_path / "sweep.md").read_text()
