@@ -7,6 +7,8 @@ timeout and a cache, so the event loop never blocks on sympy.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from datasets.grading import gsm8k, letter
 from datasets.grading import math as mathans
 from datasets.grading.symbolic import SymbolicChecker
@@ -24,13 +26,21 @@ def shared_checker() -> SymbolicChecker:
 
 
 class MathGrader:
-    r"""Grades ``\boxed{}`` answers (MATH-500, synthetic) by mathematical equivalence."""
+    r"""Grades ``\boxed{}`` answers (MATH-500, synthetic) by mathematical equivalence.
 
-    def __init__(self, checker: SymbolicChecker | None = None) -> None:
+    ``strict`` (the default) reads only the last ``\boxed{}``; ``flexible`` falls back to
+    "The final answer is $X$" / "The answer is X" when there is no box.
+    """
+
+    def __init__(self, checker: SymbolicChecker | None = None, mode: Literal["strict", "flexible"] = "strict") -> None:
         self.checker = checker
+        self.mode: Literal["strict", "flexible"] = mode
+
+    def _extract(self, text: str) -> str | None:
+        return mathans.extract_boxed(text) if self.mode == "strict" else mathans.extract_final_answer(text)
 
     async def extract(self, problem: Problem, text: str) -> str | None:
-        return mathans.extract_boxed(text)
+        return self._extract(text)
 
     async def compare(self, reference: str, answer: str) -> tuple[bool, str | None]:
         """(equivalent, why not) for a reference and an extracted answer."""
@@ -53,9 +63,10 @@ class MathGrader:
         return (await self.compare(a, b))[0]
 
     async def grade(self, problem: Problem, text: str) -> Grade:
-        extracted = mathans.extract_boxed(text)
+        extracted = self._extract(text)
         if extracted is None:
-            return Grade(extracted=None, correct=False, reason="no \\boxed{} found")
+            why = "no \\boxed{} found" if self.mode == "strict" else "no \\boxed{} or 'The answer is X' found"
+            return Grade(extracted=None, correct=False, reason=why)
         if not extracted.strip():
             return Grade(extracted=extracted, correct=False, reason="empty \\boxed{}")
         correct, reason = await self.compare(problem.reference, extracted)
@@ -131,17 +142,20 @@ class FreeTextGrader:
 
 
 def grader_for(
-    answer_format: str, *, strict: bool = False, checker: SymbolicChecker | None = None
+    answer_format: str, *, strict: bool | None = None, checker: SymbolicChecker | None = None
 ) -> MathGrader | Gsm8kGrader | LetterGrader | FreeTextGrader:
     """The grader for an answer format: ``boxed``, ``gsm8k`` (``strict`` or flexible), ``letter`` or ``free``.
 
-    ``checker`` replaces the shared symbolic worker pool (e.g. with another timeout).
+    ``strict=None`` picks the format's usual variant: the last ``\\boxed{}`` only for ``boxed``
+    (pass ``strict=False`` for the "The answer is X" fallback), flexible for ``gsm8k``
+    (pass ``strict=True`` to require ``#### n``). ``checker`` replaces the shared symbolic
+    worker pool (e.g. with another timeout).
     """
     match answer_format:
         case "boxed":
-            return MathGrader(checker)
+            return MathGrader(checker, "flexible" if strict is False else "strict")
         case "gsm8k":
-            return Gsm8kGrader("strict" if strict else "flexible")
+            return Gsm8kGrader("strict" if strict is True else "flexible")
         case "letter":
             return LetterGrader()
         case "free":

@@ -12,15 +12,17 @@ import re
 
 def _patterns(letters: str) -> list[re.Pattern[str]]:
     L = f"[{letters}]"
+    # "Answer: (A) or (B)" names two letters: no single choice.
+    not_two = rf"(?![\)\]]?\s*(?:and|or|/|,)\s*[\(\[]?{L}(?![A-Za-z0-9]))"
     # After the letter: no more word characters, and "A" must not be the article ("Answer: A good ...").
     end = r"(?![A-Za-z0-9])(?!(?<=A)\s+(?!is\b|because\b|since\b|as\b|and\b|or\b)[a-z])"
     return [
         # "Answer: C", "**Answer:** C", "Final Answer: (C)", "ANSWER: C"
-        re.compile(rf"(?i:answer)\s*\**\s*[:：]\s*\**\s*[\(\[]?\s*\**({L}){end}"),
+        re.compile(rf"(?i:answer)\s*\**\s*[:：]\s*\**\s*[\(\[]?\s*\**({L}){end}{not_two}"),
         # "the answer is (C)", "The correct answer is C.", "answer is: **C**"
         re.compile(
             rf"(?i:answer|choice|option)\s+(?i:is|would be|should be)\s*:?\s*\**\s*[\(\[]?\s*"
-            rf"(?i:option\s+|choice\s+)?({L}){end}(?!\s*(?:and|or)\s+{L}{end})"
+            rf"(?i:option\s+|choice\s+)?({L}){end}{not_two}"
         ),
         re.compile(rf"\\boxed\{{\s*(?:\\text\{{)?\s*\(?({L})\)?\s*\}}?\s*\}}"),
     ]

@@ -147,6 +147,27 @@ def normalize(answer: str) -> str:
     return s
 
 
+_ANSWER_BODY = r"\s*:?\s*(?:\$(?P<math>[^$]+)\$|(?P<plain>[^\s$][^\n]*?))\s*(?:\.\s|\.?$|\n)"
+# Most specific first: Minerva's "Final Answer: The final answer is $X$." must yield X.
+_FINAL_ANSWER = (
+    re.compile(r"final answer is" + _ANSWER_BODY, re.IGNORECASE),
+    re.compile(r"(?:final answer|the answer)\s*(?:is|:)" + _ANSWER_BODY, re.IGNORECASE),
+)
+
+
+def extract_final_answer(text: str) -> str | None:
+    r"""A flexible fallback when there is no box: the last "final answer is $X$" / "The answer is X"."""
+    boxed = extract_boxed(text)
+    if boxed is not None:
+        return boxed
+    for pattern in _FINAL_ANSWER:
+        hits = list(pattern.finditer(text))
+        if hits:
+            last = hits[-1]
+            return (last.group("math") or last.group("plain") or "").strip() or None
+    return None
+
+
 def _drop_space(m: re.Match[str]) -> str:
     # Keep one space where it ends a command before a letter: "\\pi r" is not "\\pir".
     before, after = m.string[: m.start()], m.string[m.end() : m.end() + 1]

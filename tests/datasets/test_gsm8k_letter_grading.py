@@ -101,6 +101,9 @@ LETTER_CASES: list[tuple[str, str | None]] = [
     ("Choice D is wrong because of charge.", None),
     ("We apply Newton's law. C is the speed of light.", None),
     ("Answer: E", None),
+    ("Answer: (A) or (B)", None),
+    ("Answer: A/B", None),
+    ("The answer is B, C", None),
     ("", None),
 ]
 

@@ -260,3 +260,20 @@ async def test_a_stuck_worker_is_killed_and_replaced() -> None:
         assert (await checker.check("x+3", "3+x")).verdict == "equal"  # a fresh worker
     finally:
         checker.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (r"Final Answer: The final answer is $\frac{1}{2}$. I hope it is correct.", r"\frac{1}{2}"),
+        ("so the answer is 42.", "42"),
+        ("Final answer: 3.5", "3.5"),
+        (r"a box wins: \boxed{3}, though the answer is 4.", "3"),
+        ("nothing final here", None),
+    ],
+)
+async def test_flexible_math_falls_back_to_the_stated_answer(text: str, expected: str | None) -> None:
+    flexible, strict = grader_for("boxed", strict=False), grader_for("boxed")
+    problem = _problem("42")
+    assert await flexible.extract(problem, text) == expected
+    assert await strict.extract(problem, text) == (expected if r"\boxed" in text else None)
