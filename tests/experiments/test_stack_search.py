@@ -141,7 +141,7 @@ def test_markdown_table_lists_every_row() -> None:
     assert "| A | `Agent[A]@A` | 0 | 0.750 |" in text and text.count("\n|") == 4
 
 
-@pytest.mark.parametrize("name", ["stacking_math500.yaml", "stacking_fixed.yaml"])
+@pytest.mark.parametrize("name", ["stacking_math500.yaml", "stacking_fixed.yaml", "stacking_gpqa.yaml"])
 def test_shipped_configs_validate(name: str) -> None:
     config = load_search_config(REPO / "experiments" / "configs" / name)
     assert config.stacking.max_steps == 15
