@@ -191,7 +191,24 @@ def max_overlap(evaluations: Sequence[Evaluation]) -> int:
 
 # --- outputs -------------------------------------------------------------------
 
-COLUMNS = ("structure", "layer", "score", "correct", "n", "errors", "total_tokens", "cost_usd", "wall_s")
+COLUMNS = (
+    "structure",
+    "layer",
+    "score",
+    "correct",
+    "n",
+    "errors",
+    "total_tokens",
+    "tokens by layer (L0/L1/...)",
+    "cost_usd",
+    "wall_s",
+)
+
+
+def tokens_by_layer(e: Evaluation) -> str:
+    """Total tokens spent at each layer (raw models = L0), e.g. ``1200/800/300``."""
+    ordered = sorted(e.per_layer.items(), key=lambda kv: int(kv[0].split("_")[-1]))
+    return "/".join(str(int(row.get("total_tokens", 0))) for _, row in ordered) or "-"
 
 
 def markdown_table(rows: Sequence[Evaluation], title: str, extra: dict[str, list[Any]] | None = None) -> str:
@@ -202,7 +219,7 @@ def markdown_table(rows: Sequence[Evaluation], title: str, extra: dict[str, list
     for i, e in enumerate(rows):
         cells = [str(v[i]) for v in extra.values()]
         cells += [f"`{e.structure}`", str(e.layer), f"{e.score:.3f}", str(e.correct), str(e.n), str(e.errors)]
-        cells += [str(e.total_tokens), f"{e.cost_usd:.4f}", f"{e.wall_s:.1f}"]
+        cells += [str(e.total_tokens), tokens_by_layer(e), f"{e.cost_usd:.4f}", f"{e.wall_s:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -136,9 +136,13 @@ def test_train_sample_is_seeded_and_ordered() -> None:
         train_sample(items, 101, seed=0)
 
 
-def test_markdown_table_lists_every_row() -> None:
-    text = markdown_table([ev("A", 0.5), ev("Agent[A]@A", 0.75)], "T", {"base_model": ["A", "A"]})
+def test_markdown_table_lists_every_row_with_tokens_by_layer() -> None:
+    layered = ev("Agent[A]@A", 0.75).model_copy(
+        update={"per_layer": {"layer_1": {"total_tokens": 30}, "layer_0": {"total_tokens": 12}}}
+    )
+    text = markdown_table([ev("A", 0.5), layered], "T", {"base_model": ["A", "A"]})
     assert "| A | `Agent[A]@A` | 0 | 0.750 |" in text and text.count("\n|") == 4
+    assert "| 12/30 |" in text
 
 
 @pytest.mark.parametrize("name", ["stacking_math500.yaml", "stacking_fixed.yaml", "stacking_gpqa.yaml"])
