@@ -169,7 +169,8 @@ def tool_role(card: Card, meta: RequestMeta, key: tuple[object, ...]) -> Reply:
     """alpha-UMi planner / caller / summarizer acting on the gold next turn with the card's accuracies."""
     from actors.backends.sim.tooluse import tool_reply
 
-    return tool_reply(card, meta, key)
+    reply: Reply = tool_reply(card, meta, key)
+    return reply
 
 
 def extra_str(extra: dict[str, Any], name: str) -> str | None:

@@ -171,8 +171,9 @@ class World:
     def wrong_answer(self, view: ModelView, temperature: float, u: float) -> str:
         """Pick a wrong answer: shared pool (groupthink) or the model's own, flatter when hotter."""
         b = self.cards.behaviour
-        # Sharper at T=0 (greedy takes the model's modal slip), flatter when hot.
-        gamma = math.sqrt(temperature_scale(0.0) / temperature_scale(temperature))
+        # Up to the usual sampling temperatures a model's slips keep their shape (it tends to
+        # make the same mistake); above T=0.7 they spread out.
+        gamma = min(1.0, math.sqrt(temperature_scale(0.7) / temperature_scale(temperature)))
         n_shared = len(view.shared_weights)
         shared_mass = b.shared_wrong_prob if view.private_weights else 1.0
         if n_shared == 0:
