@@ -45,8 +45,8 @@ def malformed_mode(rate: float, *key: object) -> Malformed | None:
     return MALFORMED_MODES[int(unit("malformed-mode", *key) * len(MALFORMED_MODES))]
 
 
-def plurality(candidates: list[str]) -> str | None:
-    """The most frequent answer (equivalent answers grouped); ties go to the earliest seen."""
+def plurality(candidates: list[str]) -> tuple[str, int] | None:
+    """The most frequent answer and its count (equivalent answers grouped); ties go to the earliest seen."""
     groups: list[tuple[str, int]] = []
     for c in candidates:
         for i, (rep, n) in enumerate(groups):
@@ -58,7 +58,7 @@ def plurality(candidates: list[str]) -> str | None:
     if not groups:
         return None
     best = max(n for _, n in groups)
-    return next(rep for rep, n in groups if n == best)
+    return next((rep, n) for rep, n in groups if n == best)
 
 
 def solve(
@@ -88,7 +88,9 @@ def decide(
     1. The model makes its own attempt (or keeps ``own``, a debater's previous answer).
        If that attempt is right, then with probability ``judge_skill`` it knows it and
        answers right whatever the candidates say.
-    2. Otherwise, with probability ``conformity`` it follows the plurality of the candidates.
+    2. Otherwise it follows the plurality of the candidates with probability
+       1 - (1 - conformity) ** m, m = how many candidates give that answer (capped at 3):
+       each agreeing candidate is one more push toward the crowd.
     3. Otherwise it keeps its own answer.
     """
     draw = world.draw(card, facts, temperature, *key, "own")
@@ -96,11 +98,11 @@ def decide(
     mine_right = draw.correct if own is None else same_answer(own, facts.reference)
     if mine_right and unit("knows", *key) < card.collab.judge_skill:
         return facts.reference
-    valid = [c for c in candidates if c is not None]
-    if valid and unit("conform", *key) < card.collab.conformity:
-        top = plurality(valid)
-        if top is not None:
-            return top
+    top = plurality([c for c in candidates if c is not None])
+    if top is not None:
+        follow = 1.0 - (1.0 - card.collab.conformity) ** min(top[1], 3)
+        if unit("conform", *key) < follow:
+            return top[0]
     return mine
 
 

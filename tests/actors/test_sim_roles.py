@@ -1,0 +1,186 @@
+"""Collaborator behaviours of simulated models: agent, verifier, aggregator/judge, debater, alpha-UMi roles."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors.backends.sim import SimBackend, load_cards
+from actors.backends.sim.answers import same_answer
+from actors.backends.sim.world import World
+from datasets import grader_for
+from datasets.math500 import load_math500
+from orchestrators.react import ReactAction, ReactFinal, ReactMalformed, parse_react
+from protocols.config import FaultSpec, ModelSpec
+from protocols.messages import ChatMessage, Completion, CompletionRequest, Problem, RequestMeta, Role
+
+
+@pytest.fixture(scope="module")
+def problems(shared_datasets: Path) -> list[Problem]:
+    return load_math500(shared_datasets / "math500" / "test.jsonl")[:200]
+
+
+def req(model: str, problem: Problem, role: Role, *, i: int = 0, **meta: Any) -> CompletionRequest:
+    return CompletionRequest(
+        model=model,
+        messages=(ChatMessage(role="user", content=f"{role} {i} {problem.question}"),),
+        temperature=0.0,
+        meta=RequestMeta(problem_id=problem.id, role=role, problem=problem, **meta),
+    )
+
+
+def a_wrong_answer(problem: Problem) -> str:
+    facts = World(load_cards()).facts(problem)
+    return facts.shared_wrong[0]
+
+
+async def reply_text(backend: SimBackend, request: CompletionRequest) -> str:
+    reply = await backend.complete(request)
+    assert isinstance(reply, Completion) and reply.source == "sim"
+    return reply.text
+
+
+async def test_agent_calls_every_tool_then_answers(problems: list[Problem]) -> None:
+    backend = SimBackend(ModelSpec(name="Qwen2.5-7B-Instruct"), seed=0)
+    tools = ("Llama_0", "Gemma_0", "Agent_1")
+    grader = grader_for("boxed")
+    for p in problems[:20]:
+        called: list[str] = []
+        candidates: list[str | None] = []
+        for step in range(12):
+            meta: dict[str, Any] = {
+                "tools": tools,
+                "tools_called": tuple(called),
+                "candidates": tuple(candidates),
+                "step": step,
+            }
+            parsed = parse_react(await reply_text(backend, req("Qwen2.5-7B-Instruct", p, "agent", **meta)))
+            if isinstance(parsed, ReactAction):
+                assert parsed.tool not in called and parsed.tool in tools
+                assert parsed.query == p.question
+                called.append(parsed.tool)
+                candidates.append(p.reference)
+            elif isinstance(parsed, ReactMalformed):
+                continue  # the card's malformed rate: the loop answers with a format error
+            else:
+                assert isinstance(parsed, ReactFinal)
+                assert called == list(tools)
+                assert await grader.extract(p, parsed.text) is not None
+                break
+        else:
+            pytest.fail("agent never gave a Final Answer")
+
+
+async def test_agent_malformed_actions_follow_the_malformed_rate(problems: list[Problem]) -> None:
+    backend = SimBackend(ModelSpec(name="Qwen2.5-7B-Instruct", faults=FaultSpec(malformed=1.0)), seed=0)
+    text = await reply_text(backend, req("Qwen2.5-7B-Instruct", problems[0], "agent", tools=("T",)))
+    assert isinstance(parse_react(text), ReactMalformed)
+
+
+@pytest.mark.parametrize("model", ["Llama-3.1-8B-Instruct", "Gemini-2.0-Flash"])
+async def test_verifier_ends_with_an_exact_verdict_line(problems: list[Problem], model: str) -> None:
+    backend = SimBackend(ModelSpec(name=model), seed=0)
+    for p in problems[:30]:
+        for target in (p.reference, a_wrong_answer(p)):
+            last = (await reply_text(backend, req(model, p, "verifier", target=target))).splitlines()[-1]
+            assert last in ("Verdict: CORRECT", "Verdict: INCORRECT")
+
+
+async def acceptance(model: str, problems: list[Problem], wrong: bool) -> float:
+    backend = SimBackend(ModelSpec(name=model), seed=0)
+    accepted = 0
+    for p in problems:
+        target = a_wrong_answer(p) if wrong else p.reference
+        text = await reply_text(backend, req(model, p, "verifier", target=target))
+        accepted += text.endswith("Verdict: CORRECT")
+    return accepted / len(problems)
+
+
+async def test_strong_verifiers_reject_wrong_answers_weak_ones_accept_them(problems: list[Problem]) -> None:
+    weak_wrong = await acceptance("Mixtral-8x7B-Instruct", problems, wrong=True)
+    strong_wrong = await acceptance("Gemini-2.0-Flash", problems, wrong=True)
+    strong_right = await acceptance("Gemini-2.0-Flash", problems, wrong=False)
+    assert strong_right > 0.8
+    assert strong_wrong < weak_wrong
+    assert weak_wrong > 0.4  # small models are biased toward accepting
+
+
+async def follow_rate(model: str, problems: list[Problem], role: Role) -> tuple[float, float]:
+    """(share of replies that follow a wrong 2-of-3 majority, share that give the right answer)."""
+    backend = SimBackend(ModelSpec(name=model), seed=0)
+    grader = grader_for("boxed")
+    follow = right = 0
+    for p in problems:
+        w = a_wrong_answer(p)
+        text = await reply_text(backend, req(model, p, role, candidates=(w, p.reference, w)))
+        got = await grader.extract(p, text)
+        follow += same_answer(got, w)
+        right += same_answer(got, p.reference)
+    return follow / len(problems), right / len(problems)
+
+
+@pytest.mark.parametrize("role", ["aggregator", "judge", "debater"])
+async def test_weak_collaborators_conform_to_a_wrong_majority_more(problems: list[Problem], role: Role) -> None:
+    weak_follow, weak_right = await follow_rate("Mixtral-8x7B-Instruct", problems, role)
+    strong_follow, strong_right = await follow_rate("Gemini-2.0-Flash", problems, role)
+    assert weak_follow > strong_follow
+    assert strong_right > weak_right
+    assert weak_follow > 0.4
+
+
+async def test_aggregator_keeps_a_unanimous_right_answer(problems: list[Problem]) -> None:
+    backend = SimBackend(ModelSpec(name="Mixtral-8x7B-Instruct"), seed=0)
+    grader = grader_for("boxed")
+    right = 0
+    for p in problems:
+        text = await reply_text(backend, req("Mixtral-8x7B-Instruct", p, "aggregator", candidates=(p.reference,) * 3))
+        right += same_answer(await grader.extract(p, text), p.reference)
+    assert right / len(problems) > 0.8
+
+
+async def test_debater_uses_its_own_previous_answer(problems: list[Problem]) -> None:
+    backend = SimBackend(ModelSpec(name="Llama-3.1-8B-Instruct"), seed=0)
+    grader = grader_for("boxed")
+    kept = 0
+    for p in problems:
+        w = a_wrong_answer(p)
+        meta: dict[str, Any] = {"candidates": (None, None), "extra": {"own_answer": w}}
+        text = await reply_text(backend, req("Llama-3.1-8B-Instruct", p, "debater", **meta))
+        kept += same_answer(await grader.extract(p, text), w)
+    # No candidates to follow: it keeps its own wrong answer unless it knows better.
+    assert kept / len(problems) > 0.3
+
+
+TOOLS = ("search_for_youtube_search", "get_video_details", "list_channels")
+GOLD_CALL = 'Action: search_for_youtube_search\nAction Input: {"q": "comedy", "c": "US"}'
+
+
+async def test_tool_use_roles_follow_the_card_accuracies(problems: list[Problem]) -> None:
+    card = load_cards().card("Qwen2.5-7B-Instruct")
+    backend = SimBackend(ModelSpec(name="Qwen2.5-7B-Instruct"), seed=0)
+    p = problems[0]
+    n = 400
+    plan_right = tool_right = hallucinated = 0
+    for i in range(n):
+        gold_plan = "I will search for comedy videos. Next: caller."
+        text = await reply_text(backend, req("Qwen2.5-7B-Instruct", p, "planner", i=i, extra={"gold_next": gold_plan}))
+        assert text.rstrip().endswith(("Next: caller.", "Next: conclusion.", "Next: give up."))
+        plan_right += text.rstrip().endswith("Next: caller.")
+        meta: dict[str, Any] = {"extra": {"gold_next": GOLD_CALL}, "tools": TOOLS}
+        text = await reply_text(backend, req("Qwen2.5-7B-Instruct", p, "caller", i=i, **meta))
+        head, _, args = text.partition("\nAction Input: ")
+        assert head.startswith("Action: ")
+        assert isinstance(json.loads(args), dict)
+        tool = head.removeprefix("Action: ")
+        tool_right += tool == TOOLS[0]
+        hallucinated += tool not in TOOLS
+    assert abs(plan_right / n - card.tool_use.plan_acc) < 0.06
+    assert abs(tool_right / n - card.tool_use.act_em) < 0.07
+    assert hallucinated / n < 0.06
+    summary = await reply_text(
+        backend, req("Qwen2.5-7B-Instruct", p, "summarizer", extra={"gold_next": "Here are five comedy videos."})
+    )
+    assert summary and set(summary.split()) <= set(["Here", "are", "five", "comedy", "videos."])
