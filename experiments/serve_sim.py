@@ -253,6 +253,8 @@ class SimServer:
         stop = body.get("stop") or ()
         if isinstance(stop, str):
             stop = (stop,)
+        if not isinstance(stop, list | tuple):
+            raise BadRequest(f"'stop' must be a string or a list of strings, got {stop!r}", param="stop")
         max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
         meta = self._meta(body.get("slmsim_meta"), text)
         try:
