@@ -43,7 +43,7 @@ def _wrong(ref: str, rng: random.Random, salt: int) -> str:
 
 
 def _rewrites(ref: str) -> list[str]:
-    out = [ref.replace("\\frac", "\\dfrac"), f"x = {ref}", f"{ref} "]
+    out = [ref.replace("\\frac", "\\dfrac"), f"{ref} " if "=" in ref else f"x = {ref}", f"{ref} "]
     value = as_number(normalize(ref))
     if value is not None:
         out.append(f"\\frac{{{value.numerator}}}{{{value.denominator}}}")

@@ -80,11 +80,12 @@ def strip_wrapper(text: str, command: str) -> str:
         i = end + 1
 
 
-# Units a MATH answer may carry; removed only when they follow a number or close the answer.
+# Units a MATH answer may carry, removed when they close the answer after a number. Bare single letters
+# (m, s, h, g) and "mi", "in" are left out: "2m" or "3i" is algebra. Inside \text{} they are units.
 _UNITS = (
-    "degrees?|cm|centimeters?|meters?|metres?|m|km|kilometers?|mm|inch(?:es)?|in|feet|foot|ft|yards?|yd|"
-    "miles?|mi|seconds?|sec|s|minutes?|min|hours?|hrs?|h|days?|weeks?|months?|years?|mph|units?|"
-    "square|sq|cubic|dollars?|cents?|points?|percent|people|students?|ways|pounds?|lbs?|ounces?|oz|grams?|g|kg"
+    "degrees?|cm|centimeters?|meters?|metres?|km|kilometers?|mm|inch(?:es)?|feet|foot|ft|yards?|yd|"
+    "miles?|seconds?|sec|minutes?|min|hours?|hrs?|days?|weeks?|months?|years?|mph|units?|"
+    "square|sq|cubic|dollars?|cents?|points?|percent|people|students?|ways|pounds?|lbs?|ounces?|oz|grams?|kg"
 )
 _UNIT_AFTER_NUMBER = re.compile(rf"(?<=[\d}}])\s*(?:(?:{_UNITS})(?:\^?\{{?[23]\}}?)?\s*)+$")
 _THOUSANDS = re.compile(r"^[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
@@ -285,6 +286,9 @@ def fast_equiv(a: str, b: str) -> bool | None:
     if va is not None and vb is not None:
         alts_a, alts_b = _percent_alternatives(a, va), _percent_alternatives(b, vb)
         return any(x == y for x in alts_a for y in alts_b)
+    if (va is None) != (vb is None) and _has_variable(na if va is None else nb):
+        # A number never equals an expression in a variable ("2m" is not 2; units are already gone).
+        return False
     ga, gb = _brackets(na), _brackets(nb)
     if (ga is None) != (gb is None):
         # A bare list of solutions ("2,3") is not an ordered pair or interval ("(2,3)").
@@ -308,6 +312,11 @@ def fast_equiv(a: str, b: str) -> bool | None:
     if _is_plain_text(na) and _is_plain_text(nb):
         return na.lower() == nb.lower()
     return None
+
+
+def _has_variable(s: str) -> bool:
+    # Letters outside LaTeX commands (\pi, \sqrt, \times are not variables).
+    return re.search(r"[A-Za-z]", re.sub(r"\\[A-Za-z]+", "", s)) is not None
 
 
 def _is_plain_text(s: str) -> bool:
