@@ -93,7 +93,7 @@ _SIMPLE_FRAC = re.compile(r"\\frac(\d)(\d)")
 _HALF_BRACED_FRAC = re.compile(r"\\frac\{([^{}]*)\}(\d)")
 _SQRT_BARE = re.compile(r"\\sqrt(\d+|[a-zA-Z])")
 _TEXT_UNIT = re.compile(
-    r"(?<=[\d}])\s*\\(?:text|mbox|mathrm|textnormal)\{\s*[A-Za-z][A-Za-z .]*\}(?:\^\{?[23]\}?)?\s*$"
+    r"(?<=[\d}])\s*\\(?:text|mbox|mathrm|textnormal)\{\s*[A-Za-z][A-Za-z ./]*\}(?:\^\{?[23]\}?)?\s*$"
 )
 _WORD_UNIT = re.compile(r"(?<=\d)\s+[a-z]{3,}(?:\s+[a-z]+)*\.?\s*$")
 _CONJUNCTION = re.compile(r"\s*(?:\\(?:text|mbox|mathrm)\{\s*(?:and|or)\s*\}|\s(?:and|or)\s)\s*")
