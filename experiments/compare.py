@@ -150,7 +150,13 @@ def plot(configs: Sequence[ExperimentConfig], summaries: Sequence[RunSummary], p
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for config, s in zip(configs, summaries, strict=True):
         x = s.usage.total_tokens
-        ax.errorbar([x], [s.accuracy], yerr=[[s.accuracy - s.ci95_low], [s.ci95_high - s.accuracy]], fmt="o", capsize=3)
+        ax.errorbar(
+            [x],
+            [s.accuracy],
+            yerr=[[max(0.0, s.accuracy - s.ci95_low)], [max(0.0, s.ci95_high - s.accuracy)]],
+            fmt="o",
+            capsize=3,
+        )
         ax.annotate(label_of(config), (x, s.accuracy), fontsize=7, xytext=(4, 4), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_xlabel("total tokens (log scale)")

@@ -260,7 +260,8 @@ def plot(report: SweepReport, out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(6, 4))
     for method in ("slm_mux", "agent_forest", "self_consistency"):
         pts = [p for p in report.by_k if p.split == "test" and p.method == method]
-        ax.plot([p.k for p in pts], [p.accuracy for p in pts], marker="o", label=method)
+        name = f"{method} ({pts[0].models[0]})" if method == "self_consistency" and pts else method
+        ax.plot([p.k for p in pts], [p.accuracy for p in pts], marker="o", label=name)
     ax.axvline(report.chosen_k, color="grey", linestyle=":", label=f"k chosen on validation ({report.chosen_k})")
     ax.set_xlabel("samples per model (k)")
     ax.set_ylabel("test accuracy")
