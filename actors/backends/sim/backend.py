@@ -71,12 +71,14 @@ class SimBackend:
                 reply = roles.solve(self.world, self.card, facts, temperature, mal_rate, base)
             case "aggregator" | "judge" | "debater":
                 key = (*base, meta.role, chash)
-                reply = roles.review(self.world, self.card, facts, temperature, mal_rate, meta, key)
+                reply = roles.review(self.world, self.card, facts, temperature, mal_rate, meta, key, base)
             case "verifier":
-                reply = roles.verify(self.world, self.card, facts, temperature, meta, (*base, "verifier", chash))
+                reply = roles.verify(self.world, self.card, facts, temperature, meta, (*base, "verifier", chash), base)
             case "agent":
                 key = (*base, "agent", meta.run_id)
-                reply = roles.act(self.world, self.card, facts, temperature, mal_rate, meta, problem.question, key)
+                reply = roles.act(
+                    self.world, self.card, facts, temperature, mal_rate, meta, problem.question, key, base
+                )
             case "planner" | "caller" | "summarizer":
                 reply = roles.tool_role(self.card, meta, (*base, meta.role, chash))
         stats = self.card.tokens_on(facts.benchmark)

@@ -82,10 +82,13 @@ def decide(
     candidates: tuple[str | None, ...],
     own: str | None,
     key: tuple[object, ...],
+    base: tuple[object, ...],
 ) -> str:
     """The skill-plus-conformity rule shared by aggregator, judge, debater and the agent's final answer.
 
-    1. The model makes its own attempt (or keeps ``own``, a debater's previous answer).
+    1. The model has its own answer: its solver answer for this sample (``base`` is the
+       solver's key: the same model on the same problem believes what it would answer
+       alone), or ``own``, a debater's previous answer.
        If that attempt is right, then with probability ``judge_skill`` it knows it and
        answers right whatever the candidates say.
     2. Otherwise it follows the plurality of the candidates with probability
@@ -93,7 +96,7 @@ def decide(
        each agreeing candidate is one more push toward the crowd.
     3. Otherwise it keeps its own answer.
     """
-    draw = world.draw(card, facts, temperature, *key, "own")
+    draw = world.draw(card, facts, temperature, *base)
     mine = draw.answer if own is None else own
     mine_right = draw.correct if own is None else same_answer(own, facts.reference)
     if mine_right and unit("knows", *key) < card.collab.judge_skill:
@@ -114,10 +117,11 @@ def review(
     mal_rate: float,
     meta: RequestMeta,
     key: tuple[object, ...],
+    base: tuple[object, ...],
 ) -> Reply:
     """Aggregator, judge or debater: choose a final answer among the candidates and its own."""
     own = meta.extra.get("own_answer") if meta.role == "debater" else None
-    answer = decide(world, card, facts, temperature, meta.candidates, own if isinstance(own, str) else None, key)
+    answer = decide(world, card, facts, temperature, meta.candidates, own if isinstance(own, str) else None, key, base)
     mode = malformed_mode(mal_rate, *key)
     text = review_text(facts.answer_format, answer, unit("style", *key), mode)
     if mode is not None:
@@ -126,11 +130,17 @@ def review(
 
 
 def verify(
-    world: World, card: Card, facts: Facts, temperature: float, meta: RequestMeta, key: tuple[object, ...]
+    world: World,
+    card: Card,
+    facts: Facts,
+    temperature: float,
+    meta: RequestMeta,
+    key: tuple[object, ...],
+    base: tuple[object, ...],
 ) -> Reply:
     """Verifier: a verdict on ``meta.target``; right if it can solve the problem, else biased to accept."""
     target = meta.target
-    draw = world.draw(card, facts, temperature, *key, "own")
+    draw = world.draw(card, facts, temperature, *base)
     target_right = same_answer(target, facts.reference)
     if draw.correct and unit("knows", *key) < card.collab.judge_skill:
         verdict = target_right
@@ -150,6 +160,7 @@ def act(
     meta: RequestMeta,
     question: str,
     key: tuple[object, ...],
+    base: tuple[object, ...],
 ) -> Reply:
     """ReAct agent: call each tool not yet called (in order), then give a Final Answer."""
     remaining = [t for t in meta.tools if t not in meta.tools_called]
@@ -162,7 +173,7 @@ def act(
         payload = json.dumps({"query": question})
         text = f"Thought: I should consult {tool} on this problem.\nAction: {tool}\nAction Input: {payload}"
         return Reply(text, None, None, 0.15)
-    answer = decide(world, card, facts, temperature, meta.candidates, None, key)
+    answer = decide(world, card, facts, temperature, meta.candidates, None, key, base)
     text = f"Thought: I now know the final answer.\nFinal Answer: {bare_answer(facts.answer_format, answer)}"
     return Reply(text, answer, same_answer(answer, facts.reference), 0.4)
 
