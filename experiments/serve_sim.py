@@ -3,7 +3,8 @@
 Any OpenAI client (the official ``openai`` package, LangChain, third-party agent
 code) works against it with no change but its base URL. Endpoints:
 ``GET /v1/models``, ``POST /v1/chat/completions``, ``POST /v1/completions``
-(non-streaming, ``usage`` included). Every completion is simulated: the response's
+(``usage`` included; ``stream: true`` is served as server-sent events carrying the
+whole text in one chunk). Every completion is simulated: the response's
 ``system_fingerprint`` is ``slmsim-sim`` and ``x-slmsim-source: sim`` is sent.
 
 The simulator grades against real references, so the server finds the problem a
@@ -213,7 +214,38 @@ class SimServer:
         if failures:
             status = _FAILURE_STATUS.get(failures[0].error, 500)
             return _error(status, failures[0].message, failures[0].error)
-        return web.json_response(self._wire(model, [r for r in replies if isinstance(r, Completion)], chat))
+        wire = self._wire(model, [r for r in replies if isinstance(r, Completion)], chat)
+        if body.get("stream"):
+            options = body.get("stream_options")
+            usage = isinstance(options, dict) and bool(options.get("include_usage"))
+            return await self._stream(http, wire, chat, usage)
+        return web.json_response(wire)
+
+    async def _stream(
+        self, http: web.Request, wire: dict[str, Any], chat: bool, include_usage: bool
+    ) -> web.StreamResponse:
+        """The reply as server-sent events: one content chunk per choice, its finish, [DONE]."""
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(http)
+        head = {k: wire[k] for k in ("id", "created", "model", "system_fingerprint")}
+        head["object"] = "chat.completion.chunk" if chat else "text_completion"
+        chunks: list[dict[str, Any]] = []
+        for choice in wire["choices"]:
+            i, finish = choice["index"], choice["finish_reason"]
+            if chat:
+                delta = {"role": "assistant", "content": choice["message"]["content"]}
+                chunks.append({"index": i, "delta": delta, "finish_reason": None, "logprobs": None})
+                chunks.append({"index": i, "delta": {}, "finish_reason": finish, "logprobs": None})
+            else:
+                chunks.append({"index": i, "text": choice["text"], "finish_reason": finish, "logprobs": None})
+        events = [{**head, "choices": [c]} for c in chunks]
+        if include_usage:
+            events.append({**head, "choices": [], "usage": wire["usage"]})
+        for event in events:
+            await response.write(f"data: {json.dumps(event)}\n\n".encode())
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
 
     async def _body(self, http: web.Request) -> dict[str, Any]:
         try:
@@ -230,8 +262,8 @@ class SimServer:
             raise BadRequest("'model' is required and must be a string", param="model")
         if model not in self.backends:
             raise BadRequest(f"unknown model {model!r}; known: {sorted(self.backends)}", 404, "model")
-        if body.get("stream"):
-            raise BadRequest("streaming is not supported by serve-sim; send stream=false", param="stream")
+        if not isinstance(body.get("stream", False), bool):
+            raise BadRequest(f"'stream' must be a boolean, got {body['stream']!r}", param="stream")
         n = body.get("n", 1)
         if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 16:
             raise BadRequest(f"'n' must be an integer in 1..16, got {n!r}", param="n")

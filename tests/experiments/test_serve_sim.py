@@ -116,12 +116,7 @@ BAD_REQUESTS = [
         400,
         "'n'",
     ),
-    (
-        "chat/completions",
-        json.dumps({"model": "sim-a", "messages": [{"role": "user", "content": "x"}], "stream": True}),
-        400,
-        "stream",
-    ),
+    ("completions", json.dumps({"model": "sim-a", "prompt": "x", "stream": "yes"}), 400, "'stream'"),
     (
         "chat/completions",
         json.dumps({"model": "sim-a", "messages": [{"role": "user", "content": "x"}], "slmsim_meta": {"bogus": 1}}),
@@ -253,3 +248,29 @@ async def test_official_client_against_the_real_simulator() -> None:
     assert first and first == second  # a pure function of the request
     assert chats[0].usage is not None and chats[0].usage.completion_tokens > 0
     assert done.choices[0].text and done.usage is not None and done.usage.prompt_tokens > 0
+
+
+async def test_official_client_streams_chat_and_completions(served: tuple[str, Recorder, SimServer]) -> None:
+    url, _, _ = served
+    client = openai.AsyncOpenAI(base_url=url, api_key="unused", max_retries=0)
+    chat = await client.chat.completions.create(
+        model="sim-a",
+        messages=[{"role": "user", "content": "1+1?"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    pieces: list[str] = []
+    finishes: list[str] = []
+    usage = None
+    async for chunk in chat:
+        for choice in chunk.choices:
+            pieces.append(choice.delta.content or "")
+            if choice.finish_reason:
+                finishes.append(choice.finish_reason)
+        usage = chunk.usage or usage
+    assert "".join(pieces) == "The answer is \\boxed{0}" and finishes == ["stop"]
+    assert usage is not None and usage.total_tokens == 13
+    done = await client.completions.create(model="sim-a", prompt="Q:", stream=True)
+    texts = [c.choices[0].text async for c in done if c.choices]
+    assert "".join(texts) == "The answer is \\boxed{0}"
+    await client.close()
