@@ -184,3 +184,49 @@ async def test_tool_use_roles_follow_the_card_accuracies(problems: list[Problem]
         backend, req("Qwen2.5-7B-Instruct", p, "summarizer", extra={"gold_next": "Here are five comedy videos."})
     )
     assert summary and set(summary.split()) <= set(["Here", "are", "five", "comedy", "videos."])
+
+
+class _FastMathGrader:
+    """The real MATH extraction and exact fast path (no sympy pool), for an in-process orchestrator run."""
+
+    async def extract(self, problem: Problem, text: str) -> str | None:
+        from datasets.grading.math import extract_boxed
+
+        return extract_boxed(text)
+
+    async def equivalent(self, problem: Problem, a: str, b: str) -> bool:
+        from datasets.grading.math import fast_equiv
+
+        return bool(fast_equiv(a, b))
+
+    async def grade(self, problem: Problem, text: str) -> Any:
+        return await grader_for("boxed").grade(problem, text)
+
+
+async def run_orchestrators(problems: list[Problem], seed: int) -> list[str]:
+    from orchestrators.base import Collaborators
+    from orchestrators.dispatch import run_orchestrator
+    from protocols.config import DebateConfig, MavConfig, MoAConfig, OrchestratorConfig, SlmMuxConfig
+
+    trio = ("Llama-3.1-8B-Instruct", "Mixtral-8x7B-Instruct", "Gemma-2-27B-Instruct")
+    collab = Collaborators(
+        models={n: SimBackend(ModelSpec(name=n), seed) for n in trio}, grader=_FastMathGrader(), seed=seed
+    )
+    configs: list[OrchestratorConfig] = [
+        SlmMuxConfig(models=trio, k=3),
+        MoAConfig(proposers=trio, aggregator=trio[2]),
+        DebateConfig(models=trio, rounds=2),
+        MavConfig(proposers=trio, verifiers=trio),
+    ]
+    out = []
+    for config in configs:
+        for p in problems[:25]:
+            outcome = await run_orchestrator(config, p, collab)
+            out.append(outcome.model_dump_json())
+    return out
+
+
+async def test_orchestrator_runs_are_identical_for_a_seed_and_differ_across_seeds(problems: list[Problem]) -> None:
+    first = await run_orchestrators(problems, 0)
+    assert first == await run_orchestrators(problems, 0)
+    assert first != await run_orchestrators(problems, 1)
