@@ -326,23 +326,31 @@ async def draw_pool(study: StudyConfig, *, parallel_runs: int = 2) -> PoolMeta:
     for config in configs:
         results, _ = read_results(config.run.out_dir / RESULTS)
         by_model[config.models[0].name] = {r.problem_id: r for r in results}
-    graders: dict[str, Grader] = {}
-    entries = []
-    sources: dict[str, int] = {}
-    for index, problem in enumerate(problems):
-        grader = graders.setdefault(problem.answer_format, grader_for(problem.answer_format))
+    graders = {fmt: grader_for(fmt) for fmt in {p.answer_format for p in problems}}
+    found: list[PoolEntry | None] = [None] * len(problems)
+    # Problems are grouped concurrently so the grader's symbolic worker pool is kept busy.
+    gate = asyncio.Semaphore(32)
+
+    async def convert(index: int, problem: Problem) -> None:
         per_model = {}
         for name in study.model_names:
             result = by_model[name].get(problem.id)
             if result is None:
                 raise ValueError(f"pool: model {name!r} has no result for problem {problem.id!r}")
             per_model[name] = _pairs(result.trace, result.details)
-        entry = await entry_from_samples(problem, index, per_model, grader)
+        async with gate:
+            found[index] = await entry_from_samples(problem, index, per_model, graders[problem.answer_format])
+
+    async with asyncio.TaskGroup() as group:
+        for index, problem in enumerate(problems):
+            group.create_task(convert(index, problem))
+    entries = [e for e in found if e is not None]
+    sources: dict[str, int] = {}
+    for entry in entries:
         for samples in entry.samples.values():
-            for s in samples:
-                if s.source:
-                    sources[s.source] = sources.get(s.source, 0) + 1
-        entries.append(entry)
+            for sample in samples:
+                if sample.source:
+                    sources[sample.source] = sources.get(sample.source, 0) + 1
     meta = PoolMeta(
         name=study.name,
         dataset=study.dataset.name,
