@@ -73,3 +73,14 @@ async def test_committed_cards_match_their_targets_within_tolerance(names: tuple
     assert len(rows) == 3 * len(names)
     for row in rows:
         assert abs(row["sim"] - row["target"]) <= TOLERANCE, row
+
+
+async def test_validation_report_is_labelled_simulated_and_has_every_section() -> None:
+    from experiments.validate_sim import TRIO, orchestration_report, report
+
+    text = await report(ks=(1, 3), seeds=(0, 1), names=TRIO, limit=60)
+    assert text.startswith("=") and "SIMULATED" in text.splitlines()[0]
+    for section in ("[1]", "[2]", "[3]", "[4]", "[5]", "[6]"):
+        assert section in text
+    orchestration = await orchestration_report(limit=30)
+    assert "SIMULATED" in orchestration and "SLM-MUX" in orchestration
