@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,12 +33,18 @@ def head_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, d
     temp = Path("/tmp") / f"slmsim-rayjob-{os.getpid()}"
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env["RAY_TMPDIR"] = str(temp)
-    gcs, dash = _free_port(), _free_port()
+    # A loopback-only test cluster; token auth would need the token shared with the client.
+    env["RAY_AUTH_MODE"] = "disabled"
+    # Every port explicit: the defaults (e.g. the agent's 52365) may be taken by another Ray on this machine.
+    gcs, dash, agent, agent_grpc, runtime_env, metrics, client = (_free_port() for _ in range(7))
     start = subprocess.run(
         [
             ray_bin, "start", "--head", f"--port={gcs}", f"--dashboard-port={dash}",
             "--dashboard-host=127.0.0.1", "--num-cpus=2", "--include-dashboard=true",
             "--disable-usage-stats", f"--temp-dir={temp}",
+            f"--dashboard-agent-listen-port={agent}", f"--dashboard-agent-grpc-port={agent_grpc}",
+            f"--runtime-env-agent-port={runtime_env}", f"--metrics-export-port={metrics}",
+            f"--ray-client-server-port={client}",
         ],
         env=env, capture_output=True, text=True, timeout=180,
     )  # fmt: skip
@@ -53,14 +60,19 @@ def test_ray_job_submit_runs_the_experiment(head_node: tuple[str, dict[str, str]
     address, env = head_node
     ray_bin = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
     out = tmp_path / "job-run"
-    proc = subprocess.run(
-        [
-            ray_bin, "job", "submit", f"--address={address}", "--working-dir", ".",
-            "--", sys.executable, "-m", "experiments.runner", CONFIG,
-            f"run.out_dir={out}", "dataset.limit=30", "run.progress=false",
-        ],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=400,
-    )  # fmt: skip
+    command = [
+        ray_bin, "job", "submit", f"--address={address}", "--working-dir", ".",
+        "--", sys.executable, "-m", "experiments.runner", CONFIG,
+        f"run.out_dir={out}", "dataset.limit=30", "run.progress=false",
+    ]  # fmt: skip
+    # The head's dashboard agent comes up a little after `ray start` returns; until it
+    # does, submission answers "No available agent". Retry only that, for a bounded time.
+    deadline = time.monotonic() + 180
+    while True:
+        proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
+        if "No available agent" not in proc.stderr or time.monotonic() > deadline:
+            break
+        time.sleep(3)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "succeeded" in proc.stdout.lower()
     for name in ("config.yaml", "results.jsonl", "summary.json", "log.jsonl"):
