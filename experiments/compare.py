@@ -77,16 +77,19 @@ async def run_comparison_async(configs: Sequence[ExperimentConfig], *, parallel:
 
     if not configs:
         return []
+    # Load each distinct dataset once, up front, so a missing file fails before any actor starts.
+    problems_cache: dict[str, Any] = {}
+    for config in configs:
+        key = config.dataset.model_dump_json()
+        if key not in problems_cache:
+            problems_cache[key] = load_problems(config.dataset)
     first = configs[0]
     models = ModelPool(first.seed, first.store, first.store.path)
-    problems_cache: dict[str, Any] = {}
     summaries: list[RunSummary | None] = [None] * len(configs)
     sem = asyncio.Semaphore(parallel)
 
     async def one(i: int, config: ExperimentConfig) -> None:
         key = config.dataset.model_dump_json()
-        if key not in problems_cache:
-            problems_cache[key] = load_problems(config.dataset)
         async with sem:
             summaries[i] = await run_experiment_async(
                 config, models=models, problems=problems_cache[key], progress_label=config.name
@@ -201,17 +204,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parallel", type=int, default=2, help="methods run at once (default 2)")
     parser.add_argument("--only", default=None, help="comma-separated method labels (name suffixes) to run")
     args = parser.parse_args(argv)
-    configs = load_comparison(args.config, args.overrides)
-    if args.only:
-        wanted = {slug(x.strip()) for x in args.only.split(",")}
-        configs = [c for c in configs if c.run.out_dir.name in wanted]
-        if not configs:
-            raise SystemExit(f"--only {args.only!r} matches no method")
-    summaries = run_comparison(configs, parallel=args.parallel)
-    paths = write_report(configs, summaries, common_dir(configs))
-    print(render(configs, summaries))
-    print("written: " + ", ".join(str(p) for p in paths))
-    return 0
+    try:
+        configs = load_comparison(args.config, args.overrides)
+        if args.only:
+            wanted = {slug(x.strip()) for x in args.only.split(",")}
+            configs = [c for c in configs if c.run.out_dir.name in wanted]
+            if not configs:
+                raise SystemExit(f"--only {args.only!r} matches no method")
+        summaries = run_comparison(configs, parallel=args.parallel)
+        paths = write_report(configs, summaries, common_dir(configs))
+        print(render(configs, summaries))
+        print("written: " + ", ".join(str(p) for p in paths))
+        return 0
+    except (ValueError, FileNotFoundError) as exc:  # config, dataset and pool errors: one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -427,13 +427,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
-    study = load_study(args.config, args.overrides)
-    meta = asyncio.run(draw_pool(study))
-    print(json.dumps(meta.model_dump(mode="json"), indent=2))
-    print(
-        f"pool: {meta.n_problems} problems x {len(meta.models)} models x k={meta.k} -> {study.run.out_dir / POOL_FILE}"
-    )
-    return 0
+    try:
+        study = load_study(args.config, args.overrides)
+        meta = asyncio.run(draw_pool(study))
+        print(json.dumps(meta.model_dump(mode="json"), indent=2))
+        where = study.run.out_dir / POOL_FILE
+        print(f"pool: {meta.n_problems} problems x {len(meta.models)} models x k={meta.k} -> {where}")
+        return 0
+    except (ValueError, FileNotFoundError) as exc:  # config, dataset and pool errors: one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
