@@ -282,7 +282,8 @@ def plot(report: SweepReport, out: Path) -> list[Path]:
             )
     ax.set_xlabel("number of models")
     ax.set_ylabel("test accuracy")
-    ax.set_title("accuracy vs number of models (k per point chosen on validation)")
+    k_rule = f"k={report.k_for_models}" if report.k_for_models else "k per point chosen on validation"
+    ax.set_title(f"accuracy vs number of models ({k_rule})")
     ax.legend(fontsize=8)
     fig.tight_layout()
     paths.append(out / "accuracy_vs_models.png")
