@@ -152,3 +152,23 @@ async def test_judge_builds_graders_per_format_from_a_factory() -> None:
     assert made == ["boxed"]
     with pytest.raises(TypeError, match="grader_for"):
         await MuxJudge().select(PROBLEM, samples, {})
+
+
+class SlowFirst(ScriptedModel):
+    """Replies to early samples last, so arrival order is the reverse of request order."""
+
+    async def complete(self, request: CompletionRequest):
+        await asyncio.sleep(0.01 * (3 - request.sample_index))
+        return await super().complete(request)
+
+
+async def test_trace_order_is_request_order_not_arrival_order() -> None:
+    models = {
+        "A": SlowFirst("A", answers_by_index("1", "2", "2")),
+        "B": SlowFirst("B", answers_by_index("3", "3", "4")),
+    }
+    collab = Collaborators(models=models, grader=FakeGrader())
+    out = await slm_mux(PROBLEM, SlmMuxConfig(models=("A", "B"), k=3), collab)
+    calls = [e for e in out.trace if isinstance(e, CallRecord)]
+    assert [(c.model, c.sample_index) for c in calls] == [("A", 0), ("A", 1), ("A", 2), ("B", 0), ("B", 1), ("B", 2)]
+    assert out.details["answers"] == ["1", "2", "2", "3", "3", "4"]
