@@ -19,7 +19,7 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -226,7 +226,7 @@ def fit_step(thresholds: list[float], g_right: list[bool], g_wrong: list[bool], 
     return round(best[1], 4)
 
 
-def gpqa_population(data: dict[str, Any], inputs: dict[str, Any]) -> list[Problem]:
+def gpqa_population(inputs: dict[str, Any]) -> list[Problem]:
     """Synthetic stand-ins with GPQA-Diamond's domain counts (the real questions are never shipped)."""
     out = []
     for domain, count in inputs["gpqa_diamond_domains"].items():
@@ -320,7 +320,7 @@ async def calibrate(inputs_path: Path = INPUTS_PATH, out_path: Path = CARDS_PATH
     offsets = await fit_subjects(data, public, problems["math500"])
     for card, off in offsets.items():
         data["cards"][card]["domain_offsets"] = {"math500": off}
-    gpqa = gpqa_population(data, inputs)
+    gpqa = gpqa_population(inputs)
     for name, card in data["cards"].items():
         if name not in targets:
             raise ValueError(f"card {name!r} has no public figure in public_results.yaml")
@@ -348,8 +348,14 @@ async def calibrate(inputs_path: Path = INPUTS_PATH, out_path: Path = CARDS_PATH
     return cards
 
 
-class CheckRow(dict[str, Any]):
-    """One line of the check: card, benchmark, simulated and target accuracy (percent)."""
+class CheckRow(NamedTuple):
+    """One line of the check: card, benchmark, simulated and target accuracy (percent), target source."""
+
+    card: str
+    bench: str
+    sim: float
+    target: float
+    source: str
 
 
 async def simulated_accuracy(
@@ -371,7 +377,7 @@ async def check(cards: SimCards, names: Sequence[str] | None = None, seed: int =
     """Simulated vs target accuracy for every fitted (card, benchmark), plus the GPQA structure fit."""
     problems = {b: load_benchmark(b) for b in FITTED}
     inputs = read_yaml(INPUTS_PATH)
-    gpqa = gpqa_population({}, inputs)
+    gpqa = gpqa_population(inputs)
     rows = []
     for name in names or list(cards.cards):
         card = cards.cards[name]
@@ -397,10 +403,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{'card':34} {'bench':8} {'sim':>6} {'target':>6} {'diff':>6}  source")
     bad = 0
     for r in rows:
-        diff = r["sim"] - r["target"]
+        diff = r.sim - r.target
         flag = "" if abs(diff) <= TOLERANCE else "  <-- OFF"
         bad += bool(flag)
-        print(f"{r['card']:34} {r['bench']:8} {r['sim']:6.1f} {r['target']:6.1f} {diff:+6.1f}  {r['source']}{flag}")
+        print(f"{r.card:34} {r.bench:8} {r.sim:6.1f} {r.target:6.1f} {diff:+6.1f}  {r.source}{flag}")
     print("gpqa*: expected accuracy over GPQA-Diamond's domain structure (the questions are not shipped)")
     if bad:
         print(f"{bad} row(s) off by more than {TOLERANCE} points", file=sys.stderr)

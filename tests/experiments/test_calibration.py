@@ -50,7 +50,7 @@ def test_every_card_covers_the_public_models() -> None:
 
 def test_gpqa_structure_fit_is_within_tolerance() -> None:
     cards = load_cards()
-    population = gpqa_population({}, read_yaml(INPUTS_PATH))
+    population = gpqa_population(read_yaml(INPUTS_PATH))
     assert len(population) == 198
     for name, card in cards.cards.items():
         sim = 100 * expected_accuracy(cards, name, population)
@@ -72,7 +72,7 @@ async def test_committed_cards_match_their_targets_within_tolerance(names: tuple
     rows = await check(load_cards(), names)
     assert len(rows) == 3 * len(names)
     for row in rows:
-        assert abs(row["sim"] - row["target"]) <= TOLERANCE, row
+        assert abs(row.sim - row.target) <= TOLERANCE, row
 
 
 async def test_validation_report_is_labelled_simulated_and_has_every_section() -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
 from actors.backends.sim.answers import same_answer
 from actors.backends.sim.cards import Card
@@ -184,9 +183,3 @@ def tool_role(card: Card, meta: RequestMeta, key: tuple[object, ...]) -> Reply:
 
     reply: Reply = tool_reply(card, meta, key)
     return reply
-
-
-def extra_str(extra: dict[str, Any], name: str) -> str | None:
-    """A string field of ``RequestMeta.extra`` or None."""
-    value = extra.get(name)
-    return value if isinstance(value, str) else None
