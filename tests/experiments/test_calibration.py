@@ -84,3 +84,13 @@ async def test_validation_report_is_labelled_simulated_and_has_every_section() -
         assert section in text
     orchestration = await orchestration_report(limit=30)
     assert "SIMULATED" in orchestration and "SLM-MUX" in orchestration
+
+
+async def test_check_flags_a_card_whose_ability_moved() -> None:
+    cards = load_cards()
+    card = cards.cards["Llama-3.1-8B-Instruct"]
+    moved = card.model_copy(update={"ability": {**card.ability, "math500": card.ability["math500"] + 0.5}})
+    broken = cards.model_copy(update={"cards": {**cards.cards, card.name: moved}})
+    rows = await check(broken, [card.name])
+    math_row = next(r for r in rows if r.bench == "math500")
+    assert math_row.sim - math_row.target > TOLERANCE
