@@ -333,7 +333,7 @@ def canonical_key(answer: str) -> str:
     return n
 
 
-def is_equiv(a: str, b: str, timeout_s: int = 3) -> bool:
+def is_equiv(a: str, b: str, timeout_s: float = 3) -> bool:
     """Whether two MATH answers are equivalent: ``fast_equiv``, then math-verify in this process.
 
     Synchronous and blocking, for tables and scripts; the async graders run the symbolic

@@ -1,9 +1,9 @@
 """Symbolic equivalence with math-verify, run in worker processes with a hard timeout.
 
-math-verify's own timeouts use ``signal.alarm``, which only works in a main thread. So
-each check runs in the main thread of a worker process (``datasets.grading.worker``),
-where those timeouts work. A worker that still overruns (pure C loops, e.g. a huge
-integer power, never see the signal) is killed and replaced. The workers are plain
+Timeouts need signals, which only work in a main thread. So each check runs in the main
+thread of a worker process (``datasets.grading.worker``) under a CPU-time budget. A worker
+that still overruns (pure C loops, e.g. a huge integer power, never see the signal) is
+killed and replaced. The workers are plain
 ``python -m`` subprocesses rather than a multiprocessing pool, so they never re-import
 the caller's ``__main__`` and are safe to start inside threaded Ray workers.
 """
@@ -15,10 +15,10 @@ import json
 import os
 import queue
 import select
+import signal
 import subprocess
 import sys
 import threading
-import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,38 +35,70 @@ class SymbolicResult(NamedTuple):
     detail: str = ""
 
 
-def symbolic_check(gold: str, pred: str, timeout_s: int = 3, use_signals: bool = True) -> SymbolicResult:
+def symbolic_check(gold: str, pred: str, timeout_s: float = 3, use_signals: bool = True) -> SymbolicResult:
     """Compare two normalised LaTeX answers with math-verify (blocking).
 
-    ``use_signals`` must be False outside a main thread, which also disables math-verify's timeout.
+    The budget is CPU time (``ITIMER_PROF``), not wall time, so a busy machine does not turn
+    ordinary checks into timeouts. Signals need the main thread: with ``use_signals=False``
+    (any other thread) the check runs without a budget.
     """
+    if not use_signals:
+        return _math_verify(gold, pred)
+    fired = done = False
+
+    def on_budget_spent(signum: int, frame: object) -> None:
+        nonlocal fired
+        if done:  # a late tick while cleaning up: nothing left to interrupt
+            return
+        fired = True
+        raise TimeoutException("symbolic check used its CPU budget")
+
+    from math_verify.errors import TimeoutException
+
+    previous = signal.signal(signal.SIGPROF, on_budget_spent)
+    # Repeat after the budget is spent: math-verify swallows the first exception and goes on to
+    # its next step, which must be cut short too.
+    signal.setitimer(signal.ITIMER_PROF, timeout_s, 0.05)
+    try:
+        result = _math_verify(gold, pred)
+        done = True
+    except TimeoutException:
+        fired = True
+        result = SymbolicResult("timeout")
+    finally:
+        done = True
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
+    # math-verify catches the exception itself and answers "nothing parsed" or False; the flag
+    # tells a spent budget from a verdict.
+    if fired:
+        return SymbolicResult("timeout", f"no verdict within {timeout_s:g}s of CPU")
+    return result
+
+
+def _math_verify(gold: str, pred: str) -> SymbolicResult:
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
     from math_verify.errors import TimeoutException
 
     config = [LatexExtractionConfig(), ExprExtractionConfig()]
-    limit = timeout_s if use_signals else None
-    start = time.monotonic()
     try:
-        parsed_gold = parse(f"${gold}$", extraction_config=config, parsing_timeout=limit)  # type: ignore[arg-type]
-        parsed_pred = parse(f"${pred}$", extraction_config=config, parsing_timeout=limit)  # type: ignore[arg-type]
+        # math-verify's own timeouts (signal.alarm, wall time) are off: symbolic_check sets the budget.
+        parsed_gold = parse(f"${gold}$", extraction_config=config, parsing_timeout=None)  # type: ignore[arg-type]
+        parsed_pred = parse(f"${pred}$", extraction_config=config, parsing_timeout=None)  # type: ignore[arg-type]
         if not parsed_gold or not parsed_pred:
             side = "reference" if not parsed_gold else "answer"
             return SymbolicResult("unparsable", f"could not parse the {side}")
         # math-verify is asymmetric in places (an interval gold accepts "x > 2", not the reverse);
         # equivalence is symmetric, so either direction proves it.
-        if verify(parsed_gold, parsed_pred, timeout_seconds=limit) or verify(  # type: ignore[arg-type]
+        if verify(parsed_gold, parsed_pred, timeout_seconds=None) or verify(  # type: ignore[arg-type]
             parsed_pred,
             parsed_gold,
-            timeout_seconds=limit,  # type: ignore[arg-type]
+            timeout_seconds=None,  # type: ignore[arg-type]
         ):
             return SymbolicResult("equal")
-        # math-verify catches its own timeouts and answers False; a False that took the whole
-        # budget is a timeout, not a verdict.
-        if limit is not None and time.monotonic() - start >= limit * 0.95:
-            return SymbolicResult("timeout", f"math-verify gave up after {limit}s")
         return SymbolicResult("different")
     except TimeoutException:
-        return SymbolicResult("timeout", "math-verify timed out")
+        raise
     except Exception as exc:  # sympy raises a zoo of types on odd input; all mean "cannot decide"
         return SymbolicResult("unparsable", f"{type(exc).__name__}: {exc}"[:200])
 
@@ -103,13 +135,14 @@ class _Worker:
         """The verdict, or None if the worker overran ``timeout_s`` or died (it is then unusable)."""
         assert self.process.stdin is not None
         try:
-            self.process.stdin.write(json.dumps({"gold": gold, "pred": pred, "timeout": max(1, int(timeout_s))}))
+            self.process.stdin.write(json.dumps({"gold": gold, "pred": pred, "timeout": timeout_s}))
             self.process.stdin.write("\n")
             self.process.stdin.flush()
         except OSError:
             return None
-        # Parsing and verifying each get the signal budget; past both (plus slack) the worker is stuck.
-        line = self._readline(2 * timeout_s + 1.0)
+        # The worker's budget is CPU time; this wall-clock bound is generous so that only a worker stuck
+        # where no signal reaches it (a C loop, a stopped process) hits it, even on a busy machine.
+        line = self._readline(4 * timeout_s + 5.0)
         if not line:
             return None
         reply = json.loads(line)

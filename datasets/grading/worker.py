@@ -1,7 +1,7 @@
 """A symbolic-check worker process: JSON lines in (gold, pred, timeout), JSON lines out (verdict).
 
 Started by ``SymbolicChecker`` as ``python -m datasets.grading.worker``. Its checks run in
-its main thread, where math-verify's ``signal.alarm`` timeouts work. It prints ``ready``
+its main thread, where the CPU-time budget's signal can interrupt them. It prints ``ready``
 once its imports are done.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 
-from datasets.grading.symbolic import symbolic_check
+from datasets.grading.symbolic import SymbolicResult, symbolic_check
 
 
 def main() -> None:
@@ -18,7 +18,10 @@ def main() -> None:
     print("ready", flush=True)
     for line in sys.stdin:
         request = json.loads(line)
-        result = symbolic_check(request["gold"], request["pred"], int(request["timeout"]))
+        try:
+            result = symbolic_check(request["gold"], request["pred"], float(request["timeout"]))
+        except Exception as exc:  # keep serving: one odd check must not take the worker down
+            result = SymbolicResult("unparsable", f"{type(exc).__name__}: {exc}"[:200])
         print(json.dumps({"verdict": result.verdict, "detail": result.detail}), flush=True)
 
 

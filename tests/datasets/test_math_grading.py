@@ -235,7 +235,7 @@ async def test_math500_every_reference_solution_grades_correct(shared_datasets: 
 
 
 async def test_pathological_expression_times_out_instead_of_hanging() -> None:
-    checker = SymbolicChecker(workers=1, timeout_s=1)
+    checker = SymbolicChecker(workers=1, timeout_s=2)  # 2 s: an ordinary check must fit even on a busy machine
     grader = MathGrader(checker)
     try:
         start = time.monotonic()
@@ -258,7 +258,7 @@ async def test_a_stuck_worker_is_killed_and_replaced() -> None:
         start = time.monotonic()
         result = await checker.check("x+2", "2+x")
         assert result.verdict == "timeout"
-        assert time.monotonic() - start < 10
+        assert time.monotonic() - start < 20  # the wall-clock bound: 4 x 1 s + 5 s
         assert worker.process.poll() is not None  # killed
         assert (await checker.check("x+3", "3+x")).verdict == "equal"  # a fresh worker
     finally:
