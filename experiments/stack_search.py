@@ -329,7 +329,9 @@ class SearchDriver:
             models=c.models,
             orchestrator=c.stacking.model_copy(update={"structure": text, "reuse_answers": not test}),
             run=run,
-            store=self.pool.store,
+            # The config's own store spec, not the pool's resolved path: a run's id hashes its
+            # config, and must not depend on where the search directory is.
+            store=c.store,
         )
 
     async def _run(self, tree: Node, phase: str, test: bool) -> Evaluation:
@@ -484,9 +486,9 @@ async def run_search_async(config: StackSearchConfig) -> dict[str, Any]:
     (out / "search_config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     log, log_fh = make_logger(out / "log.jsonl")
     train = train_sample(load_problems(config.dataset), config.search.train_data_number, config.seed)
-    store = config.store.model_copy(update={"path": config.store.path or out / "store"})
     ensure_ray(config.run.address)
-    pool = ModelPool(config.seed, store, store.path)
+    # One store for the whole search, so lower layers' recorded calls serve upper layers.
+    pool = ModelPool(config.seed, config.store, config.store.path or out / "store")
     driver = SearchDriver(config, out, pool, log, train)
     report: dict[str, Any] = {"name": config.name, "train_ids": [p.id for p in train], "phases": {}}
     started = time.perf_counter()

@@ -178,3 +178,20 @@ def test_bad_configs_fail_with_a_named_reason(override: str, message: str) -> No
 
 def test_agent_helper_defaults_to_anchor_model() -> None:
     assert render(agent([x_k("M", 1), x_k("N", 0)])) == "Agent[Agent[M]@M, N]@M"
+
+
+def test_candidate_run_ids_do_not_depend_on_the_search_directory(tmp_path: Path) -> None:
+    from experiments.runner import run_id_of
+    from experiments.stack_search import SearchDriver
+
+    config = load_search_config(REPO / "experiments" / "configs" / "stacking_math500.yaml")
+    tree = x_k("Qwen2.5-72B-Instruct", 1)
+    ids = set()
+    for out in (tmp_path / "a", tmp_path / "b"):
+        driver = SearchDriver(config, out, pool=None, log=None, train=[1, 2, 3])
+        experiment = driver.experiment(tree, "warmup", test=False)
+        assert experiment.run.out_dir.is_relative_to(out)
+        assert experiment.orchestrator.reuse_answers  # search reuses; the test run does not
+        assert not driver.experiment(tree, "test", test=True).orchestrator.reuse_answers
+        ids.add(run_id_of(experiment))
+    assert len(ids) == 1
