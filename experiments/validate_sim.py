@@ -195,13 +195,16 @@ async def report(
         if both >= 10:
             values.append((same / both, a, b, both))
     values.sort()
-    if values:
-        qs = statistics.quantiles([v[0] for v in values], n=4)
+    if not values:
+        lines.append("  (no pair of cards with at least 10 problems both got wrong)")
+    else:
+        qs = statistics.quantiles([v[0] for v in values], n=4) if len(values) > 1 else [values[0][0]] * 3
         lines.append(
             f"pairs {len(values)}: min {values[0][0]:.2f}  q1 {qs[0]:.2f}  median {qs[1]:.2f}  q3 {qs[2]:.2f}  "
             f"max {values[-1][0]:.2f}   (realistic: roughly 0.3-0.7)"
         )
-        for v, a, b, n in values[:2] + values[-2:]:
+        extremes = values[:2] + [v for v in values[-2:] if v not in values[:2]]
+        for v, a, b, n in extremes:
             lines.append(f"  {a} & {b}: {v:.2f} over {n} problems")
 
     # 4-6. Sampling: majority vote vs k, agreement vs correctness, self-consistency property.
