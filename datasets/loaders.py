@@ -10,7 +10,6 @@ from datasets.gpqa import MISSING_MESSAGE, load_gpqa
 from datasets.gsm8k import load_gsm8k
 from datasets.math500 import load_math500
 from datasets.paths import data_root, locate
-from datasets.synthetic import DEFAULT_COUNT, generate
 from protocols.config import DatasetSpec
 from protocols.messages import Problem
 
@@ -51,6 +50,9 @@ def load_all(spec: DatasetSpec) -> list[Problem]:
         case "gpqa":
             return load_gpqa(_gpqa_path(spec))
         case "synthetic":
+            # Imported here: the generator needs sympy, which processes that only grade need not load.
+            from datasets.synthetic import DEFAULT_COUNT, generate
+
             if spec.path is not None:
                 raise DatasetError("synthetic problems are generated; dataset.path must be unset")
             count = max(DEFAULT_COUNT, spec.offset + (spec.limit or 0))
