@@ -83,7 +83,7 @@ def test_gsm8k_intermediate_results_are_candidates() -> None:
 def test_no_wrong_answer_is_graded_right_on_real_data(shared_datasets: Path) -> None:
     """Every wrong candidate of every MATH-500 and GSM8K problem is non-equivalent for the real graders."""
     for p in load_math500(shared_datasets / "math500" / "test.jsonl"):
-        for w in wrong_candidates(p.reference, "boxed", ("wrong", p.id), solution=p.metadata["solution"])[:6]:
+        for w in wrong_candidates(p.reference, "boxed", ("wrong", p.id), solution=p.metadata["solution"]):
             # fast_equiv decides almost all; an undecided (None) pair is not counted as equal here.
             assert fast_equiv(p.reference, w) is not True, (p.id, p.reference, w)
     for p in load_gsm8k(shared_datasets / "gsm8k" / "test.jsonl", "test"):
