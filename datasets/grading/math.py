@@ -120,7 +120,7 @@ def normalize(answer: str) -> str:
     s = s.replace("\\left", "").replace("\\right", "").replace("\\big", "").replace("\\Big", "")
     s = re.sub(r"\\(?:le|leq|leqslant)(?![a-z])", r"\\le ", s)
     s = re.sub(r"\\(?:ge|geq|geqslant)(?![a-z])", r"\\ge ", s)
-    s = s.replace("\\neq", "\\ne ")
+    s = s.replace("\\neq", "\\ne ").replace("\\varnothing", "\\emptyset")
     # "2 or 3", "2 \text{ and } 3": a list of answers, written with commas from here on.
     s = _CONJUNCTION.sub(",", s)
     # A trailing \text{...} word after a number is a unit ("5\text{ apples}"), not part of the value.

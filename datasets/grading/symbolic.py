@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import queue
 import select
@@ -79,6 +80,9 @@ def symbolic_check(gold: str, pred: str, timeout_s: float = 3, use_signals: bool
 def _math_verify(gold: str, pred: str) -> SymbolicResult:
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
     from math_verify.errors import TimeoutException
+
+    # It warns that its own timeouts are off; symbolic_check supplies the budget instead.
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
 
     config = [LatexExtractionConfig(), ExprExtractionConfig()]
     try:

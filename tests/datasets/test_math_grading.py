@@ -160,6 +160,10 @@ PAIRS: list[tuple[str, str, bool]] = [
     (r"\frac{1}{x}", "x^{-1}", True),
     (r"\binom{5}{2}", "10", True),
     (r"\log_2 8", "3", True),
+    (r"x \ge 2", r"[2, \infty)", True),
+    (r"\emptyset", r"\varnothing", True),
+    ("1011_2", "1011_{2}", True),
+    (r"\frac 12", ".5", True),
     # text and multiple-choice answers
     (r"\text{(A)}", "(A)", True),
     (r"\text{(B)}", "B", True),
