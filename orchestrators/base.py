@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import Field
+
 from protocols.interfaces import Grader, Model
 from protocols.messages import Failure, Frozen, TraceEvent
 
@@ -42,5 +44,5 @@ class Outcome(Frozen):
     final_text: str | None
     answer: str | None = None
     trace: tuple[TraceEvent, ...] = ()
-    details: dict[str, Any] = {}
+    details: dict[str, Any] = Field(default_factory=dict)
     error: Failure | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from orchestrators.base import Collaborators, Outcome
 from protocols.config import (
     AgentForestConfig,
     DebateConfig,
@@ -14,8 +15,6 @@ from protocols.config import (
     StackingConfig,
 )
 from protocols.messages import Problem
-
-from orchestrators.base import Collaborators, Outcome
 
 
 async def run_orchestrator(config: OrchestratorConfig, problem: Problem, collab: Collaborators) -> Outcome:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -42,7 +43,7 @@ async def test_request_and_replies_round_trip_through_model_actor(ray_session: N
     import ray
 
     spec = ModelSpec(name="fake-model", backend="sim", max_in_flight=4)
-    handle = ray.remote(ModelActor).options(num_cpus=0).remote(spec, 0, None, None, FakeBackend(echo))
+    handle: Any = ray.remote(ModelActor).options(num_cpus=0).remote(spec, 0, None, None, FakeBackend(echo))
     model = RemoteModel(handle, "fake-model")
     request = CompletionRequest(
         model="fake-model",
