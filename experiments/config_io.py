@@ -6,11 +6,12 @@ anything runs, via ``ConfigError``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from protocols.config import ExperimentConfig
 
@@ -73,12 +74,20 @@ def describe(error: ValidationError) -> str:
     return "invalid config: " + "; ".join(parts)
 
 
-def config_from_tree(tree: dict[str, Any]) -> ExperimentConfig:
-    """Validate a plain dict into an ``ExperimentConfig`` or raise a one-line ``ConfigError``."""
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_tree(cls: type[M], tree: dict[str, Any]) -> M:
+    """Validate a plain dict into config model ``cls`` or raise a one-line ``ConfigError``."""
     try:
-        return ExperimentConfig.model_validate(tree)
+        return cls.model_validate(tree)
     except ValidationError as exc:
         raise ConfigError(describe(exc)) from None
+
+
+def config_from_tree(tree: dict[str, Any]) -> ExperimentConfig:
+    """Validate a plain dict into an ``ExperimentConfig`` or raise a one-line ``ConfigError``."""
+    return validate_tree(ExperimentConfig, tree)
 
 
 def read_tree(path: str | Path) -> dict[str, Any]:
@@ -97,10 +106,14 @@ def read_tree(path: str | Path) -> dict[str, Any]:
     return tree
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
-    """YAML file + overrides -> a validated config. Relative dataset paths resolve from the cwd."""
-    tree = apply_overrides(read_tree(path), list(overrides or []))
-    return config_from_tree(tree)
+def load_model(cls: type[M], path: str | Path, overrides: Sequence[str] = ()) -> M:
+    """YAML file + ``key=value`` overrides -> a validated config of any kind (run, study, search)."""
+    return validate_tree(cls, apply_overrides(read_tree(path), list(overrides)))
+
+
+def load_config(path: str | Path, overrides: Sequence[str] | None = None) -> ExperimentConfig:
+    """YAML file + overrides -> a validated experiment config. Relative paths resolve from the cwd."""
+    return load_model(ExperimentConfig, path, overrides or ())
 
 
 def dump_config(config: ExperimentConfig) -> str:

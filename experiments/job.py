@@ -51,7 +51,7 @@ class OrchestratorJob:
     def _tools(self) -> dict[str, Any]:
         if not self.tools:
             return {}
-        from actors.agent import RemoteTool  # type: ignore[attr-defined]
+        from actors.agent import RemoteTool
 
         return {n: RemoteTool(t) if _is_handle(t) else t for n, t in self.tools.items()}
 
@@ -83,15 +83,9 @@ class OrchestratorJob:
         elif outcome.error is None:
             reason = "no final answer"
         return ProblemResult(
-            run_id=self.run_id,
-            problem_id=problem.id,
-            index=index,
-            benchmark=problem.benchmark,
-            domain=problem.domain,
-            orchestrator=self.config.orchestrator.kind,
+            **self._identity(problem, index),
             final_text=outcome.final_text,
             answer=extracted,
-            reference=problem.reference,
             correct=correct,
             score=1.0 if correct else 0.0,
             grade_reason=reason,
@@ -102,16 +96,22 @@ class OrchestratorJob:
             wall_s=time.perf_counter() - started,
         )
 
+    def _identity(self, problem: Problem, index: int) -> dict[str, Any]:
+        """The fields every result of this run and problem carries."""
+        return {
+            "run_id": self.run_id,
+            "problem_id": problem.id,
+            "index": index,
+            "benchmark": problem.benchmark,
+            "domain": problem.domain,
+            "orchestrator": self.config.orchestrator.kind,
+            "reference": problem.reference,
+        }
+
     def failed(self, problem: Problem, index: int, failure: Failure, wall_s: float) -> ProblemResult:
         """The result recorded when the orchestrator itself crashed or timed out."""
         return ProblemResult(
-            run_id=self.run_id,
-            problem_id=problem.id,
-            index=index,
-            benchmark=problem.benchmark,
-            domain=problem.domain,
-            orchestrator=self.config.orchestrator.kind,
-            reference=problem.reference,
+            **self._identity(problem, index),
             error=failure,
             grade_reason=f"error: {failure.error}",
             wall_s=wall_s,

@@ -117,13 +117,9 @@ class StudyConfig(Strict):
 
 def load_study(path: str | Path, overrides: Sequence[str] = ()) -> StudyConfig:
     """YAML + ``key=value`` overrides -> a validated study config (one-line error otherwise)."""
-    from experiments.config_io import ConfigError, apply_overrides, describe, read_tree
+    from experiments.config_io import load_model
 
-    tree = apply_overrides(read_tree(path), list(overrides))
-    try:
-        return StudyConfig.model_validate(tree)
-    except ValidationError as exc:
-        raise ConfigError(describe(exc)) from None
+    return load_model(StudyConfig, path, overrides)
 
 
 # --- the pool's records ------------------------------------------------------------

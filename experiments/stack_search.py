@@ -24,7 +24,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from experiments.structure import Node, agent, layer_of, parse_structure, render, x_k
 from protocols.config import DatasetSpec, ModelSpec, RunSpec, StackingConfig, StoreSpec, Strict
@@ -75,13 +75,9 @@ class StackSearchConfig(Strict):
 
 def load_search_config(path: str | Path, overrides: Sequence[str] = ()) -> StackSearchConfig:
     """YAML + ``key=value`` overrides -> a validated search config (one-line ``ConfigError``)."""
-    from experiments.config_io import ConfigError, apply_overrides, describe, read_tree
+    from experiments.config_io import load_model
 
-    tree = apply_overrides(read_tree(path), list(overrides))
-    try:
-        return StackSearchConfig.model_validate(tree)
-    except ValidationError as exc:
-        raise ConfigError(describe(exc)) from None
+    return load_model(StackSearchConfig, path, overrides)
 
 
 # --- the search logic (no Ray) -------------------------------------------------
