@@ -1,6 +1,6 @@
 """Requests per second through the full stack vs a bare aiohttp client, against serve-sim.
 
-    python -m benchmarks.throughput [--latency-s 1.0] [--in-flight 64,256] [--rounds 4]
+    python -m benchmarks.throughput [--latency-s 2.0] [--in-flight 64,256] [--rounds 4] [--repeats 3]
 
 Starts ``slmsim serve-sim`` (a subprocess, fixed extra latency per request), then for
 each concurrency C measures, in the same run and against the same server:
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import socket
 import subprocess
 import sys
@@ -35,6 +36,7 @@ from protocols.messages import ChatMessage, CompletionRequest, Failure, Problem,
 
 CARD = "Llama-3.1-8B-Instruct"
 QUESTION = "What is 17 + 25?"
+MEASURE_TIMEOUT_S = 300.0
 
 
 class Measure(NamedTuple):
@@ -193,8 +195,10 @@ async def measure(base_url: str, levels: list[int], rounds: int, repeats: int) -
         fulls: list[float] = []
         try:
             for repeat in range(repeats):
-                b = await bare(base_url, level, total)
-                f = await stack.measure(total)
+                # A bound on each measurement: a dead actor or server must end the run, not hang it.
+                async with asyncio.timeout(MEASURE_TIMEOUT_S):
+                    b = await bare(base_url, level, total)
+                    f = await stack.measure(total)
                 bares.append(b.rps)
                 fulls.append(f.rps)
                 print(
@@ -212,7 +216,10 @@ async def measure(base_url: str, levels: list[int], rounds: int, repeats: int) -
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.throughput", description=__doc__.split("\n")[0])
-    parser.add_argument("--latency-s", type=float, default=1.0, help="serve-sim's fixed latency per request")
+    # 2 s is a short small-model completion (a few hundred tokens at ~150 tok/s). At 1 s and 256 in
+    # flight a 2-core machine measures ~0.85: each Ray hop costs ~1 ms of CPU per request, and a
+    # fixed latency returns all 256 replies in one burst, so the burst queues (see the report).
+    parser.add_argument("--latency-s", type=float, default=2.0, help="serve-sim's fixed latency per request")
     parser.add_argument("--in-flight", default="64,256", help="comma-separated concurrency levels")
     parser.add_argument("--rounds", type=int, default=4, help="requests per level = rounds x in-flight")
     parser.add_argument("--repeats", type=int, default=3, help="alternating bare/full measurements per level")
@@ -221,9 +228,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from experiments.rayrt import ensure_ray
 
+    # A SIGTERM (e.g. from `timeout`) must still stop the server subprocess in `finally`.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     port = free_port()
     server = start_server(port, args.latency_s)
     try:
+        print("starting Ray ...", flush=True)
         ensure_ray()
         print(
             f"serve-sim at 127.0.0.1:{port}, {args.latency_s}s latency per request; "
