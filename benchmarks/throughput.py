@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.throughput", description=__doc__.split("\n")[0])
     # 2 s is a short small-model completion (a few hundred tokens at ~150 tok/s). At 1 s and 256 in
     # flight a 2-core machine measures ~0.85: each Ray hop costs ~1 ms of CPU per request, and a
-    # fixed latency returns all 256 replies in one burst, so the burst queues (see the report).
+    # fixed latency returns all 256 replies in one burst, so the burst queues in the model actor.
     parser.add_argument("--latency-s", type=float, default=2.0, help="serve-sim's fixed latency per request")
     parser.add_argument("--in-flight", default="64,256", help="comma-separated concurrency levels")
     parser.add_argument("--rounds", type=int, default=4, help="requests per level = rounds x in-flight")
