@@ -139,6 +139,8 @@ def _error(status: int, message: str, kind: str, param: str | None = None) -> we
 async def _json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
         response: web.StreamResponse = await handler(request)
+        if not response.prepared:  # a stream sets it itself before its first byte
+            response.headers["x-slmsim-source"] = "sim"
         return response
     except BadRequest as exc:
         return _error(exc.status, str(exc), "invalid_request_error", exc.param)
@@ -225,7 +227,8 @@ class SimServer:
         self, http: web.Request, wire: dict[str, Any], chat: bool, include_usage: bool
     ) -> web.StreamResponse:
         """The reply as server-sent events: one content chunk per choice, its finish, [DONE]."""
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "x-slmsim-source": "sim"}
+        response = web.StreamResponse(headers=headers)
         await response.prepare(http)
         head = {k: wire[k] for k in ("id", "created", "model", "system_fingerprint")}
         head["object"] = "chat.completion.chunk" if chat else "text_completion"

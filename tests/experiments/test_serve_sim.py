@@ -151,6 +151,16 @@ async def test_malformed_requests_get_a_4xx_json_error(
     assert recorder.seen == []
 
 
+async def test_every_reply_is_labelled_simulated(served: tuple[str, Recorder, SimServer]) -> None:
+    url, _, _ = served
+    body = {"model": "sim-a", "prompt": "x"}
+    async with aiohttp.ClientSession() as session:
+        for stream in (False, True):
+            async with session.post(f"{url}/completions", json={**body, "stream": stream}) as response:
+                assert response.status == 200 and response.headers["x-slmsim-source"] == "sim"
+                await response.read()
+
+
 async def test_wrong_method_is_a_json_405(served: tuple[str, Recorder, SimServer]) -> None:
     url, _, _ = served
     async with aiohttp.ClientSession() as session, session.get(f"{url}/chat/completions") as response:
