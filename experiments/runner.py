@@ -41,10 +41,12 @@ EXECUTION_FIELDS = {
 def config_identity(config: ExperimentConfig) -> dict[str, Any]:
     """What makes two runs the same experiment: everything but how it executes.
 
-    Resuming may change ``run.*`` and per-model execution knobs (e.g. more requests in
-    flight), but not the dataset, models, orchestrator, seed or store.
+    Resuming may change ``run.*``, the response store's mode (a recorded run re-run in
+    replay mode is the same experiment, so it gets the same run id) and per-model
+    execution knobs (e.g. more requests in flight), but not the dataset, models,
+    orchestrator or seed. Each completion still says where it came from (``source``).
     """
-    tree = config.model_dump(mode="json", exclude={"run"})
+    tree = config.model_dump(mode="json", exclude={"run", "store"})
     for model in tree["models"]:
         for key in EXECUTION_FIELDS:
             model.pop(key, None)

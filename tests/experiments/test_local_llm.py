@@ -21,8 +21,9 @@ REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "experiments" / "configs" / "gemma_gsm8k.yaml"
 PROBLEMS = 4
 # Fields that may differ between a live run and its replay: timing, and provenance
-# (``source`` is "live" then "replay" by contract; the run id hashes the store mode).
-VOLATILE = {"wall_s", "latency_s", "source", "sources", "run_id"}
+# (``source`` is "live" then "replay" by contract). The run id is the same: the store
+# mode is not part of an experiment's identity.
+VOLATILE = {"wall_s", "latency_s", "source", "sources"}
 
 
 def _free_port() -> int:
