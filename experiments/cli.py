@@ -37,12 +37,13 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"slmsim: {exc}", file=sys.stderr)
         return 2
+    from datasets import DatasetError
     from experiments.report import report
     from experiments.runner import run_experiment
 
     try:
         run_experiment(config)
-    except ConfigError as exc:
+    except (ConfigError, DatasetError) as exc:
         print(f"slmsim: {exc}", file=sys.stderr)
         return 2
     print(report(config.run.out_dir))

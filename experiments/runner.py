@@ -164,9 +164,10 @@ async def run_experiment_async(
     from datasets import load_problems
 
     started = time.perf_counter()
-    out = prepare_run_dir(config)
     if problems is None:
+        # Before the run directory exists: a dataset that cannot load leaves nothing behind.
         problems = load_problems(config.dataset)
+    out = prepare_run_dir(config)
     run_id = run_id_of(config)
     writer = ResultsWriter(out)
     todo = [(i, p) for i, p in enumerate(problems) if p.id not in writer.done_ids]

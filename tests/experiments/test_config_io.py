@@ -72,9 +72,15 @@ def test_override_values_are_yaml() -> None:
 
 
 @pytest.mark.parametrize(
-    "override", ["dataset.bogus=1", "orchestrator.k=three", "dataset.path=/definitely/missing.jsonl"]
+    ("override", "needle"),
+    [
+        ("dataset.bogus=1", "invalid config: unknown key 'dataset.bogus'"),
+        ("orchestrator.k=three", "invalid config: orchestrator.slm_mux.k"),
+        ("dataset.path=/definitely/missing.jsonl", "'/definitely/missing.jsonl' does not exist"),
+        ("dataset.name=gpqa", "GPQA is not redistributed"),  # no CSV supplied: a dataset error, not a traceback
+    ],
 )
-def test_cli_rejects_bad_config_fast_and_writes_nothing(tmp_path: Path, override: str) -> None:
+def test_cli_rejects_bad_config_fast_and_writes_nothing(tmp_path: Path, override: str, needle: str) -> None:
     path = _write(tmp_path, GOOD)
     started = time.perf_counter()
     proc = subprocess.run(
@@ -87,6 +93,6 @@ def test_cli_rejects_bad_config_fast_and_writes_nothing(tmp_path: Path, override
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("slmsim: invalid config")
+    assert lines[0].startswith("slmsim: ") and needle in lines[0]
     assert not (tmp_path / "run").exists()
     assert elapsed < 5, f"config error took {elapsed:.1f}s"
