@@ -13,13 +13,13 @@ from experiments.stack_search import (
     Evaluation,
     layer_candidates,
     load_search_config,
-    markdown_table,
     max_overlap,
     rank_key,
     stack,
     train_sample,
     warm_up,
 )
+from experiments.stack_tables import markdown_table
 from experiments.structure import Node, agent, parse_structure, render, x_k
 
 REPO = Path(__file__).resolve().parents[2]
