@@ -36,11 +36,11 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from protocols.config import DatasetSpec, FaultSpec, ModelSpec
+from experiments.problem_lookup import ProblemLookup, load_lookup
+from protocols.config import FaultSpec, ModelSpec
 from protocols.interfaces import Backend
-from protocols.messages import ChatMessage, Completion, CompletionRequest, Failure, Problem, RequestMeta
+from protocols.messages import ChatMessage, Completion, CompletionRequest, Failure, RequestMeta
 
-_LABELS = ("question:", "problem:", "q:")
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 _FAILURE_STATUS = {"rate_limit": 429, "timeout": 504, "client": 400, "malformed": 502}
 
@@ -52,54 +52,6 @@ class BadRequest(Exception):
         super().__init__(message)
         self.status = status
         self.param = param
-
-
-def _first_line(text: str) -> str:
-    return text.strip().split("\n", 1)[0].strip()
-
-
-def _unlabel(line: str) -> str:
-    lowered = line.lower()
-    for label in _LABELS:
-        if lowered.startswith(label):
-            return line[len(label) :].strip()
-    return line
-
-
-class ProblemLookup:
-    """Finds the problem a prompt is about, by the first line of its question (O(lines))."""
-
-    def __init__(self, problems: Iterable[Problem]) -> None:
-        self._by_line: dict[str, list[Problem]] = {}
-        for problem in problems:
-            line = _first_line(problem.question)
-            if len(line) >= 8:  # too-short first lines ("Compute", "Let") would match anything
-                self._by_line.setdefault(line, []).append(problem)
-
-    def __len__(self) -> int:
-        return sum(len(v) for v in self._by_line.values())
-
-    def find(self, text: str) -> Problem | None:
-        """The problem whose question appears last in ``text`` (a few-shot prompt ends with it)."""
-        found: Problem | None = None
-        for raw in text.split("\n"):
-            for problem in self._by_line.get(_unlabel(raw.strip()), ()):
-                if problem.question.strip() in text:
-                    found = problem
-        return found
-
-
-def load_lookup(names: Iterable[str] = ("math500", "gsm8k", "synthetic")) -> ProblemLookup:
-    """A lookup over the default datasets; a dataset that fails to load is reported and left out."""
-    from datasets import load_problems
-
-    problems: list[Problem] = []
-    for name in names:
-        try:
-            problems.extend(load_problems(DatasetSpec(name=name)))  # type: ignore[arg-type]
-        except Exception as exc:  # the server still serves; those questions get no reference
-            print(f"serve-sim: dataset {name!r} not loaded for lookup: {exc}", file=sys.stderr)
-    return ProblemLookup(problems)
 
 
 def parse_faults(text: str) -> FaultSpec:
