@@ -230,3 +230,74 @@ async def test_orchestrator_runs_are_identical_for_a_seed_and_differ_across_seed
     first = await run_orchestrators(problems, 0)
     assert first == await run_orchestrators(problems, 0)
     assert first != await run_orchestrators(problems, 1)
+
+
+class _SureWorld(World):
+    """A world in which the model is equally sure (``q``) of whatever answer it holds."""
+
+    def __init__(self, q: float) -> None:
+        super().__init__(load_cards())
+        self.q = q
+
+    def answer_prob(self, card: Any, facts: Any, temperature: float, answer: str | None) -> float:
+        return self.q
+
+
+def test_a_collaborator_cannot_see_whether_its_own_answer_is_right(problems: list[Problem]) -> None:
+    from actors.backends.sim.roles import decide
+
+    world = _SureWorld(0.8)
+    card = world.cards.card("Mixtral-8x7B-Instruct")
+    held = 0
+    for p in problems[:50]:
+        facts = world.facts(p)
+        if len(facts.shared_wrong) < 2:
+            continue
+        wrong, other = facts.shared_wrong[:2]
+        for i in range(4):
+            key, base = (0, p.id, i), (0, p.id, "base", i)
+            kept_right = decide(world, card, facts, 0.3, (other, other), p.reference, key, base) == p.reference
+            kept_wrong = decide(world, card, facts, 0.3, (other, other), wrong, key, base) == wrong
+            # Equally sure of a right and of a wrong answer: the same situation, the same choice.
+            assert kept_right == kept_wrong
+            held += kept_right
+    assert 0 < held < 200
+
+
+@pytest.mark.parametrize(("q", "m_small", "m_large"), [(1.0, 1, 3), (0.6, 1, 2), (0.9, 2, 3)])
+def test_surer_models_hold_more_and_larger_majorities_erode_it(
+    problems: list[Problem], q: float, m_small: int, m_large: int
+) -> None:
+    from actors.backends.sim.roles import decide
+
+    def hold_rate(world: World, m: int) -> float:
+        card = world.cards.card("Gemma-2-27B-Instruct")
+        kept = n = 0
+        for p in problems:
+            facts = world.facts(p)
+            for i in range(3):
+                key, base = (1, p.id, i), (1, p.id, "base", i)
+                kept += decide(world, card, facts, 0.3, ("0.123",) * m, p.reference, key, base) == p.reference
+                n += 1
+        return kept / n
+
+    assert hold_rate(_SureWorld(q), m_small) > hold_rate(_SureWorld(q), m_large)
+    assert hold_rate(_SureWorld(q), m_small) > hold_rate(_SureWorld(q / 3), m_small)
+
+
+async def test_a_verifier_that_cannot_solve_the_problem_rejects_the_right_answer_more(
+    problems: list[Problem],
+) -> None:
+    model = "Mixtral-8x7B-Instruct"
+    backend = SimBackend(ModelSpec(name=model), seed=0)
+    grader = grader_for("boxed")
+    accepted = {True: 0, False: 0}
+    seen = {True: 0, False: 0}
+    for p in problems:
+        solved = (await grader.grade(p, await reply_text(backend, req(model, p, "solver")))).correct
+        text = await reply_text(backend, req(model, p, "verifier", target=p.reference))
+        seen[solved] += 1
+        accepted[solved] += text.endswith("Verdict: CORRECT")
+    assert accepted[True] == seen[True]  # it agrees with the answer it reached itself
+    # Judging against its own wrong solution, it accepts the right answer less often than blind acceptance would.
+    assert accepted[False] / seen[False] < load_cards().card(model).collab.accept_bias - 0.1

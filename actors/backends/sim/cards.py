@@ -45,11 +45,12 @@ class Collab(Strict):
     """How the model behaves when shown other answers (aggregator, judge, debater, verifier, agent)."""
 
     judge_skill: float = Field(ge=0, le=1)
-    """Chance, scaled by its own P(correct), that it recognises a right candidate as right."""
+    """How far it acts on its own confidence: it defends its own answer (right or wrong) against
+    disagreement with probability ``judge_skill`` x its confidence in that answer."""
     conformity: float = Field(ge=0, le=1)
-    """When it does not recognise the right answer: chance it follows the plurality of candidates."""
+    """Pull of each agreeing peer: it follows a plurality of m with probability 1 - (1 - conformity)^m."""
     accept_bias: float = Field(ge=0, le=1)
-    """Verifier: chance of saying CORRECT when it cannot solve the problem itself."""
+    """Verifier: chance of saying CORRECT to an answer other than its own when it does not reject it."""
 
 
 class ToolUse(Strict):

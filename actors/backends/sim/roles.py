@@ -83,28 +83,34 @@ def decide(
     key: tuple[object, ...],
     base: tuple[object, ...],
 ) -> str:
-    """The skill-plus-conformity rule shared by aggregator, judge, debater and the agent's final answer.
+    """The confidence-plus-conformity rule shared by aggregator, judge, debater and the agent's final answer.
 
-    1. The model has its own answer: its solver answer for this sample (``base`` is the
-       solver's key: the same model on the same problem believes what it would answer
-       alone), or ``own``, a debater's previous answer.
-       If that attempt is right, then with probability ``judge_skill`` it knows it and
-       answers right whatever the candidates say.
-    2. Otherwise it follows the plurality of the candidates with probability
-       1 - (1 - conformity) ** m, m = how many candidates give that answer (capped at 3):
-       each agreeing candidate is one more push toward the crowd.
-    3. Otherwise it keeps its own answer.
+    The model cannot see whether an answer is right (no intrinsic self-correction); it sees
+    only how sure it is of its own answer and what the others say.
+
+    1. Its own answer: its solver answer for this sample (``base`` is the solver's key: the
+       same model on the same problem believes what it would answer alone), or ``own``, a
+       debater's previous answer. Its confidence ``q`` is its own probability of giving that
+       answer again (``World.answer_prob``), right or wrong.
+    2. If the plurality of the candidates (equivalent answers grouped) is its own answer, or
+       there is none, it keeps its own answer.
+    3. Against a plurality of m candidates (m capped at 3) it holds its own answer with
+       probability ``judge_skill * q * (1 - conformity) ** (m - 1)``: the surer it is, the
+       more it resists, and each further agreeing peer erodes the resistance.
+    4. Otherwise it follows that plurality with probability 1 - (1 - conformity) ** m,
+       else it keeps its own answer.
     """
-    draw = world.draw(card, facts, temperature, *base)
-    mine = draw.answer if own is None else own
-    mine_right = draw.correct if own is None else same_answer(own, facts.reference)
-    if mine_right and unit("knows", *key) < card.collab.judge_skill:
-        return facts.reference
+    mine = world.draw(card, facts, temperature, *base).answer if own is None else own
     top = plurality([c for c in candidates if c is not None])
-    if top is not None:
-        follow = 1.0 - (1.0 - card.collab.conformity) ** min(top[1], 3)
-        if unit("conform", *key) < follow:
-            return top[0]
+    if top is None or same_answer(top[0], mine):
+        return mine
+    m = min(top[1], 3)
+    c = card.collab
+    hold = c.judge_skill * world.answer_prob(card, facts, temperature, mine) * (1.0 - c.conformity) ** (m - 1)
+    if unit("knows", *key) < hold:
+        return mine
+    if unit("conform", *key) < 1.0 - (1.0 - c.conformity) ** m:
+        return top[0]
     return mine
 
 
@@ -137,16 +143,22 @@ def verify(
     key: tuple[object, ...],
     base: tuple[object, ...],
 ) -> Reply:
-    """Verifier: a verdict on ``meta.target``; right if it can solve the problem, else biased to accept."""
+    """Verifier: a verdict on ``meta.target``, judged against its own answer to the problem.
+
+    It agrees with a target equal to its own answer (consistent-but-wrong included). A
+    different target it rejects with probability ``judge_skill * q`` (``q``: its confidence
+    in its own answer, right or wrong); otherwise it says CORRECT with ``accept_bias``.
+    """
     target = meta.target
-    draw = world.draw(card, facts, temperature, *base)
-    target_right = same_answer(target, facts.reference)
-    if draw.correct and unit("knows", *key) < card.collab.judge_skill:
-        verdict = target_right
-    elif target is not None and same_answer(target, draw.answer):
-        verdict = True  # it reached the same answer itself, so it agrees (consistent-but-wrong included)
+    mine = world.draw(card, facts, temperature, *base).answer
+    if target is None:
+        verdict = False
+    elif same_answer(target, mine):
+        verdict = True
+    elif unit("knows", *key) < card.collab.judge_skill * world.answer_prob(card, facts, temperature, mine):
+        verdict = False
     else:
-        verdict = target is not None and unit("accept", *key) < card.collab.accept_bias
+        verdict = unit("accept", *key) < card.collab.accept_bias
     return Reply(verdict_text(verdict, unit("style", *key)), "CORRECT" if verdict else "INCORRECT", None, 0.5)
 
 

@@ -13,7 +13,7 @@ import math
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from actors.backends.sim.answers import wrong_candidates
+from actors.backends.sim.answers import same_answer, wrong_candidates
 from actors.backends.sim.cards import Card, SimCards
 from actors.backends.sim.skill import choice, normal, p_correct, temperature_scale, unit
 from protocols.messages import Problem
@@ -168,8 +168,29 @@ class World:
             return Draw(True, facts.reference, p)
         return Draw(False, self.wrong_answer(view, temperature, unit("which-wrong", *key)), p)
 
+    def answer_prob(self, card: Card, facts: Facts, temperature: float, answer: str | None) -> float:
+        """P(one attempt by ``card`` at ``temperature`` gives ``answer``): the model's own confidence in it.
+
+        Right answers have P(correct); a wrong one its share of the model's wrong mass; an
+        answer outside the model's repertoire (or none) has 0. This is consistency-based
+        confidence: how sure a model can be of an answer without knowing whether it is right.
+        """
+        if answer is None:
+            return 0.0
+        view = self.view(card, facts)
+        p = p_correct(view.margin, temperature)
+        if same_answer(answer, facts.reference):
+            return p
+        weights = self._wrong_weights(view, temperature)
+        share = sum(w for a, w in zip(view.wrong, weights, strict=True) if same_answer(a, answer))
+        return (1.0 - p) * share
+
     def wrong_answer(self, view: ModelView, temperature: float, u: float) -> str:
         """Pick a wrong answer: shared pool (groupthink) or the model's own, flatter when hotter."""
+        return view.wrong[choice(u, self._wrong_weights(view, temperature))]
+
+    def _wrong_weights(self, view: ModelView, temperature: float) -> list[float]:
+        """The model's probabilities over ``view.wrong`` given that it is wrong."""
         b = self.cards.behaviour
         # Up to the usual sampling temperatures a model's slips keep their shape (it tends to
         # make the same mistake); above T=0.7 they spread out.
@@ -180,7 +201,7 @@ class World:
             shared_mass = 0.0
         weights = [shared_mass * w for w in _normalised([w**gamma for w in view.shared_weights])]
         weights += [(1.0 - shared_mass) * w for w in _normalised([w**gamma for w in view.private_weights])]
-        return view.wrong[choice(u, weights)]
+        return weights
 
 
 def _normalised(weights: list[float]) -> list[float]:
