@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,6 @@ class ModelActor:
         self._gate: asyncio.Semaphore | None = None
         self._served = 0
         self._failed = 0
-        self._busy_s = 0.0
 
     def _ensure(self) -> tuple[Backend, asyncio.Semaphore]:
         if self._backend is None:
@@ -51,7 +49,6 @@ class ModelActor:
         """One completion, or a typed failure; never raises for model-side problems."""
         backend, gate = self._ensure()
         async with gate:
-            started = time.perf_counter()
             try:
                 reply = await backend.complete(request)
             except Exception as exc:  # a bug in a backend must not kill the actor
@@ -60,7 +57,6 @@ class ModelActor:
                     message=f"{type(exc).__name__} in backend of {self.spec.name!r}: {exc}",
                     model=self.spec.name,
                 )
-            self._busy_s += time.perf_counter() - started
         self._served += 1
         if isinstance(reply, Failure):
             self._failed += 1

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.pool import slug
+from experiments.results import source_kinds
 from protocols.config import ExperimentConfig
 from protocols.summary import RunSummary
 
@@ -120,8 +121,7 @@ def label_of(config: ExperimentConfig) -> str:
 
 
 def source_of(summary: RunSummary) -> str:
-    kinds = [k for k, v in sorted(summary.sources.items()) if v]
-    return "+".join(kinds) or "none"
+    return "+".join(source_kinds(summary)) or "none"
 
 
 def render(configs: Sequence[ExperimentConfig], summaries: Sequence[RunSummary]) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from actors.model import ModelActor
 from actors.runner import ProblemJob, Runner
-from protocols.config import ExperimentConfig, ModelSpec, StoreSpec
+from protocols.config import ModelSpec, StoreSpec
 
 # Actors spend their time awaiting I/O or other actors, not computing; reserving a
 # CPU each would cap a 2-core laptop at two actors. CPU-heavy grading runs in the
@@ -61,7 +61,7 @@ def spawn_runner(job: ProblemJob, problems_in_flight: int, timeout_s: float) -> 
     )
 
 
-def spawn_mux_judge(config: ExperimentConfig) -> Any:
+def spawn_mux_judge() -> Any:
     """The SLM-MUX judge as an actor; it builds its graders in its own process."""
     import ray
 

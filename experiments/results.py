@@ -169,8 +169,12 @@ def summarize(
     )
 
 
+def source_kinds(summary: RunSummary) -> list[str]:
+    """The backend kinds (sim / live / replay) that produced at least one completion, sorted."""
+    return [k for k, v in sorted(summary.sources.items()) if v]
+
+
 def source_label(summary: RunSummary) -> str:
-    """How a result should be labelled: SIMULATED, live, replayed, or a mix."""
-    kinds = [k for k, v in summary.sources.items() if v]
+    """How a result should be labelled in words: simulated, live, replayed, or a mix."""
     names = {"sim": "simulated", "live": "live", "replay": "replayed"}
-    return "+".join(names.get(k, k) for k in kinds) or "none"
+    return "+".join(names.get(k, k) for k in source_kinds(summary)) or "none"

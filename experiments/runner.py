@@ -141,7 +141,7 @@ async def _spawn_collaborators(
     if isinstance(config.orchestrator, SlmMuxConfig):
         from experiments.rayrt import spawn_mux_judge
 
-        extras["mux_judge"] = spawn_mux_judge(config)
+        extras["mux_judge"] = spawn_mux_judge()
     return tools, extras
 
 
