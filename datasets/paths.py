@@ -1,8 +1,11 @@
-"""Where dataset files are: the shared data root, a download cache, and the public homes.
+"""Where dataset files are: the data shipped in the package, a download cache, and the public homes.
 
-The local file always wins; a download is only tried when it is missing, the dataset
-has a public home, and ``SLMSIM_OFFLINE`` is not set. Downloads are checked against the
-sha256 of the copy the project was tested on.
+The openly licensed datasets and the calibration targets ship inside the package
+(``datasets/data/``, each folder with its SOURCE.md and the digests in ``SHA256SUMS``), so
+a bare clone or an installed wheel works with no network. ``SLMSIM_DATA_DIR`` points the
+loaders at another folder of the same layout instead. A download is only tried when a file
+is missing from both, the dataset has a public home, and ``SLMSIM_OFFLINE`` is not set;
+downloads are checked against the sha256 of the copy the project was tested on.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ from typing import NamedTuple
 from datasets.errors import DatasetError
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGED_DATA = _PACKAGE_DIR / "data"
+"""The datasets shipped with the project (MIT, Apache-2.0 and CC BY-NC 4.0 data; see each SOURCE.md)."""
 
 
-# Commit-pinned URLs of the exact bytes described in shared/datasets/*/SOURCE.md.
+# Commit-pinned URLs of the exact bytes described in datasets/data/*/SOURCE.md.
 class RemoteFile(NamedTuple):
     """A dataset file's public home and the digest of the bytes we tested against."""
 
@@ -45,24 +50,28 @@ REMOTE: dict[tuple[str, str], RemoteFile] = {
 }
 
 
-def _candidates() -> list[Path]:
-    return [_PACKAGE_DIR.parent.parent / "shared" / "datasets", Path.cwd().parent / "shared" / "datasets"]
-
-
 def data_root() -> Path:
-    """The dataset directory: ``$SLMSIM_DATA_DIR``, else the first of ``<repo>/../shared/datasets``
-    and ``<cwd>/../shared/datasets`` that exists."""
+    """The dataset directory: ``$SLMSIM_DATA_DIR`` if set, else the data shipped in the package."""
     env = os.environ.get("SLMSIM_DATA_DIR")
     if env:
         path = Path(env)
         if not path.is_dir():
             raise DatasetError(f"SLMSIM_DATA_DIR={env!r} is not a directory")
         return path
-    for path in _candidates():
-        if path.is_dir():
-            return path
-    looked = ", ".join(str(p) for p in _candidates())
-    raise DatasetError(f"no dataset directory found; set SLMSIM_DATA_DIR or create one of: {looked}")
+    return PACKAGED_DATA
+
+
+def calibration_file(name: str) -> Path:
+    """A calibration table (published figures the simulator is fitted to), shipped in the package.
+
+    ``$SLMSIM_CALIBRATION_DIR`` overrides the folder, for a user who fits the cards to their own figures.
+    """
+    env = os.environ.get("SLMSIM_CALIBRATION_DIR")
+    folder = Path(env) if env else PACKAGED_DATA / "calibration"
+    path = folder / name
+    if not path.is_file():
+        raise DatasetError(f"calibration file {str(path)!r} not found")
+    return path
 
 
 def cache_dir() -> Path:

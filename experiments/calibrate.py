@@ -3,7 +3,7 @@
     python -m experiments.calibrate           # fit and write actors/backends/sim/cards.yaml
     python -m experiments.calibrate --check   # verify the committed cards (exit 1 if off by > 1.5 points)
 
-Only single-model figures are used (``../shared/calibration/public_results.yaml``); no
+Only single-model figures are used (``datasets/data/calibration/public_results.yaml``); no
 orchestration result enters the fit. For each card and benchmark the ability is chosen
 so that the simulated T=0 single-sample accuracy over *all* problems, graded by the real
 graders (malformed outputs count as wrong), matches the target. The fit is exact over
@@ -26,7 +26,8 @@ import yaml
 from actors.backends.sim.cards import CARDS_PATH, INPUTS_PATH, SimCards, load_cards, parse_cards
 from actors.backends.sim.skill import logit, p_correct, sigmoid, temperature_scale, unit
 from actors.backends.sim.world import World
-from datasets import data_root, grader_for, load_problems
+from datasets import grader_for, load_problems
+from datasets.paths import calibration_file
 from protocols.config import DatasetSpec, ModelSpec
 from protocols.messages import CompletionRequest, Problem, RequestMeta
 
@@ -42,8 +43,8 @@ SUBJECTS_KEY = "math_subject_accuracy"
 
 
 def public_results_path() -> Path:
-    """``<data root>/../calibration/public_results.yaml``."""
-    return data_root().parent / "calibration" / "public_results.yaml"
+    """The shipped ``datasets/data/calibration/public_results.yaml`` (or ``$SLMSIM_CALIBRATION_DIR``)."""
+    return calibration_file("public_results.yaml")
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

@@ -14,9 +14,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def shared_datasets() -> Path:
-    """The real datasets beside the repo; a missing folder fails the test (never a silent skip)."""
-    root = Path(os.environ.get("SLMSIM_DATA_DIR", REPO.parent / "shared" / "datasets"))
-    assert root.is_dir(), f"shared datasets not found at {root} (set SLMSIM_DATA_DIR)"
+    """The real datasets shipped in the package (or ``$SLMSIM_DATA_DIR``); a missing folder fails the test."""
+    root = Path(os.environ.get("SLMSIM_DATA_DIR", REPO / "datasets" / "data"))
+    assert root.is_dir(), f"datasets not found at {root} (set SLMSIM_DATA_DIR)"
     return root
 
 

@@ -15,11 +15,22 @@ from datasets.gpqa import OPTION_COLUMNS, permutation_for
 from datasets.toolalpaca import ASK_USER
 from protocols.config import DatasetSpec
 
-GPQA_SAMPLE = "gpqa/gpqa_format_sample_SYNTHETIC.csv"
+# Made-up rows in the official column layout (no real GPQA data is ever shipped).
+GPQA_SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "gpqa_format_sample_SYNTHETIC.csv"
 
 
-def test_data_root_finds_the_shared_folder(shared_datasets: Path) -> None:
-    assert data_root().resolve() == shared_datasets.resolve()
+def test_data_root_is_the_shipped_data_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SLMSIM_DATA_DIR", raising=False)
+    assert data_root().resolve() == (Path(datasets.paths.__file__).resolve().parent / "data")
+
+
+def test_shipped_files_match_their_recorded_digests() -> None:
+    root = datasets.paths.PACKAGED_DATA
+    lines = (root / "SHA256SUMS").read_text(encoding="utf-8").splitlines()
+    assert len(lines) >= 10
+    for line in lines:
+        digest, name = line.split(maxsplit=1)
+        assert datasets.paths.sha256_of(root / name) == digest, name
 
 
 def test_data_root_honours_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,8 +79,8 @@ def test_shuffle_offset_limit_are_deterministic() -> None:
     assert [p.id for p in everything[5:25]] == [p.id for p in a]
 
 
-def test_gpqa_sample_shuffles_deterministically(shared_datasets: Path) -> None:
-    path = shared_datasets / GPQA_SAMPLE
+def test_gpqa_sample_shuffles_deterministically() -> None:
+    path = GPQA_SAMPLE
     problems = load_problems(DatasetSpec(name="gpqa", path=path))
     assert [p.id for p in problems] == [f"SYNTHETIC-000{i}" for i in range(1, 6)]
     with path.open(encoding="utf-8-sig", newline="") as handle:
@@ -137,8 +148,8 @@ def test_bad_lines_name_file_line_and_field(tmp_path: Path, name: str, second_li
     assert info.value.line == 2 and isinstance(info.value, ValueError)
 
 
-def test_bad_gpqa_rows_name_the_line_and_column(tmp_path: Path, shared_datasets: Path) -> None:
-    text = (shared_datasets / GPQA_SAMPLE).read_text(encoding="utf-8-sig")
+def test_bad_gpqa_rows_name_the_line_and_column(tmp_path: Path) -> None:
+    text = GPQA_SAMPLE.read_text(encoding="utf-8-sig")
     rows = list(csv.DictReader(text.splitlines()))
     rows[2]["Incorrect Answer 2"] = ""
     path = tmp_path / "bad.csv"
