@@ -81,4 +81,27 @@ class RemoteModel:
         self.name = name
 
     async def complete(self, request: CompletionRequest) -> Completion | Failure:
-        return await self.handle.complete.remote(request)  # type: ignore[no-any-return]
+        try:
+            return await self.handle.complete.remote(request)  # type: ignore[no-any-return]
+        except Exception as exc:
+            failure = actor_failure(exc, f"model actor {self.name!r}")
+            if failure is None:
+                raise
+            return failure.model_copy(update={"model": self.name})
+
+
+def actor_failure(exc: BaseException, who: str) -> Failure | None:
+    """A transient ``Failure`` for a Ray error meaning the actor's process died, else None.
+
+    Supervised actors are restarted and their in-flight calls re-submitted by Ray; this is
+    what remains when that did not save the call (restart budget spent, node lost).
+    """
+    from ray.exceptions import ActorUnavailableError, RayActorError
+
+    if isinstance(exc, BaseExceptionGroup):  # raised through a TaskGroup
+        found = (actor_failure(inner, who) for inner in exc.exceptions)
+        return next((f for f in found if f is not None), None)
+    if not isinstance(exc, RayActorError | ActorUnavailableError):
+        return None
+    cause = " ".join(str(exc).split())[:300]
+    return Failure(error="actor", message=f"{who} died: {type(exc).__name__}: {cause}", retryable=True)

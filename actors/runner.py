@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Protocol
 
+from actors.model import actor_failure
 from protocols.messages import Failure, Problem, ProblemResult
 
 
@@ -41,7 +42,10 @@ class Runner:
                 failure = Failure(error="timeout", message=f"problem {problem.id!r} exceeded {self.timeout_s}s")
                 result = self.job.failed(problem, index, failure, time.perf_counter() - started)
             except Exception as exc:
-                failure = Failure(error="internal", message=f"{type(exc).__name__} on problem {problem.id!r}: {exc}")
+                # A collaborator actor (e.g. the MUX judge) that died is transient, not a bug.
+                failure = actor_failure(exc, "a collaborator actor") or Failure(
+                    error="internal", message=f"{type(exc).__name__} on problem {problem.id!r}: {exc}"
+                )
                 result = self.job.failed(problem, index, failure, time.perf_counter() - started)
         self._done += 1
         return result

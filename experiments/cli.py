@@ -2,7 +2,8 @@
 
 Subcommands owned by other modules are dispatched lazily to their ``main(argv)``,
 so ``slmsim run`` with a bad config fails in well under a second, before Ray or
-any model is touched.
+any model is touched. Errors follow ``experiments.errors``: one line, exit 2 for
+bad input, exit 1 for a run that stopped or ended with open transient failures.
 """
 
 from __future__ import annotations
@@ -11,6 +12,10 @@ import argparse
 import importlib
 import sys
 from pathlib import Path
+
+from experiments.errors import EXIT_UNFINISHED, guarded
+from experiments.errors import report as report_error
+from protocols.summary import RunSummary
 
 DELEGATED = {
     "calibrate": ("experiments.calibrate", "fit simulated model cards to public single-model accuracies"),
@@ -26,40 +31,48 @@ DELEGATED = {
 
 
 def _run(args: argparse.Namespace) -> int:
-    from experiments.config_io import ConfigError, load_config
+    from experiments.config_io import load_config
 
-    try:
+    def body() -> int:
         config = load_config(args.config, args.overrides)
+        run = config.run
         if args.address:
-            config = config.model_copy(update={"run": config.run.model_copy(update={"address": args.address})})
+            run = run.model_copy(update={"address": args.address})
         if args.no_progress:
-            config = config.model_copy(update={"run": config.run.model_copy(update={"progress": False})})
-    except ConfigError as exc:
-        print(f"slmsim: {exc}", file=sys.stderr)
-        return 2
-    from datasets import DatasetError
-    from experiments.report import report
-    from experiments.runner import run_experiment
+            run = run.model_copy(update={"progress": False})
+        config = config.model_copy(update={"run": run})
+        from experiments.report import report
+        from experiments.runner import run_experiment
 
-    try:
-        run_experiment(config)
-    except (ConfigError, DatasetError) as exc:
-        print(f"slmsim: {exc}", file=sys.stderr)
-        return 2
-    print(report(config.run.out_dir))
-    print(f"run directory: {config.run.out_dir}")
-    return 0
+        summary = run_experiment(config, retry_failed=args.retry_failed)
+        print(report(config.run.out_dir))
+        print(f"run directory: {config.run.out_dir}")
+        return unfinished(summary)
+
+    return guarded("run", body)
+
+
+def unfinished(summary: RunSummary) -> int:
+    """Exit 0 for a run whose every problem has a final result; else one line and exit 1."""
+    if not summary.open_failures and not summary.missing:
+        return 0
+    report_error(
+        "run",
+        f"{summary.open_failures} of {summary.n_expected} problems still have a transient failure "
+        f"(errors by kind: {summary.error_kinds}) and {summary.missing} have no result; "
+        "re-run the same command to retry exactly those",
+    )
+    return EXIT_UNFINISHED
 
 
 def _report(args: argparse.Namespace) -> int:
     from experiments.report import report
 
-    try:
+    def body() -> int:
         print(report(Path(args.run_dir)))
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"slmsim: {exc}", file=sys.stderr)
-        return 2
-    return 0
+        return 0
+
+    return guarded("report", body)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -77,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("overrides", nargs="*", help="key=value overrides, e.g. dataset.limit=50 orchestrator.k=5")
     run.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS or a local instance)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="also re-attempt problems recorded with a permanent failure (transient ones are always retried)",
+    )
     run.set_defaults(func=_run)
 
     rep = sub.add_parser("report", help="re-render the summary table of a run directory")

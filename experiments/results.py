@@ -4,6 +4,12 @@
 driver loses at most the line it was writing; a torn last line is cut off on
 resume. When a run completes, the file is rewritten in dataset order (atomically)
 so two runs with the same seed give identical files.
+
+A result is *final* unless it carries a transient failure (``transient_failure``:
+an outage, a 429, a 5xx, a dead actor). A non-final ("open") result is kept on
+disk, so nothing is lost, but it does not count as done: the next attempt at that
+problem appends a newer line, which supersedes it. Per problem the first final
+line wins, else the last open one; ``finalize`` keeps exactly one line each.
 """
 
 from __future__ import annotations
@@ -17,7 +23,15 @@ from typing import IO
 
 from pydantic import ValidationError
 
-from protocols.messages import RESULT_ADAPTER, CallRecord, ProblemResult, ToolCallRecord, TraceEvent, Usage
+from protocols.messages import (
+    RESULT_ADAPTER,
+    CallRecord,
+    ProblemResult,
+    ToolCallRecord,
+    TraceEvent,
+    Usage,
+    transient_failure,
+)
 from protocols.summary import DomainStat, RunSummary
 
 RESULTS = "results.jsonl"
@@ -46,32 +60,69 @@ def read_results(path: Path) -> tuple[list[ProblemResult], int]:
             except ValidationError as exc:
                 if number == len(lines):
                     break
-                raise ValueError(f"{path}:{number}: not a valid result line ({exc.error_count()} errors)") from exc
+                raise ValueError(
+                    f"{path}:{number}: not a valid result line ({exc.error_count()} errors); "
+                    "fix or delete that line (or the run directory) and re-run"
+                ) from None
         good += len(line)
     return results, good
 
 
-class ResultsWriter:
-    """Appends results, one flushed line each, skipping problems already recorded."""
+def is_final(result: ProblemResult) -> bool:
+    """A result that stands: an answer, or a permanent failure (not an outage, 429, 5xx, dead actor)."""
+    return transient_failure(result) is None
 
-    def __init__(self, run_dir: Path) -> None:
+
+def latest(results: Iterable[ProblemResult]) -> dict[str, ProblemResult]:
+    """One result per problem in file order: the first final one, else the last open one."""
+    kept: dict[str, ProblemResult] = {}
+    for result in results:
+        known = kept.get(result.problem_id)
+        if known is None or not is_final(known):
+            kept[result.problem_id] = result
+    return kept
+
+
+class ResultsWriter:
+    """Appends results, one flushed line each; a final result is never replaced or duplicated.
+
+    Args:
+        run_dir: the run directory holding ``results.jsonl``.
+        retry_failed: treat every recorded failure as not done, permanent ones too
+            (``slmsim run --retry-failed``, e.g. after fixing a server's configuration).
+    """
+
+    def __init__(self, run_dir: Path, *, retry_failed: bool = False) -> None:
         self.path = run_dir / RESULTS
+        self.retry_failed = retry_failed
         existing, good = read_results(self.path)
         if self.path.exists() and good < self.path.stat().st_size:
             with self.path.open("r+b") as fh:
                 fh.truncate(good)
-        self.results: dict[str, ProblemResult] = {}
-        for result in existing:
-            self.results.setdefault(result.problem_id, result)
+        self.results: dict[str, ProblemResult] = latest(existing)
         self._fh: IO[str] = self.path.open("a", encoding="utf-8")
+
+    def _done(self, result: ProblemResult) -> bool:
+        return is_final(result) and not (self.retry_failed and result.error is not None)
 
     @property
     def done_ids(self) -> set[str]:
-        return set(self.results)
+        """Problems with a result that stands: resume skips exactly these."""
+        return {pid for pid, result in self.results.items() if self._done(result)}
+
+    @property
+    def open_ids(self) -> set[str]:
+        """Problems whose recorded result is not final (a transient failure)."""
+        return {pid for pid, result in self.results.items() if not is_final(result)}
 
     def append(self, result: ProblemResult) -> bool:
-        """Record a result; returns False (and writes nothing) for a duplicate."""
-        if result.problem_id in self.results:
+        """Record a result; returns False (and writes nothing) if the problem already has a final one.
+
+        A result for a problem whose recorded one is open (or, with ``retry_failed``, failed)
+        is appended and supersedes it.
+        """
+        known = self.results.get(result.problem_id)
+        if known is not None and self._done(known):
             return False
         self._fh.write(result.model_dump_json() + "\n")
         self._fh.flush()
@@ -137,6 +188,7 @@ def summarize(
     usage = Usage()
     sources: Counter[str] = Counter()
     errors = Counter(r.error.error for r in results if r.error is not None)
+    still_open = sum(not is_final(r) for r in results)
     for r in results:
         usage = usage + r.totals.usage
         count_sources(r.trace, sources)
@@ -157,6 +209,8 @@ def summarize(
         },
         errors=sum(errors.values()),
         error_kinds=dict(sorted(errors.items())),
+        open_failures=still_open,
+        missing=max(0, n_expected - n),
         usage=usage,
         tokens_per_problem=usage.total_tokens / n if n else 0.0,
         cost_usd=sum(r.totals.cost_usd for r in results),

@@ -1,9 +1,11 @@
 """The parallel experiment driver: shard problems over runner actors, stream results to disk.
 
-``run_experiment(config)`` is the whole life of a run: validate the run directory,
-load problems, skip those already done (resume), spawn model and runner actors,
-keep a bounded number of problems in flight, append each result as it arrives,
-then write the summary. Killing it at any point loses no finished result.
+``run_experiment(config)`` is the whole life of a run: check everything that can be
+checked before Ray starts (``experiments.preflight``), lock the run directory, load
+problems, skip those already done (resume), spawn supervised model and runner actors,
+keep a bounded number of problems in flight, re-attempt problems that hit a transient
+failure, append each result as it arrives, then write the summary. Killing it at any
+point loses no finished result.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import random
 import sys
 import time
 from pathlib import Path
@@ -19,12 +22,15 @@ from typing import Any
 import structlog
 
 from experiments.config_io import ConfigError, dump_config
+from experiments.errors import RunAborted
 from experiments.job import OrchestratorJob
+from experiments.preflight import check_run, load_dataset
 from experiments.progress import Progress
-from experiments.rayrt import ensure_ray, spawn_model, spawn_runner
+from experiments.rayrt import DEFAULT_RESTARTS, ensure_ray, is_actor_death, spawn_model, spawn_runner
 from experiments.results import CONFIG, LOG, SUMMARY, ResultsWriter, summarize
-from protocols.config import ExperimentConfig, ModelSpec, SlmMuxConfig, StackingConfig, StoreSpec
-from protocols.messages import Problem, ProblemResult
+from experiments.rundir_lock import hold
+from protocols.config import ExperimentConfig, ModelSpec, RunSpec, SlmMuxConfig, StackingConfig, StoreSpec
+from protocols.messages import Problem, ProblemResult, transient_failure
 from protocols.summary import RunSummary
 
 # Per-model knobs that change how fast or how politely a run executes, never its results.
@@ -66,10 +72,11 @@ def store_dir_of(config: ExperimentConfig) -> Path:
 class ModelPool:
     """One model actor per model spec, shared by every run that uses the pool."""
 
-    def __init__(self, seed: int, store: StoreSpec, store_dir: Path | None) -> None:
+    def __init__(self, seed: int, store: StoreSpec, store_dir: Path | None, restarts: int = DEFAULT_RESTARTS) -> None:
         self.seed = seed
         self.store = store
         self.store_dir = store_dir
+        self.restarts = restarts
         self.handles: dict[str, Any] = {}
         self.specs: dict[str, ModelSpec] = {}
 
@@ -80,7 +87,7 @@ class ModelPool:
             if known is not None and known != spec:
                 raise ConfigError(f"model {spec.name!r} is already in the pool with a different spec")
             if known is None:
-                self.handles[spec.name] = spawn_model(spec, self.seed, self.store, self.store_dir)
+                self.handles[spec.name] = spawn_model(spec, self.seed, self.store, self.store_dir, self.restarts)
                 self.specs[spec.name] = spec
         return {s.name: self.handles[s.name] for s in specs}
 
@@ -93,6 +100,41 @@ class ModelPool:
         self.specs.clear()
 
 
+class Supervisor:
+    """The run's supervised actors by name; tells an actor that is dead for good from one restarting."""
+
+    def __init__(self, restarts: int) -> None:
+        self.restarts = restarts
+        self.actors: dict[str, Any] = {}
+
+    def add(self, name: str, handle: Any) -> None:
+        self.actors[name] = handle
+
+    async def dead(self, timeout_s: float = 30.0) -> str | None:
+        """One line naming the first actor that died beyond its restart budget, or None.
+
+        A restarting actor answers once it is back (or not within ``timeout_s``: then it is
+        not known to be dead, and the run goes on).
+        """
+        for name, handle in self.actors.items():
+            try:
+                await asyncio.wait_for(handle.__ray_ready__.remote(), timeout_s)
+            except TimeoutError:
+                continue
+            except Exception as exc:
+                if is_actor_death(exc):
+                    return self.why(name, exc)
+                raise
+        return None
+
+    def why(self, name: str, exc: BaseException) -> str:
+        cause = " ".join(str(exc).split())[:200]
+        return (
+            f"{name} died and its restart budget ({self.restarts}, run.actor_restarts) is spent: {cause}; "
+            "finished results are kept, re-run the same command to resume"
+        )
+
+
 def prepare_run_dir(config: ExperimentConfig) -> Path:
     """Create the run directory, or check that an existing one holds this same experiment."""
     out = config.run.out_dir
@@ -102,7 +144,13 @@ def prepare_run_dir(config: ExperimentConfig) -> Path:
 
         from experiments.config_io import config_from_tree
 
-        previous = config_from_tree(yaml.safe_load(saved.read_text()))
+        try:
+            tree = yaml.safe_load(saved.read_bytes().decode("utf-8"))
+            previous = config_from_tree(tree if isinstance(tree, dict) else {})
+        except (UnicodeDecodeError, yaml.YAMLError, ConfigError):
+            raise ConfigError(
+                f"run directory {str(out)!r} holds an unreadable {CONFIG}; choose another run.out_dir or delete it"
+            ) from None
         if config_identity(previous) != config_identity(config):
             raise ConfigError(
                 f"run directory {str(out)!r} holds a different experiment; choose another run.out_dir or delete it"
@@ -129,7 +177,7 @@ def make_logger(path: Path) -> tuple[Any, Any]:
 
 
 async def _spawn_collaborators(
-    config: ExperimentConfig, model_handles: dict[str, Any]
+    config: ExperimentConfig, model_handles: dict[str, Any], supervisor: Supervisor
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Actors an orchestrator needs beyond models: agent trees, the MUX judge."""
     tools: dict[str, Any] = {}
@@ -141,7 +189,8 @@ async def _spawn_collaborators(
     if isinstance(config.orchestrator, SlmMuxConfig):
         from experiments.rayrt import spawn_mux_judge
 
-        extras["mux_judge"] = spawn_mux_judge()
+        extras["mux_judge"] = spawn_mux_judge(config.run.actor_restarts)
+        supervisor.add("the MuxJudge actor", extras["mux_judge"])
     return tools, extras
 
 
@@ -151,8 +200,12 @@ async def run_experiment_async(
     models: ModelPool | None = None,
     problems: list[Problem] | None = None,
     progress_label: str | None = None,
+    retry_failed: bool = False,
 ) -> RunSummary:
     """Run (or resume) one experiment into ``config.run.out_dir``; returns its summary.
+
+    Resume skips the problems with a final result; problems whose result carries a
+    transient failure are attempted again (every failed one with ``retry_failed``).
 
     Args:
         config: the validated experiment.
@@ -160,17 +213,36 @@ async def run_experiment_async(
             a private pool is made and torn down when None.
         problems: the problems to use instead of loading ``config.dataset``.
         progress_label: the progress bar's title (defaults to the config name).
-    """
-    from datasets import load_problems
+        retry_failed: also re-attempt problems recorded with a permanent failure.
 
+    Raises:
+        ConfigError, DatasetError: bad input, found before anything is written.
+        RunDirBusy: another driver holds the run directory.
+        RunAborted: an actor died beyond its restart budget, or Ray would not start;
+            the results that finished are on disk and a re-run resumes.
+    """
     started = time.perf_counter()
+    # Before the run directory exists: bad input leaves nothing behind.
+    check_run(config)
     if problems is None:
-        # Before the run directory exists: a dataset that cannot load leaves nothing behind.
-        problems = load_problems(config.dataset)
+        problems = load_dataset(config.dataset)
+    with hold(config.run.out_dir, f"slmsim run {config.name}"):
+        return await _run_locked(config, models, problems, progress_label, retry_failed, started)
+
+
+async def _run_locked(
+    config: ExperimentConfig,
+    models: ModelPool | None,
+    problems: list[Problem],
+    progress_label: str | None,
+    retry_failed: bool,
+    started: float,
+) -> RunSummary:
     out = prepare_run_dir(config)
     run_id = run_id_of(config)
-    writer = ResultsWriter(out)
-    todo = [(i, p) for i, p in enumerate(problems) if p.id not in writer.done_ids]
+    writer = ResultsWriter(out, retry_failed=retry_failed)
+    done = writer.done_ids
+    todo = [(i, p) for i, p in enumerate(problems) if p.id not in done]
     log, log_fh = make_logger(out / LOG)
     log.info(
         "run_start",
@@ -179,26 +251,38 @@ async def run_experiment_async(
         orchestrator=config.orchestrator.kind,
         problems=len(problems),
         already_done=len(problems) - len(todo),
+        reattempted=len([p for _, p in todo if p.id in writer.results]),
     )
     own_pool = models is None
-    pool = models or ModelPool(config.seed, config.store, store_dir_of(config))
+    pool = models or ModelPool(config.seed, config.store, store_dir_of(config), config.run.actor_restarts)
     bar = Progress(
         total=len(problems),
-        done=list(writer.results.values()),
+        done=[r for pid, r in writer.results.items() if pid in done],
         label=progress_label or config.name,
         enabled=config.run.progress,
     )
+    aborted: RunAborted | None = None
     try:
         if todo:
             ensure_ray(config.run.address)
+            supervisor = Supervisor(config.run.actor_restarts)
             handles = pool.ensure(config.models)
-            tools, extras = await _spawn_collaborators(config, handles)
+            for name, handle in handles.items():
+                supervisor.add(f"model actor {name!r}", handle)
+            tools, extras = await _spawn_collaborators(config, handles, supervisor)
             job = OrchestratorJob(config, run_id, handles, tools, extras)
+            run = config.run
             runners = [
-                spawn_runner(job, config.run.problems_in_flight, config.run.problem_timeout_s)
-                for _ in range(min(config.run.runners, len(todo)))
+                spawn_runner(job, run.problems_in_flight, run.problem_timeout_s, run.actor_restarts)
+                for _ in range(min(run.runners, len(todo)))
             ]
-            await _drive(todo, runners, config.run.problems_in_flight, writer, bar, log)
+            for n, runner in enumerate(runners):
+                supervisor.add(f"runner actor {n}", runner)
+            try:
+                await _drive(todo, runners, config.run, writer, bar, log, supervisor)
+            except RunAborted as exc:
+                aborted = exc
+                log.info("run_aborted", run_id=run_id, reason=str(exc))
         ordered = writer.finalize()
     finally:
         writer.close()
@@ -214,28 +298,74 @@ async def run_experiment_async(
         n_expected=len(problems),
     ).model_copy(update={"wall_s": time.perf_counter() - started})
     (out / SUMMARY).write_text(summary.model_dump_json(indent=2) + "\n")
-    log.info("run_end", run_id=run_id, n=summary.n, accuracy=summary.accuracy, wall_s=summary.wall_s)
+    log.info(
+        "run_end",
+        run_id=run_id,
+        n=summary.n,
+        accuracy=summary.accuracy,
+        open_failures=summary.open_failures,
+        wall_s=summary.wall_s,
+    )
     log_fh.close()
+    if aborted is not None:
+        raise aborted
     return summary
+
+
+def backoff_s(run: RunSpec, attempt: int) -> float:
+    """Wait before re-attempt ``attempt + 1`` of a problem: doubling, capped, with jitter."""
+    return min(120.0, run.retry_backoff_s * 2**attempt) * random.uniform(0.5, 1.0)
 
 
 async def _drive(
     todo: list[tuple[int, Problem]],
     runners: list[Any],
-    per_runner: int,
+    run: RunSpec,
     writer: ResultsWriter,
     bar: Progress,
     log: Any,
+    supervisor: Supervisor,
 ) -> None:
-    """Keep up to ``per_runner`` problems in flight on each runner; record results as they land."""
+    """Keep ``run.problems_in_flight`` problems in flight on each runner; record results as they land.
+
+    A result carrying a transient failure is attempted again (``run.problem_retries``
+    times, with backoff) before it is recorded as open.
+    """
     queue: asyncio.Queue[tuple[int, Problem]] = asyncio.Queue()
     for item in todo:
         queue.put_nowait(item)
 
-    async def feed(runner: Any) -> None:
+    async def attempt(runner_name: str, runner: Any, problem: Problem, index: int) -> ProblemResult:
+        try:
+            result: ProblemResult = await runner.run.remote(problem, index)
+        except Exception as exc:
+            if is_actor_death(exc):
+                raise RunAborted(supervisor.why(runner_name, exc)) from None
+            raise
+        return result
+
+    async def feed(runner_name: str, runner: Any) -> None:
         while not queue.empty():
             index, problem = queue.get_nowait()
-            result: ProblemResult = await runner.run.remote(problem, index)
+            for tries in range(run.problem_retries + 1):
+                result = await attempt(runner_name, runner, problem, index)
+                failure = transient_failure(result)
+                if failure is None or tries == run.problem_retries:
+                    break
+                if failure.error == "actor":
+                    reason = await supervisor.dead()
+                    if reason is not None:
+                        raise RunAborted(reason)
+                wait = backoff_s(run, tries)
+                log.info(
+                    "problem_retry",
+                    problem_id=problem.id,
+                    attempt=tries + 1,
+                    error=failure.error,
+                    message=failure.message[:200],
+                    wait_s=round(wait, 3),
+                )
+                await asyncio.sleep(wait)
             if writer.append(result):
                 bar.update(result)
                 log.info(
@@ -243,13 +373,17 @@ async def _drive(
                     problem_id=result.problem_id,
                     correct=result.correct,
                     error=result.error.error if result.error else None,
+                    open=failure is not None,
                     wall_s=round(result.wall_s, 4),
                 )
 
-    async with asyncio.TaskGroup() as group:
-        for runner in runners:
-            for _ in range(per_runner):
-                group.create_task(feed(runner))
+    try:
+        async with asyncio.TaskGroup() as group:
+            for n, runner in enumerate(runners):
+                for _ in range(run.problems_in_flight):
+                    group.create_task(feed(f"runner actor {n}", runner))
+    except* RunAborted as group:
+        raise group.exceptions[0] from None
 
 
 def run_experiment(config: ExperimentConfig, **kwargs: Any) -> RunSummary:

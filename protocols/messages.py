@@ -35,7 +35,15 @@ FailureKind = Literal[
     "steps_exhausted",
     "grading",
     "internal",
+    "actor",
+    "config",
 ]
+TRANSIENT_KINDS: frozenset[str] = frozenset({"timeout", "rate_limit", "server", "connection", "actor"})
+"""Failure kinds that say nothing about the problem: the same call may well succeed later.
+
+``actor`` is a Ray actor that died (a killed or crashed process) while serving the call.
+Every other kind is permanent unless the ``Failure`` says ``retryable`` (e.g. a malformed
+HTTP body, which a proxy or a dropped connection can produce once)."""
 
 
 class Frozen(BaseModel):
@@ -153,6 +161,11 @@ class Failure(Frozen):
     retry_after_s: float | None = None
     """The server's Retry-After hint (seconds), honoured by the retry wrapper."""
 
+    @property
+    def transient(self) -> bool:
+        """True when the failure says nothing about the problem (outage, 429, 5xx, dead actor...)."""
+        return self.retryable or self.error in TRANSIENT_KINDS
+
 
 ModelReply = Annotated[Completion | Failure, Field(discriminator="kind")]
 REPLY_ADAPTER: TypeAdapter[Completion | Failure] = TypeAdapter(ModelReply)
@@ -215,7 +228,9 @@ def totals_of(trace: tuple[TraceEvent, ...] | list[TraceEvent]) -> Totals:
             usage = usage + reply.usage
             cost += reply.cost_usd
             calls += 1
-            retries += max(0, reply.attempts - 1)
+            # A replayed completion made no call now: its recorded attempts are history, not retries.
+            if not (isinstance(reply, Completion) and reply.source == "replay"):
+                retries += max(0, reply.attempts - 1)
             if isinstance(reply, Failure):
                 failed += 1
             else:
@@ -267,6 +282,32 @@ class ProblemResult(Frozen):
     trace: tuple[TraceEvent, ...] = ()
     details: dict[str, Any] = Field(default_factory=dict)
     wall_s: float = 0.0
+
+
+def transient_failure(result: ProblemResult) -> Failure | None:
+    """The transient failure that makes ``result`` not final, or None if the result stands.
+
+    A result is not final when its own error is transient, or when any call or tool call
+    in its trace (nested agents included) failed transiently: such an answer was computed
+    with inputs missing because of an outage, not because of the model, so it must be
+    computed again rather than kept.
+    """
+    if result.error is not None and result.error.transient:
+        return result.error
+    return _transient_in(result.trace)
+
+
+def _transient_in(trace: tuple[TraceEvent, ...]) -> Failure | None:
+    for event in trace:
+        if isinstance(event, CallRecord) and isinstance(event.reply, Failure) and event.reply.transient:
+            return event.reply
+        if isinstance(event, ToolCallRecord):
+            if event.error is not None and event.error.transient:
+                return event.error
+            inner = _transient_in(event.trace)
+            if inner is not None:
+                return inner
+    return None
 
 
 RESULT_ADAPTER: TypeAdapter[ProblemResult] = TypeAdapter(ProblemResult)

@@ -35,6 +35,10 @@ class RunSummary(Frozen):
     per_domain: dict[str, DomainStat] = Field(default_factory=dict)
     errors: int = 0
     error_kinds: dict[str, int] = Field(default_factory=dict)
+    open_failures: int = 0
+    """Results that are not final (a transient failure: outage, 429, 5xx, dead actor); a re-run retries them."""
+    missing: int = 0
+    """Problems of the dataset with no result at all (an aborted run)."""
     usage: Usage = Field(default_factory=Usage)
     tokens_per_problem: float = 0.0
     cost_usd: float = 0.0

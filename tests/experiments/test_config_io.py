@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,8 +14,8 @@ GOOD = """
 name: t
 dataset: {name: synthetic, limit: 10}
 models:
-  - {name: A, backend: sim}
-  - {name: B, backend: sim}
+  - {name: A, backend: sim, card: Qwen2.5-7B-Instruct}
+  - {name: B, backend: sim, card: Qwen2.5-3B-Instruct}
 orchestrator: {kind: slm_mux, models: [A, B], k: 3}
 run: {out_dir: OUT}
 """
@@ -82,17 +81,14 @@ def test_override_values_are_yaml() -> None:
 )
 def test_cli_rejects_bad_config_fast_and_writes_nothing(tmp_path: Path, override: str, needle: str) -> None:
     path = _write(tmp_path, GOOD)
-    started = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "experiments.cli", "run", str(path), override],
         capture_output=True,
         text=True,
         timeout=60,
     )
-    elapsed = time.perf_counter() - started
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("slmsim: ") and needle in lines[0]
+    assert lines[0].startswith("slmsim run: error: ") and needle in lines[0]
     assert not (tmp_path / "run").exists()
-    assert elapsed < 5, f"config error took {elapsed:.1f}s"
