@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from experiments.errors import guarded
 from experiments.pool import slug
 from experiments.results import source_kinds
 from protocols.config import ExperimentConfig
@@ -73,19 +74,21 @@ def load_comparison(path: str | Path, overrides: Sequence[str] = ()) -> list[Exp
 
 async def run_comparison_async(configs: Sequence[ExperimentConfig], *, parallel: int = 2) -> list[RunSummary]:
     """Run every config (up to ``parallel`` at once), sharing model actors; summaries in input order."""
-    from datasets import load_problems
+    from experiments.preflight import check_run, load_dataset
     from experiments.runner import ModelPool, run_experiment_async
 
     if not configs:
         return []
-    # Load each distinct dataset once, up front, so a missing file fails before any actor starts.
+    # Check every method and load each distinct dataset once, up front, so bad input
+    # fails before any actor starts or any file is written.
     problems_cache: dict[str, Any] = {}
     for config in configs:
+        check_run(config)
         key = config.dataset.model_dump_json()
         if key not in problems_cache:
-            problems_cache[key] = load_problems(config.dataset)
+            problems_cache[key] = load_dataset(config.dataset)
     first = configs[0]
-    models = ModelPool(first.seed, first.store, first.store.path)
+    models = ModelPool(first.seed, first.store, first.store.path, first.run.actor_restarts)
     summaries: list[RunSummary | None] = [None] * len(configs)
     sem = asyncio.Semaphore(parallel)
 
@@ -204,21 +207,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parallel", type=int, default=2, help="methods run at once (default 2)")
     parser.add_argument("--only", default=None, help="comma-separated method labels (name suffixes) to run")
     args = parser.parse_args(argv)
-    try:
+
+    def body() -> int:
+        from experiments.errors import EXIT_UNFINISHED, report
+        from experiments.preflight import check_run
+        from experiments.rundir_lock import hold
+
         configs = load_comparison(args.config, args.overrides)
         if args.only:
             wanted = {slug(x.strip()) for x in args.only.split(",")}
             configs = [c for c in configs if c.run.out_dir.name in wanted]
             if not configs:
-                raise SystemExit(f"--only {args.only!r} matches no method")
-        summaries = run_comparison(configs, parallel=args.parallel)
-        paths = write_report(configs, summaries, common_dir(configs))
+                raise ValueError(f"--only {args.only!r} matches no method")
+        for config in configs:
+            check_run(config)
+        out = common_dir(configs)
+        with hold(out, "slmsim compare"):
+            summaries = run_comparison(configs, parallel=args.parallel)
+            paths = write_report(configs, summaries, out)
         print(render(configs, summaries))
         print("written: " + ", ".join(str(p) for p in paths))
+        unfinished = [(c, s) for c, s in zip(configs, summaries, strict=True) if s.open_failures or s.missing]
+        if unfinished:
+            names = ", ".join(f"{label_of(c)} ({s.open_failures + s.missing})" for c, s in unfinished)
+            report("compare", f"methods with problems still open after transient failures: {names}; re-run to retry")
+            return EXIT_UNFINISHED
         return 0
-    except (ValueError, FileNotFoundError) as exc:  # config, dataset and pool errors: one line, no traceback
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+
+    return guarded("compare", body)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,10 @@ def guarded(command: str, body: Callable[[], int]) -> int:
     from experiments.config_io import ConfigError
 
     try:
-        return body()
+        try:
+            return body()
+        except BaseExceptionGroup as group:  # raised through a TaskGroup: report its first cause
+            raise _first_leaf(group) from None
     except RunAborted as exc:
         report(command, one_line(exc))
         return EXIT_UNFINISHED
@@ -56,3 +59,8 @@ def guarded(command: str, body: Callable[[], int]) -> int:
         # cannot be read or written; KeyError an unknown name (a sim card, a model).
         report(command, one_line(exc))
         return EXIT_BAD_INPUT
+
+
+def _first_leaf(group: BaseExceptionGroup) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first

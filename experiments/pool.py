@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from experiments.errors import guarded
 from orchestrators.base import Collaborators
 from orchestrators.single import self_consistency
 from orchestrators.voting import group_answers
@@ -293,22 +294,29 @@ def pool_run_config(study: StudyConfig, spec: ModelSpec) -> ExperimentConfig:
 
 async def draw_pool(study: StudyConfig, *, parallel_runs: int = 2) -> PoolMeta:
     """Draw (or resume) every model's samples through the run driver, then write ``pool.jsonl``."""
-    from datasets import grader_for, load_problems
+    from datasets import grader_for
+    from experiments.errors import RunAborted
+    from experiments.preflight import check_run, load_dataset
     from experiments.results import RESULTS, read_results
     from experiments.runner import ModelPool, run_experiment_async
 
     started = time.perf_counter()
-    problems = load_problems(study.dataset)
     configs = [pool_run_config(study, spec) for spec in study.models]
-    models = ModelPool(study.seed, configs[0].store, configs[0].store.path)
+    for config in configs:
+        check_run(config)
+    problems = load_dataset(study.dataset)
+    models = ModelPool(study.seed, configs[0].store, configs[0].store.path, study.run.actor_restarts)
     sem = asyncio.Semaphore(parallel_runs)
     calls = 0
+    still_open: list[str] = []
 
     async def one(config: ExperimentConfig) -> None:
         nonlocal calls
         async with sem:
             summary = await run_experiment_async(config, models=models, problems=problems)
             calls += summary.calls
+            if summary.open_failures or summary.missing:
+                still_open.append(f"{config.models[0].name} ({summary.open_failures + summary.missing})")
 
     try:
         async with asyncio.TaskGroup() as group:
@@ -317,6 +325,12 @@ async def draw_pool(study: StudyConfig, *, parallel_runs: int = 2) -> PoolMeta:
     finally:
         if models.handles:
             models.shutdown()
+    if still_open:
+        # A sample lost to an outage is not an abstention: keep the pool unwritten until it is drawn.
+        raise RunAborted(
+            f"pool not written: problems still open after transient failures for {', '.join(still_open)}; "
+            "re-run the same command to retry them"
+        )
 
     by_model: dict[str, dict[str, Any]] = {}
     for config in configs:
@@ -423,16 +437,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
-    try:
+
+    def body() -> int:
+        from experiments.rundir_lock import hold
+
         study = load_study(args.config, args.overrides)
-        meta = asyncio.run(draw_pool(study))
+        with hold(study.run.out_dir, "slmsim pool"):
+            meta = asyncio.run(draw_pool(study))
         print(json.dumps(meta.model_dump(mode="json"), indent=2))
         where = study.run.out_dir / POOL_FILE
         print(f"pool: {meta.n_problems} problems x {len(meta.models)} models x k={meta.k} -> {where}")
         return 0
-    except (ValueError, FileNotFoundError) as exc:  # config, dataset and pool errors: one line, no traceback
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+
+    return guarded("pool", body)
 
 
 if __name__ == "__main__":

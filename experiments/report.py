@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from experiments.results import RESULTS, SUMMARY, read_results, source_label, summarize
+from experiments.results import RESULTS, SUMMARY, latest, read_results, source_label, summarize
 from protocols.summary import RunSummary
 
 
@@ -13,7 +13,8 @@ def load_summary(run_dir: Path) -> RunSummary:
     summary_path = run_dir / SUMMARY
     if summary_path.exists():
         return RunSummary.model_validate_json(summary_path.read_text())
-    results, _ = read_results(run_dir / RESULTS)
+    lines, _ = read_results(run_dir / RESULTS)
+    results = list(latest(lines).values())  # an interrupted run may hold an open result and its retry
     if not results and not (run_dir / RESULTS).exists():
         raise FileNotFoundError(f"{str(run_dir)!r} is not a run directory (no {SUMMARY} or {RESULTS})")
     first = results[0] if results else None

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from experiments.errors import guarded
 from experiments.pool import Pool, PoolEntry, Strict, StudyConfig, load_study, read_pool
 from experiments.sweep import evaluate, first_k, mux_correct, split_entries, validation_accuracies
 from orchestrators.voting import ModelVote, model_vote
@@ -241,16 +242,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
-    try:
+
+    def body() -> int:
         study = load_study(args.config, args.overrides)
         report = search(read_pool(study.run.out_dir, study), study)
         paths = write_report(report, study.run.out_dir, study.selection.top)
         print(render(report, study.selection.top))
         print("written: " + ", ".join(str(p) for p in paths))
         return 0
-    except (ValueError, FileNotFoundError) as exc:  # config, dataset and pool errors: one line, no traceback
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+
+    return guarded("select", body)
 
 
 if __name__ == "__main__":

@@ -390,21 +390,33 @@ async def _test_phase(
 
 
 async def run_search_async(config: StackSearchConfig) -> dict[str, Any]:
-    """Warm-up, stacking and test into ``config.run.out_dir``; returns what ``search.json`` holds."""
+    """Warm-up, stacking and test into ``config.run.out_dir``; returns what ``search.json`` holds.
+
+    Bad input (cards, keys, out_dir, dataset, a train sample larger than the dataset) is
+    reported before anything is written; one search at a time holds the directory.
+    """
+    from experiments.preflight import check_models, check_writable_dir, load_dataset
+    from experiments.rundir_lock import hold
+
+    out = config.run.out_dir
+    check_models(config.models, config.store)
+    check_writable_dir(out)
+    train = train_sample(load_dataset(config.dataset), config.search.train_data_number, config.seed)
+    with hold(out, f"slmsim stack-search {config.name}"):
+        return await _search(config, out, train)
+
+
+async def _search(config: StackSearchConfig, out: Path, train: list[Any]) -> dict[str, Any]:
     import yaml
 
-    from datasets import load_problems
     from experiments.rayrt import ensure_ray
     from experiments.runner import ModelPool, make_logger
 
-    out = config.run.out_dir
-    out.mkdir(parents=True, exist_ok=True)
     (out / "search_config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     log, log_fh = make_logger(out / "log.jsonl")
-    train = train_sample(load_problems(config.dataset), config.search.train_data_number, config.seed)
     ensure_ray(config.run.address)
     # One store for the whole search, so lower layers' recorded calls serve upper layers.
-    pool = ModelPool(config.seed, config.store, config.store.path or out / "store")
+    pool = ModelPool(config.seed, config.store, config.store.path or out / "store", config.run.actor_restarts)
     driver = SearchDriver(config, out, pool, log, train)
     report: dict[str, Any] = {"name": config.name, "train_ids": [p.id for p in train], "phases": {}}
     started = time.perf_counter()
@@ -454,26 +466,26 @@ def held_out(evaluation: Evaluation, train_ids: set[str]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m experiments.stack_search CONFIG [key=value ...]``."""
-    from experiments.config_io import ConfigError
+    from experiments.errors import guarded
 
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
         print(__doc__)
         return 0 if args else 2
-    try:
+
+    def body() -> int:
         config = load_search_config(args[0], args[1:])
-    except (ConfigError, ValueError) as exc:
-        print(f"slmsim stack-search: {exc}", file=sys.stderr)
-        return 2
-    report = asyncio.run(run_search_async(config))
-    out = config.run.out_dir
-    for name in ("warmup.md", *sorted(p.name for p in out.glob("stacking_layer_*.md")), "test_summary.md"):
-        if (out / name).exists():
-            print((out / name).read_text())
-    print(f"chosen structure: {report['chosen_structure']}  ({report.get('stop_reason')})")
-    print(f"search wall {report['wall_s']:.1f}s vs sum of its parts {report['sum_of_parts_s']:.1f}s")
-    print(f"search directory: {out}")
-    return 0
+        report = asyncio.run(run_search_async(config))
+        out = config.run.out_dir
+        for name in ("warmup.md", *sorted(p.name for p in out.glob("stacking_layer_*.md")), "test_summary.md"):
+            if (out / name).exists():
+                print((out / name).read_text())
+        print(f"chosen structure: {report['chosen_structure']}  ({report.get('stop_reason')})")
+        print(f"search wall {report['wall_s']:.1f}s vs sum of its parts {report['sum_of_parts_s']:.1f}s")
+        print(f"search directory: {out}")
+        return 0
+
+    return guarded("stack-search", body)
 
 
 if __name__ == "__main__":

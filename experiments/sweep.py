@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from experiments.errors import guarded
 from experiments.pool import Pool, PoolEntry, PoolSample, Strict, StudyConfig, load_study, read_pool, split_ids
 from experiments.results import wilson
 from orchestrators.voting import Vote, label_support, majority, model_vote, mux_select
@@ -306,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
-    try:
+
+    def body() -> int:
         study = load_study(args.config, args.overrides)
         pool = read_pool(study.run.out_dir, study)
         report = run_sweep(pool, study)
@@ -314,9 +316,8 @@ def main(argv: list[str] | None = None) -> int:
         print(render(report))
         print("written: " + ", ".join(str(p) for p in paths))
         return 0
-    except (ValueError, FileNotFoundError) as exc:  # config, dataset and pool errors: one line, no traceback
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+
+    return guarded("sweep", body)
 
 
 if __name__ == "__main__":

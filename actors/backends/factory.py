@@ -2,7 +2,7 @@
 
 Chain, innermost first::
 
-    base (sim | openai)  ->  in-flight bound + rate limit (per attempt)  ->  retry  ->  record
+    base (sim | openai)  ->  key scrubber  ->  in-flight bound + rate limit (per attempt)  ->  retry  ->  record
 
 ``spec.backend == "replay"``, or ``store.mode == "replay"`` for an ``openai`` model,
 replaces the whole chain by the replay backend over the store: nothing live is ever
@@ -12,10 +12,11 @@ seed and the request, and free), so in replay mode it is simulated again, identi
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from actors.backends.store import RecordingBackend, ReplayBackend, ResponseStore
-from actors.backends.wrappers import InFlightBackend, RateLimitBackend, RetryBackend
+from actors.backends.wrappers import InFlightBackend, RateLimitBackend, RetryBackend, ScrubBackend
 from protocols.config import ModelSpec, StoreSpec
 from protocols.interfaces import Backend
 
@@ -55,7 +56,11 @@ def build_backend(spec: ModelSpec, seed: int, store: StoreSpec, store_dir: Path 
     """
     if spec.backend == "replay" or (store.mode == "replay" and spec.backend == "openai"):
         return ReplayBackend(spec, ResponseStore(store_path(store, store_dir)))
-    chain: Backend = InFlightBackend(base_backend(spec, seed), spec.max_in_flight)
+    chain: Backend = base_backend(spec, seed)
+    secret = os.environ.get(spec.api_key_env) if spec.api_key_env else None
+    if secret:
+        chain = ScrubBackend(chain, secret)
+    chain = InFlightBackend(chain, spec.max_in_flight)
     if spec.requests_per_minute or spec.tokens_per_minute:
         chain = RateLimitBackend(chain, spec.requests_per_minute, spec.tokens_per_minute)
     # The simulator's faults happen in simulated time: back off in simulated time too.

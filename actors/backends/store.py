@@ -25,10 +25,12 @@ first record in segment-name order wins, and a process keeps what it served firs
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import os
 import time
+import urllib.parse
 import uuid
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,38 @@ from protocols.interfaces import Backend
 from protocols.messages import REPLY_ADAPTER, Completion, CompletionRequest, Failure
 
 SEGMENT_SUFFIX = ".jsonl"
+MASK = "***"
+_MIN_FORM_CHARS = 8  # shorter encodings would mask ordinary text by accident
+
+
+def secret_forms(secret: str) -> list[str]:
+    """Every spelling of ``secret`` that can end up in an artefact, longest first.
+
+    A server may echo the key raw, inside a JSON string (``"`` and ``\\`` escaped, once
+    or twice), URL-encoded (``%`` and ``+`` forms), or base64-encoded inside an
+    ``Authorization: Basic`` header (``user:key``, at any alignment: the part of the
+    base64 text that depends only on the key's bytes is matched).
+    """
+    forms = {secret}
+    once = json.dumps(secret)[1:-1]
+    forms |= {once, json.dumps(secret, ensure_ascii=False)[1:-1], json.dumps(once)[1:-1]}
+    forms |= {urllib.parse.quote(secret, safe=""), urllib.parse.quote(secret), urllib.parse.quote_plus(secret)}
+    raw = secret.encode("utf-8")
+    for shift in range(3):
+        encoded = base64.b64encode(b"\0" * shift + raw).decode("ascii")
+        start = 4 if shift else 0  # the first group mixes in the bytes before the key
+        stop = 4 * ((shift + len(raw)) // 3)  # the last group depends on the bytes after it
+        forms.add(encoded[start:stop])
+        forms.add(base64.urlsafe_b64encode(b"\0" * shift + raw).decode("ascii")[start:stop])
+    return sorted((f for f in forms if len(f) >= _MIN_FORM_CHARS or f == secret), key=len, reverse=True)
+
+
+def scrub(text: str, secrets: list[str]) -> str:
+    """``text`` with every form (``secret_forms``) of every secret masked."""
+    for form in secrets:
+        if form and form in text:
+            text = text.replace(form, MASK)
+    return text
 
 
 def request_key_fields(spec: ModelSpec, request: CompletionRequest) -> dict[str, Any]:

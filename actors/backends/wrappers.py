@@ -182,6 +182,37 @@ class InFlightBackend:
         await _close(self.inner)
 
 
+class ScrubBackend:
+    """Masks the API key, in every encoding (``store.secret_forms``), in whatever the inner backend returns.
+
+    A server may echo the key (in an error body, in a debugging reply); nothing
+    downstream (results, store, logs) must ever hold it. Sits right around the base
+    backend, so the store records scrubbed completions too.
+    """
+
+    def __init__(self, inner: Backend, secret: str) -> None:
+        from actors.backends.store import secret_forms
+
+        self.inner = inner
+        self._forms = secret_forms(secret)
+
+    async def complete(self, request: CompletionRequest) -> Completion | Failure:
+        from actors.backends.store import scrub
+
+        reply = await self.inner.complete(request)
+        if isinstance(reply, Failure):
+            clean = scrub(reply.message, self._forms)
+            return reply if clean == reply.message else reply.model_copy(update={"message": clean})
+        clean = scrub(reply.text, self._forms)
+        return reply if clean == reply.text else reply.model_copy(update={"text": clean})
+
+    def __repr__(self) -> str:
+        return f"ScrubBackend({self.inner!r})"  # never the key
+
+    async def aclose(self) -> None:
+        await _close(self.inner)
+
+
 async def _close(backend: object) -> None:
     close = getattr(backend, "aclose", None)
     if close is not None:

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.processes import kill_all, marked_processes
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -39,41 +40,29 @@ def head_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, d
     env["RAY_AUTH_MODE"] = "disabled"
     # Every port explicit: the defaults (e.g. the agent's 52365) may be taken by another Ray on this machine.
     gcs, dash, agent, agent_grpc, runtime_env, metrics, client = (_free_port() for _ in range(7))
-    start = subprocess.run(
-        [
-            ray_bin, "start", "--head", f"--port={gcs}", f"--dashboard-port={dash}",
-            "--dashboard-host=127.0.0.1", "--num-cpus=2", "--include-dashboard=true",
-            "--disable-usage-stats", f"--temp-dir={temp}",
-            f"--dashboard-agent-listen-port={agent}", f"--dashboard-agent-grpc-port={agent_grpc}",
-            f"--runtime-env-agent-port={runtime_env}", f"--metrics-export-port={metrics}",
-            f"--ray-client-server-port={client}",
-        ],
-        env=env, capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
-    assert start.returncode == 0, start.stdout[-2000:] + start.stderr[-2000:]
+    # Every process of this head node inherits the marker, so all of them (GCS, raylet,
+    # dashboard, client server, workers) can be found and stopped, whatever fails below.
+    mark = f"SLMSIM_RAY_HEAD={temp.name}-{uuid.uuid4().hex[:8]}"
+    env[mark.split("=")[0]] = mark.split("=", 1)[1]
     try:
+        start = subprocess.run(
+            [
+                ray_bin, "start", "--head", f"--port={gcs}", f"--dashboard-port={dash}",
+                "--dashboard-host=127.0.0.1", "--num-cpus=2", "--include-dashboard=true",
+                "--disable-usage-stats", f"--temp-dir={temp}",
+                f"--dashboard-agent-listen-port={agent}", f"--dashboard-agent-grpc-port={agent_grpc}",
+                f"--runtime-env-agent-port={runtime_env}", f"--metrics-export-port={metrics}",
+                f"--ray-client-server-port={client}",
+            ],
+            env=env, capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+        assert start.returncode == 0, start.stdout[-2000:] + start.stderr[-2000:]
         yield f"http://127.0.0.1:{dash}", env
     finally:
-        _stop_head(temp)
+        kill_all([p.pid for p in marked_processes(mark)])
+        left = marked_processes(mark)
         shutil.rmtree(temp, ignore_errors=True)
-
-
-def _stop_head(temp: Path) -> None:
-    """Kill only this head node's processes; `ray stop` would kill every Ray on the machine."""
-    marker = str(temp).encode()
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if marker in (entry / "cmdline").read_bytes():
-                    pids.append(int(entry.name))
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in pids):
-            time.sleep(0.2)
+        assert not left, f"head node processes survived: {[p.cmdline[:80] for p in left]}"
 
 
 def test_ray_job_submit_runs_the_experiment(head_node: tuple[str, dict[str, str]], tmp_path: Path) -> None:
