@@ -75,6 +75,7 @@ def load_comparison(path: str | Path, overrides: Sequence[str] = ()) -> list[Exp
 async def run_comparison_async(configs: Sequence[ExperimentConfig], *, parallel: int = 2) -> list[RunSummary]:
     """Run every config (up to ``parallel`` at once), sharing model actors; summaries in input order."""
     from experiments.preflight import check_run, load_dataset
+    from experiments.rundir_lock import hold
     from experiments.runner import ModelPool, run_experiment_async
 
     if not configs:
@@ -100,9 +101,10 @@ async def run_comparison_async(configs: Sequence[ExperimentConfig], *, parallel:
             )
 
     try:
-        async with asyncio.TaskGroup() as group:
-            for i, config in enumerate(configs):
-                group.create_task(one(i, config))
+        with hold(common_dir(configs), "slmsim compare"):
+            async with asyncio.TaskGroup() as group:
+                for i, config in enumerate(configs):
+                    group.create_task(one(i, config))
     finally:
         if models.handles:
             models.shutdown()
@@ -211,7 +213,6 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         from experiments.errors import EXIT_UNFINISHED, report
         from experiments.preflight import check_run
-        from experiments.rundir_lock import hold
 
         configs = load_comparison(args.config, args.overrides)
         if args.only:
@@ -221,10 +222,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(f"--only {args.only!r} matches no method")
         for config in configs:
             check_run(config)
-        out = common_dir(configs)
-        with hold(out, "slmsim compare"):
-            summaries = run_comparison(configs, parallel=args.parallel)
-            paths = write_report(configs, summaries, out)
+        summaries = run_comparison(configs, parallel=args.parallel)
+        paths = write_report(configs, summaries, common_dir(configs))
         print(render(configs, summaries))
         print("written: " + ", ".join(str(p) for p in paths))
         unfinished = [(c, s) for c, s in zip(configs, summaries, strict=True) if s.open_failures or s.missing]

@@ -439,9 +439,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
+        from experiments.preflight import check_run
         from experiments.rundir_lock import hold
 
         study = load_study(args.config, args.overrides)
+        for spec in study.models:
+            check_run(pool_run_config(study, spec))
         with hold(study.run.out_dir, "slmsim pool"):
             meta = asyncio.run(draw_pool(study))
         print(json.dumps(meta.model_dump(mode="json"), indent=2))

@@ -96,9 +96,36 @@ def load_dataset(spec: DatasetSpec) -> list[Problem]:
         raise DatasetError(f"dataset {spec.name!r}: cannot read {str(exc.filename)!r} ({exc.strerror})") from None
 
 
+def check_existing_run(config: ExperimentConfig) -> None:
+    """A run directory left by an earlier run holds this same experiment and readable results."""
+    import yaml
+
+    from experiments.config_io import config_from_tree
+    from experiments.results import CONFIG, RESULTS, read_results
+    from experiments.runner import config_identity
+
+    out = config.run.out_dir
+    saved = out / CONFIG
+    if saved.is_file():
+        try:
+            tree = yaml.safe_load(saved.read_bytes().decode("utf-8"))
+            previous = config_from_tree(tree if isinstance(tree, dict) else {})
+        except (UnicodeDecodeError, yaml.YAMLError, ConfigError):
+            raise ConfigError(
+                f"run directory {str(out)!r} holds an unreadable {CONFIG}; choose another run.out_dir or delete it"
+            ) from None
+        if config_identity(previous) != config_identity(config):
+            raise ConfigError(
+                f"run directory {str(out)!r} holds a different experiment; choose another run.out_dir or delete it"
+            )
+    if (out / RESULTS).is_file():
+        read_results(out / RESULTS)  # a bad line in the middle raises, naming it
+
+
 def check_run(config: ExperimentConfig) -> None:
     """The checks of one run that need no dataset: models, keys, the output directory, the store."""
     check_models(config.models, config.store)
     check_writable_dir(config.run.out_dir)
     if config.store.path is not None and config.store.mode == "record":
         check_writable_dir(config.store.path, "store.path")
+    check_existing_run(config)

@@ -24,7 +24,7 @@ import structlog
 from experiments.config_io import ConfigError, dump_config
 from experiments.errors import RunAborted
 from experiments.job import OrchestratorJob
-from experiments.preflight import check_run, load_dataset
+from experiments.preflight import check_existing_run, check_run, load_dataset
 from experiments.progress import Progress
 from experiments.rayrt import DEFAULT_RESTARTS, ensure_ray, is_actor_death, spawn_model, spawn_runner
 from experiments.results import CONFIG, LOG, SUMMARY, ResultsWriter, summarize
@@ -136,25 +136,10 @@ class Supervisor:
 
 
 def prepare_run_dir(config: ExperimentConfig) -> Path:
-    """Create the run directory, or check that an existing one holds this same experiment."""
+    """Create the run directory, or check (again, now under the lock) that it holds this same experiment."""
+    check_existing_run(config)
     out = config.run.out_dir
     saved = out / CONFIG
-    if saved.exists():
-        import yaml
-
-        from experiments.config_io import config_from_tree
-
-        try:
-            tree = yaml.safe_load(saved.read_bytes().decode("utf-8"))
-            previous = config_from_tree(tree if isinstance(tree, dict) else {})
-        except (UnicodeDecodeError, yaml.YAMLError, ConfigError):
-            raise ConfigError(
-                f"run directory {str(out)!r} holds an unreadable {CONFIG}; choose another run.out_dir or delete it"
-            ) from None
-        if config_identity(previous) != config_identity(config):
-            raise ConfigError(
-                f"run directory {str(out)!r} holds a different experiment; choose another run.out_dir or delete it"
-            )
     out.mkdir(parents=True, exist_ok=True)
     tmp = saved.with_suffix(".tmp")
     tmp.write_text(dump_config(config))
