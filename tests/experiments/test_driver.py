@@ -26,6 +26,13 @@ def _lines(run_dir: Path) -> list[ProblemResult]:
     return [ProblemResult.model_validate_json(x) for x in (run_dir / "results.jsonl").read_text().splitlines()]
 
 
+def _last_run(run_dir: Path) -> list[dict]:
+    """The log events of the latest run in a directory (from its run_start on)."""
+    events = [json.loads(x) for x in (run_dir / "log.jsonl").read_text().splitlines()]
+    starts = [i for i, e in enumerate(events) if e["event"] == "run_start"]
+    return events[starts[-1] :]
+
+
 def _strip_timing(text: str) -> list[dict]:
     rows = []
     for line in text.splitlines():
@@ -49,11 +56,15 @@ def test_run_directory_contract(ray_session: None, tmp_path: Path) -> None:
     assert summary.calls == sum(r.totals.calls for r in results)
     events = [json.loads(x)["event"] for x in (run_dir / "log.jsonl").read_text().splitlines()]
     assert events[0] == "run_start" and events[-1] == "run_end" and events.count("problem_done") == 40
-    # Resume of a finished run does nothing and changes nothing.
+    # Resume of a finished run does nothing and changes nothing: the resume record says no
+    # problem was evaluated (a recomputation would log problem_done; the call-counting
+    # version against a real HTTP server is in test_reliability_ray.py).
     before = (run_dir / "results.jsonl").read_text()
     again = run_experiment(config)
-    assert again.n == 40
+    assert again.n == 40 and again.calls == summary.calls
     assert _strip_timing((run_dir / "results.jsonl").read_text()) == _strip_timing(before)
+    second = _last_run(run_dir)
+    assert second[0]["already_done"] == 40 and not any(e["event"] == "problem_done" for e in second)
 
 
 def test_same_seed_same_results_other_seed_differs(ray_session: None, tmp_path: Path) -> None:
@@ -104,3 +115,7 @@ def test_sigkill_mid_run_then_resume_gives_each_problem_once(tmp_path: Path) -> 
     ids = [r.problem_id for r in final]
     assert len(ids) == 200 and len(set(ids)) == 200
     assert [r.index for r in final] == list(range(200))
+    # The resume record: the re-run evaluated exactly the problems that had no result.
+    resumed = _last_run(out)
+    assert resumed[0]["already_done"] == partial
+    assert sum(e["event"] == "problem_done" for e in resumed) == 200 - partial
