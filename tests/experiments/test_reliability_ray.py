@@ -11,7 +11,11 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import signal
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -258,29 +262,34 @@ def key_forms(key: str) -> list[bytes]:
     return [f.encode() for f in forms]
 
 
-def test_a_key_with_quote_backslash_percent_plus_never_reaches_an_artefact(
-    ray_session: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import ray
-
-    monkeypatch.setenv("SLMSIM_PROBE_KEY", KEY)
+def test_a_key_with_quote_backslash_percent_plus_never_reaches_an_artefact(tmp_path: Path) -> None:
+    # As a user runs it: the key exported in the shell, `slmsim run` starting its own Ray
+    # (whose worker processes inherit the key), Ray's session logs kept where we can read them.
+    ray_tmp = Path(tempfile.mkdtemp(prefix="slr-", dir="/tmp"))  # short: Ray's socket paths are limited
     out = tmp_path / "run"
-    with FakeOpenAI(latency_s=0.0, echo_key=True) as server:
-        base = live_config(out, server.base_url, 10)
-        tree = base.model_dump(mode="json")
-        tree["models"][0]["api_key_env"] = "SLMSIM_PROBE_KEY"
-        tree["store"] = {"mode": "record"}
-        summary = run_experiment(config_from_tree(tree))
-    assert summary.n == 10 and summary.error_kinds == {"client": 5}, "the server echoed the key 10 times"
-    texts = [r.final_text or "" for r in _results(out)]
-    assert sum("***" in t for t in texts) == 5, "echoed keys are masked, not dropped"
-    forms = key_forms(KEY)
-    node = ray._private.worker._global_node
-    assert node is not None
-    logs = Path(node.get_logs_dir_path())
-    files = [p for p in [*out.rglob("*"), *logs.rglob("*")] if p.is_file()]
-    assert any(p.parent.name == "store" for p in files)
-    for path in files:
-        data = path.read_bytes()
-        for form in forms:
-            assert form not in data, f"key form {form!r} leaked into {path}"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(SLMSIM_PROBE_KEY=KEY, RAY_TMPDIR=str(ray_tmp), RAY_AUTH_MODE="disabled")
+    try:
+        with FakeOpenAI(latency_s=0.0, echo_key=True) as server:
+            tree = live_config(out, server.base_url, 10).model_dump(mode="json")
+            tree["models"][0]["api_key_env"] = "SLMSIM_PROBE_KEY"
+            tree["store"] = {"mode": "record"}
+            path = _write(config_from_tree(tree), tmp_path / "c.yaml")
+            proc = subprocess.run(
+                [sys.executable, "-m", "experiments.cli", "run", str(path)],
+                env=env,
+                capture_output=True,
+                timeout=300,
+            )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["n"] == 10 and summary["error_kinds"] == {"client": 5}, "the server echoed the key 10 times"
+        texts = [r.final_text or "" for r in _results(out)]
+        assert sum("***" in t for t in texts) == 5, "echoed keys are masked, not dropped"
+        files = [p for p in [*out.rglob("*"), *ray_tmp.rglob("*")] if p.is_file() and not p.is_socket()]
+        assert any(p.parent.name == "store" for p in files) and any(p.suffix == ".log" for p in files)
+        for artefact in [proc.stdout, proc.stderr, *(p.read_bytes() for p in files)]:
+            for form in key_forms(KEY):
+                assert form not in artefact, f"key form {form!r} leaked"
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
