@@ -13,8 +13,9 @@ from what the prompt shows, in this order (the first rule that applies wins):
    of tool-calling turns.
 3. **agent** (ReAct text): the prompt asks for ``Action:`` / ``Action Input:`` lines; the
    tools are the names in "should be one of [a, b]" (or listed under "You have access to the
-   following tools:"), ``tools_called`` the ``Action:`` lines already in the scratchpad and
-   ``candidates`` the answers in its ``Observation:`` lines.
+   following tools:"), ``tools_called`` the tools of the ``Action:`` / ``Action Input:`` /
+   ``Observation:`` steps already in the scratchpad and ``candidates`` the answers in their
+   observations.
 4. **verifier**: the last user turn asks to verify / check / judge whether a solution or
    answer is correct; ``target`` is the "proposed/final answer: X" line, else the last
    answer written in that turn.
@@ -61,32 +62,48 @@ _PROPOSED = re.compile(r"(?:proposed|candidate|final) answer\s*(?:is)?\s*[:=]\s*
 _REACT = re.compile(r"^\s*Action Input\s*:", re.MULTILINE)
 _ONE_OF = re.compile(r"should be one of \[([^\]]*)\]")
 _TOOL_LIST = re.compile(r"have access to the following tools:?\s*\n(.*?)(?:\n\s*\n|$)", re.IGNORECASE | re.DOTALL)
-_ACTION = re.compile(r"^\s*Action\s*:\s*([A-Za-z0-9_.\-]+)\s*$", re.MULTILINE)
-_OBSERVATION = re.compile(r"^\s*Observation\s*:\s*(.*)$", re.MULTILINE)
+_STEP = re.compile(
+    r"^\s*Action\s*:\s*([A-Za-z0-9_.\-]+)\s*\n\s*Action Input\s*:.*?\n\s*Observation\s*:\s*(.*?)"
+    r"(?=\n\s*(?:Thought|Action|Final Answer)\s*:|\Z)",
+    re.MULTILINE | re.DOTALL,
+)
+"""One scratchpad step: the tool called and the observation it returned."""
+
+
+PLACEHOLDERS = frozenset({"", "answer", "your answer", "final answer", "<answer>", "...", "number", "your_answer"})
+"""What an instruction puts in a box ("in the form \\boxed{answer}"): not anyone's answer."""
+_PLACEHOLDER_BOX = re.compile(r"\\boxed\{\s*(?:<?answer>?|your[ _]answer|final answer|\.\.\.|number)?\s*\}", re.I)
+_FENCE = re.compile(r"```(.*?)```", re.DOTALL)
 
 
 def extract_answer(text: str, answer_format: str) -> str | None:
     """The final answer written in ``text``, with the grader of ``answer_format``."""
     from datasets.grading import gsm8k, letter, math
 
-    text = text.replace("\\boxed{}", "")  # an instruction's empty box is not an answer
+    text = _PLACEHOLDER_BOX.sub("", text)  # an instruction's box is not an answer
     match answer_format:
         case "gsm8k":
-            return gsm8k.extract(text, "flexible")
+            found = gsm8k.extract(text, "flexible")
         case "letter":
-            return letter.extract(text)
-    return math.extract_final_answer(text)
+            found = letter.extract(text)
+        case _:
+            found = math.extract_final_answer(text)
+    return None if found is None or found.strip().lower() in PLACEHOLDERS else found
 
 
 def _blocks(text: str, marker: re.Pattern[str]) -> list[str]:
     """The text after each marker up to the next one (the text before the first is not a block)."""
     found = list(marker.finditer(text))
+    if not found:
+        return []
     ends = [m.start() for m in found[1:]] + [len(text)]
     return [text[m.end() : end] for m, end in zip(found, ends, strict=True)]
 
 
 def _answers(blocks: list[str], answer_format: str) -> tuple[str | None, ...]:
-    return tuple(extract_answer(b, answer_format) for b in blocks)
+    """The answer of each block; a block holding a fenced solution is read inside the fence only."""
+    fenced = [(_FENCE.findall(b) or [b])[0] for b in blocks]
+    return tuple(extract_answer(b, answer_format) for b in fenced)
 
 
 def _last(messages: tuple[Any, ...], role: str) -> str:
@@ -141,13 +158,12 @@ def _infer(request: WireRequest, fmt: str, forced: str | None) -> tuple[Role, di
         }
     if forced in (None, "agent") and _REACT.search(text):
         tools = _react_tools(text)
-        actions = [a for a in _ACTION.findall(text) if a in tools]
-        observations = _OBSERVATION.findall(text)
+        steps = [(a, o) for a, o in _STEP.findall(text) if a in tools]  # the format's own example names no tool
         return "agent", {
             "tools": tools,
-            "tools_called": tuple(actions),
-            "candidates": _answers(observations, fmt),
-            "step": len(actions),
+            "tools_called": tuple(a for a, _ in steps),
+            "candidates": _answers([o for _, o in steps], fmt),
+            "step": len(steps),
         }
     if forced in (None, "verifier") and (forced or _VERIFY.search(last_user)):
         proposed = _PROPOSED.findall(last_user)

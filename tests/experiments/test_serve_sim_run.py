@@ -1,8 +1,8 @@
 """Acceptance, as a new user runs it: ``slmsim serve-sim`` with faults, ``slmsim run`` with a key set.
 
 One run of 200 synthetic problems through the ``openai`` backend against a server that
-answers 5% 429, 5% 500/503, hangs on 2%, sends a cut-off JSON body on 2% and drops the
-connection on 2% of requests; every injected kind must have fired (the server's
+answers 5% 429, 5% 500/503, hangs on 2%, sends a cut-off JSON body on 3% and drops the
+connection on 3% of requests; every injected kind must have fired (the server's
 ``/v1/slmsim/stats``) and been retried, every problem answered, the completions labelled
 ``sim-served`` (never ``live``), and the key's value must appear nowhere in the run
 directory, the response store, the command's output or Ray's logs.
