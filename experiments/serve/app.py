@@ -26,7 +26,7 @@ from aiohttp import web
 from experiments.problem_lookup import Match, ProblemLookup
 from experiments.serve import features as ft
 from experiments.serve.faults import FaultInjector, ServerFaults
-from experiments.serve.roles import extract_answer, infer_meta
+from experiments.serve.roles import extract_answer, infer_meta, structured_output
 from experiments.serve.wire import BadRequest, WireRequest, clip, error_body, parse_body, parse_request
 from protocols.interfaces import Backend
 from protocols.messages import ChatMessage, Completion, CompletionRequest, Failure, Problem, RequestMeta
@@ -327,6 +327,12 @@ class SimServer:
         assert problem is not None
         text = ft.reformat(reply.text, ft.wanted_format(wire.text))
         finish = "length" if reply.finish_reason.startswith("length") else "stop"
+        call_id = f"call_{_digest('call', index, text) % 10**12}"
+        if structured_output(wire):
+            tool = next(t for t in wire.tools if t["function"]["name"] == wire.tool_choice["name"])  # type: ignore[index]
+            answer = extract_answer(text, problem.answer_format)
+            reasoning = ft.filler(400, "why", card, index)
+            return Choice(None, "tool_calls", tool_calls=[ft.tool_call(tool, None, call_id, answer, reasoning)])
         if meta.role == "agent" and wire.tools:
             name, final = ft.parse_react(text)
             if isinstance(wire.tool_choice, dict):
@@ -335,7 +341,7 @@ class SimServer:
                 name = wire.tools[0]["function"]["name"]
             tools = {t["function"]["name"]: t for t in wire.tools}
             if name in tools and wire.tool_choice != "none":
-                call = ft.tool_call(tools[name], problem.question, f"call_{_digest('call', index, text) % 10**12}")
+                call = ft.tool_call(tools[name], problem.question, call_id)
                 return Choice(None, "tool_calls", tool_calls=[call])
             if final is not None:
                 text = final

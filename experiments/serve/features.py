@@ -217,10 +217,18 @@ def parse_react(text: str) -> tuple[str | None, str | None]:
     return None, None
 
 
-def tool_call(tool: dict[str, Any], query: str, call_id: str) -> dict[str, Any]:
-    """A well-formed ``tool_calls`` entry for ``tool``, its arguments carrying ``query``."""
+def is_answer_schema(tool: dict[str, Any]) -> bool:
+    """Whether a tool's parameters hold an answer-like field: a structured-output "tool", not an action."""
+    props = (tool["function"].get("parameters") or {}).get("properties")
+    return isinstance(props, dict) and any(str(name).lower() in ANSWER_FIELDS for name in props)
+
+
+def tool_call(
+    tool: dict[str, Any], query: str | None, call_id: str, answer: str | None = None, reasoning: str = ""
+) -> dict[str, Any]:
+    """A well-formed ``tool_calls`` entry for ``tool``: its arguments carry ``query`` (or the answer)."""
     fn = tool["function"]
-    arguments = fill_schema(fn.get("parameters") or {"type": "object"}, query=query)
+    arguments = fill_schema(fn.get("parameters") or {"type": "object"}, query=query, answer=answer, reasoning=reasoning)
     if not isinstance(arguments, dict):
         arguments = {"query": query}
     return {"id": call_id, "type": "function", "function": {"name": fn["name"], "arguments": json.dumps(arguments)}}

@@ -7,7 +7,10 @@ from what the prompt shows, in this order (the first rule that applies wins):
    ``x-slmsim-role`` header (``solver``, ``aggregator``, ``debater``, ``verifier``, ``judge``,
    ``agent``) is taken as given; the candidates are still parsed from the text unless
    ``slmsim_meta`` lists them.
-2. **agent** (function calling): the request has ``tools``, or its history holds assistant
+2. **solver** with a structured answer: ``tool_choice`` names a tool whose schema has an
+   answer-like field (``answer``, ``final_answer``, ``result``, ...), as LangChain's
+   ``with_structured_output(method="function_calling")`` sends; the answer fills that call.
+   **agent** (function calling): the request has ``tools``, or its history holds assistant
    ``tool_calls`` / ``tool`` messages. ``tools_called`` are the names called so far,
    ``candidates`` the answers found in the tool results (observations), ``step`` the number
    of tool-calling turns.
@@ -91,6 +94,21 @@ def extract_answer(text: str, answer_format: str) -> str | None:
     return None if found is None or found.strip().lower() in PLACEHOLDERS else found
 
 
+def observation_answer(text: str, answer_format: str) -> str | None:
+    """The answer a tool observation offers: a stated final answer, or a short bare result ("12").
+
+    Longer free text ("No results found for 'Janet has 3 ducks'") offers none: its numbers
+    are not an answer.
+    """
+    from datasets.grading import gsm8k
+
+    stated = gsm8k.extract(text, "strict") if answer_format == "gsm8k" else None
+    if stated is not None or "\\boxed" in text:
+        return stated or extract_answer(text, answer_format)
+    short = text.strip()
+    return extract_answer(short, answer_format) if len(short) <= 30 and len(short.split()) <= 4 else None
+
+
 def _blocks(text: str, marker: re.Pattern[str]) -> list[str]:
     """The text after each marker up to the next one (the text before the first is not a block)."""
     found = list(marker.finditer(text))
@@ -120,6 +138,16 @@ def _react_tools(text: str) -> tuple[str, ...]:
     return ()
 
 
+def structured_output(request: WireRequest) -> bool:
+    """A named tool choice whose schema has an answer field: the client wants the answer in that form."""
+    from experiments.serve.features import is_answer_schema
+
+    choice = request.tool_choice
+    if not isinstance(choice, dict):
+        return False
+    return any(t["function"]["name"] == choice["name"] and is_answer_schema(t) for t in request.tools)
+
+
 def infer_meta(request: WireRequest, problem: Problem | None, forced_role: str | None) -> RequestMeta:
     """The ``RequestMeta`` of a request (see the module doc for the rules)."""
     base: dict[str, Any] = {}
@@ -147,13 +175,15 @@ def _infer(request: WireRequest, fmt: str, forced: str | None) -> tuple[Role, di
     text = request.text
     last_user = _last(messages, "user") if messages else text
     tool_turns = [m for m in messages if m.tool_calls]
+    if structured_output(request):
+        return "solver", {}  # with_structured_output(method="function_calling"): the "tool" is the answer form
     if forced in (None, "agent") and (request.tools or tool_turns or any(m.role == "tool" for m in messages)):
         called = tuple(c["name"] for m in tool_turns for c in m.tool_calls)
         observations = [m.content for m in messages if m.role == "tool"]
         return "agent", {
             "tools": request.tool_names or tuple(dict.fromkeys(called)),
             "tools_called": called,
-            "candidates": _answers(observations, fmt),
+            "candidates": tuple(observation_answer(o, fmt) for o in observations),
             "step": len(tool_turns),
         }
     if forced in (None, "agent") and _REACT.search(text):
@@ -162,7 +192,7 @@ def _infer(request: WireRequest, fmt: str, forced: str | None) -> tuple[Role, di
         return "agent", {
             "tools": tools,
             "tools_called": tuple(a for a, _ in steps),
-            "candidates": _answers([o for _, o in steps], fmt),
+            "candidates": tuple(observation_answer(o, fmt) for _, o in steps),
             "step": len(steps),
         }
     if forced in (None, "verifier") and (forced or _VERIFY.search(last_user)):
