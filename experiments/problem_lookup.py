@@ -20,6 +20,7 @@ prompt ends with the asked question), ignoring matches inside a longer match.
 
 from __future__ import annotations
 
+import itertools
 import re
 import sys
 import unicodedata
@@ -43,9 +44,10 @@ _TRANSLATE = str.maketrans(
 _LATEX = [
     (re.compile(r"\\[dt]frac"), r"\\frac"),
     (re.compile(r"\\(?:left|right)(?![a-z])"), ""),
-    (re.compile(r"\\[,!;: ]"), " "),
+    (re.compile(r"(?<!\\)\\[,!;: ]"), " "),  # a thin space, not the end of a ``\\`` line break
     (re.compile(r"\\[()\[\]]|\$\$"), "$"),
 ]
+_SEP = "\x1f"
 _TOKEN = re.compile(r"\w+|[^\w\s\"'`*]")
 """A word, or one punctuation mark (quotes and emphasis marks are dropped): ``x+y`` = ``x + y``."""
 
@@ -70,7 +72,7 @@ class ProblemLookup:
     """Finds the problem a prompt is about (index built once; each lookup linear in the prompt)."""
 
     def __init__(self, problems: Iterable[Problem]) -> None:
-        self._by_anchor: dict[tuple[str, ...], list[tuple[tuple[str, ...], Problem]]] = {}
+        self._by_anchor: dict[tuple[str, ...], list[tuple[str, int, Problem]]] = {}
         self._count = 0
         self.skipped: list[str] = []
         for problem in problems:
@@ -78,28 +80,35 @@ class ProblemLookup:
             if len(words) < MIN_WORDS:
                 self.skipped.append(problem.id)
                 continue
-            self._by_anchor.setdefault(words[:MIN_WORDS], []).append((words, problem))
+            entry = (_SEP.join(words) + _SEP, len(words), problem)
+            self._by_anchor.setdefault(words[:MIN_WORDS], []).append(entry)
             self._count += 1
         for entries in self._by_anchor.values():
-            entries.sort(key=lambda e: -len(e[0]))  # the longest question first at one anchor
+            entries.sort(key=lambda e: -e[1])  # the longest question first at one anchor
 
     def __len__(self) -> int:
         return self._count
 
     def matches(self, text: str) -> list[Match]:
-        """Every indexed question found in ``text``, in order of position."""
+        """Every indexed question found in ``text``, in order of position.
+
+        Each anchor hit is checked with one ``str.startswith`` on the joined tokens, which
+        stops at the first differing character: repeated anchors cost what they share with
+        the question, so the whole lookup stays linear in the prompt.
+        """
         words = normalise(text)
         pairs = list(zip(words, words[1:], words[2:], strict=False))
         hits = self._by_anchor.keys() & set(pairs)  # a C-speed set intersection rules out most prompts
         found: list[Match] = []
         if not hits:
             return found
+        joined = _SEP.join(words) + _SEP
+        offsets = [0, *itertools.accumulate(len(w) + 1 for w in words)]
         for i, pair in enumerate(pairs):
             if pair not in hits:
                 continue
-            for qwords, problem in self._by_anchor[pair]:
-                n = len(qwords)
-                if tuple(words[i : i + n]) == qwords:
+            for joined_question, n, problem in self._by_anchor[pair]:
+                if joined.startswith(joined_question, offsets[i]):
                     found.append(Match(problem, i, i + n))
                     break
         return found

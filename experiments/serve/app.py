@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from experiments.problem_lookup import Match, ProblemLookup
+from experiments.problem_lookup import ProblemLookup
 from experiments.serve import features as ft
 from experiments.serve.faults import FaultInjector, ServerFaults
 from experiments.serve.roles import extract_answer, infer_meta, structured_output
@@ -38,6 +38,7 @@ _HIDDEN = 1 << 50
 """Sample indices of the extra samples behind ``logprobs`` (never returned as a choice)."""
 CONFIDENCE_SAMPLES = 8
 COUNTER_ENTRIES = 200_000
+META_ENTRIES = 8192
 MAX_INFLATED = 16 * 1024 * 1024
 GENERIC = (
     "This is serve-sim, a simulated model ({model}). The prompt matches no problem the simulator "
@@ -130,6 +131,7 @@ class SimServer:
         self.faults = FaultInjector(s.faults, s.fault_seed, s.retry_after_s, s.hang_s)
         self._ids = itertools.count()
         self._counters: OrderedDict[str, int] = OrderedDict()
+        self._metas: OrderedDict[bytes, RequestMeta] = OrderedDict()
         self.stats: Counter[str] = Counter()
         self.roles: Counter[str] = Counter()
 
@@ -213,18 +215,33 @@ class SimServer:
             raise BadRequest(f"request body inflates past {MAX_INFLATED} bytes", 413)
         return body
 
-    async def _find(self, text: str) -> Match | None:
-        if len(text) > 200_000:  # big prompts off the loop, so health checks still answer
-            return await asyncio.to_thread(self.lookup.find_match, text)
-        return self.lookup.find_match(text)
+    async def _meta(self, wire: WireRequest, forced: str | None) -> RequestMeta:
+        """The request's problem and role; cached by conversation, since agents resend the same prompts."""
+        key = None
+        if wire.slmsim_meta is None:
+            tools = json.dumps([wire.tool_names, wire.tool_choice]) if wire.tools else ""
+            key = blake2b(f"{wire.chat}\x1f{forced}\x1f{tools}\x1f{wire.text}".encode(), digest_size=16).digest()
+            hit = self._metas.get(key)
+            if hit is not None:
+                self._metas.move_to_end(key)
+                return hit
+        if len(wire.text) > 200_000:  # big prompts off the loop, so health checks still answer
+            match = await asyncio.to_thread(self.lookup.find_match, wire.text)
+        else:
+            match = self.lookup.find_match(wire.text)
+        meta = infer_meta(wire, match.problem if match else None, forced)
+        if key is not None:
+            self._metas[key] = meta
+            if len(self._metas) > META_ENTRIES:
+                self._metas.popitem(last=False)
+        return meta
 
     async def _serve(self, http: web.Request, chat: bool) -> web.StreamResponse:
         self.stats["requests"] += 1
         try:
             wire = parse_request(parse_body(await self._read(http)), chat)
             card = self.resolve(wire.model)
-            match = await self._find(wire.text)
-            meta = infer_meta(wire, match.problem if match else None, http.headers.get("x-slmsim-role"))
+            meta = await self._meta(wire, http.headers.get("x-slmsim-role"))
         except BadRequest:
             self.stats["bad_request"] += 1
             raise

@@ -10,6 +10,7 @@ megabyte ``model`` field is never echoed back.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ MAX_DEPTH = 64
 MAX_PROMPT_CHARS = 1_000_000
 """Longest conversation served (about 250k tokens); longer ones are refused as too long for the context."""
 MAX_N = 16
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool"}
 NO_EFFECT = frozenset(
@@ -85,12 +87,14 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         raise BadRequest(f"request body is not valid JSON: {str(exc)[:120]}") from None
     if not isinstance(body, dict):
         raise BadRequest(f"request body must be a JSON object, got {type(body).__name__}")
-    if depth_of(body, MAX_DEPTH) > MAX_DEPTH:
+    # Both checks are skipped when the raw bytes rule the problem out (the common case).
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and depth_of(body, MAX_DEPTH) > MAX_DEPTH:
         raise BadRequest(f"request body nests deeper than {MAX_DEPTH} levels")
-    try:
-        json.dumps(body, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise BadRequest("request body holds a lone UTF-16 surrogate (e.g. \\ud800), which is not text") from None
+    if _SURROGATE_ESCAPE.search(raw):  # UTF-8 bytes cannot hold a surrogate; only a \uD800-\uDFFF escape can
+        try:
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest("request body holds a lone UTF-16 surrogate (e.g. \\ud800), which is not text") from None
     return body
 
 

@@ -10,6 +10,7 @@ import openai
 import pytest
 
 from experiments.serve_sim import ProblemLookup, ServerFaults, ServerSettings, SimServer, parse_faults, start
+from protocols.messages import Problem
 from tests.experiments.serve_sim_helpers import DUCKS, ONE, PROBLEMS, MakeServer, Recorder, Served
 
 
@@ -271,3 +272,36 @@ async def test_real_simulator_answers_a_known_problem_with_text_matching_usage()
     text = chat.choices[0].message.content or ""
     assert chat.usage is not None and 0.9 < len(text) / (4 * chat.usage.completion_tokens) <= 1.0
     assert text.rstrip().splitlines()[-1].startswith("####") and PROBLEMS[0].reference  # the answer is still last
+
+
+LONGER = Problem(id="m-2", benchmark="math500", question="Compute $1+1$ exactly. Then double it.", reference="4",
+                 answer_format="boxed")  # fmt: skip
+LATEX = Problem(id="m-3", benchmark="math500", question="Simplify $\\frac{1}{2} + \\left(x\\right)$ for 'all' x.",
+                reference="x", answer_format="boxed")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"Question: {DUCKS}\nAnswer:", "gsm8k-7"),
+        (f"Can you solve the following math problem? {DUCKS.replace(chr(10), ' ')} Explain your reasoning.", "gsm8k-7"),
+        (f"Question 1:{DUCKS}", "gsm8k-7"),
+        (f"Q: {ONE} A: 2\n\nQuestion: {DUCKS}\nAnswer:", "gsm8k-7"),  # few-shot: the asked question is last
+        (f"{DUCKS}\n\nAssistant: 6\n\nUser: double-check your answer, please.", "gsm8k-7"),  # an earlier turn
+        (f"“{DUCKS.replace(chr(39), chr(8217))}”", "gsm8k-7"),
+        ("Simplify $\\dfrac{1}{2}+(x)$ for \u2018all\u2019 x.", "m-3"),  # LaTeX and quotes spelled differently
+        ("Compute $1 + 1$ exactly. Then double it.", "m-2"),  # the longer question, not its prefix
+        ("Janet has 3 ducks.\nbut the rest differs", None),
+        ("Compute $1+1$", None),
+        ("", None),
+    ],
+)
+def test_lookup_finds_the_asked_question_anywhere(text: str, expected: str | None) -> None:
+    found = ProblemLookup([*PROBLEMS, LONGER, LATEX]).find(text)
+    assert (found.id if found else None) == expected
+
+
+def test_lookup_is_one_pass_over_a_big_prompt() -> None:
+    lookup = ProblemLookup(PROBLEMS)
+    big = ("Janet has 3 ducks. " * 40_000) + DUCKS  # 800 kB of anchor hits that fail, then the question
+    assert (found := lookup.find(big)) is not None and found.id == "gsm8k-7"
