@@ -1,6 +1,6 @@
 r"""serve-sim against the in-process simulator, in one run: throughput, lookup, sampling, roles.
 
-    python -m benchmarks.serve_sim [--card Llama-3.1-8B-Instruct] [--clients 256] [--requests 6000] [--problems 200]
+    python -m benchmarks.serve_sim [--card C] [--clients 256] [--requests 6000] [--problems 200] [--parts lookup,...]
 
 Starts ``slmsim serve-sim`` in a subprocess (its own process, as a user runs it) and prints:
 
@@ -38,37 +38,54 @@ from protocols.config import ModelSpec
 from protocols.messages import ChatMessage, CompletionRequest, Problem, RequestMeta
 
 T = 0.7
+DEBATE_INLINE = (
+    "Can you solve the following math problem? {q} Explain your reasoning. Your final answer should be a single "
+    "numerical number, in the form \\boxed{{answer}}, at the end of your response. "
+)
+SIMPLE_EVALS = (
+    "Solve the following math problem step by step. The last line of your response should be of the form Answer: "
+    "$ANSWER (without quotes) where $ANSWER is the answer to the problem.\n\n{q}\n\nRemember to put your answer on "
+    'its own line after "Answer:", and you do not need to use a \\boxed command.'
+)
+QWEN_MATH_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
+DOUBLE_CHECK = (
+    "Can you double check that your answer is correct? Please reiterate your answer, in the form \\boxed{answer}."
+)
+
+
+def _user(text: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+def _word_processor(q: str) -> str:
+    return q.replace("'", "\u2019").replace('"', "\u201c").replace("\n", " ").replace(" ", "\u00a0", 3)
+
+
+def _latex_variants(q: str) -> str:
+    return q.replace("\\frac", "\\dfrac").replace("(", "\\left(").replace(")", "\\right)").replace("+", " + ")
+
+
 TEMPLATES: dict[str, Callable[[str], list[dict[str, str]]]] = {
-    # composable-models/llm_multiagent_debate gsm/gen_gsm.py
-    "debate inline": lambda q: [{"role": "user", "content": "Can you solve the following math problem? " + q + " Explain "
-                                 "your reasoning. Your final answer should be a single numerical number, in the form "
-                                 "\\boxed{answer}, at the end of your response. "}],
+    # composable-models/llm_multiagent_debate gsm/gen_gsm.py: the question inline in instructions
+    "debate inline": lambda q: _user(DEBATE_INLINE.format(q=q)),
     # openai/simple-evals math_eval.py QUERY_TEMPLATE
-    "simple-evals": lambda q: [{"role": "user", "content": "Solve the following math problem step by step. The last line "
-                                "of your response should be of the form Answer: $ANSWER (without quotes) where $ANSWER "
-                                f"is the answer to the problem.\n\n{q}\n\nRemember to put your answer on its own line "
-                                "after \"Answer:\", and you do not need to use a \\boxed command."}],
-    # EleutherAI lm-evaluation-harness gsm8k (few-shot "Question:/Answer:"), exemplars from GSM8K train
-    "few-shot Q/A": lambda q: [{"role": "user", "content": FEW_SHOT + f"Question: {q}\nAnswer:"}],
-    # a system prompt + the bare question (Qwen2.5-Math's CoT system prompt)
-    "system+user": lambda q: [{"role": "system", "content": "Please reason step by step, and put your final answer "
-                               "within \\boxed{}."}, {"role": "user", "content": q}],
-    # the question in an earlier turn, then a follow-up (a self-refine / "double check" loop)
-    "earlier turn": lambda q: [{"role": "user", "content": q}, {"role": "assistant", "content": "The answer is 4."},
-                               {"role": "user", "content": "Can you double check that your answer is correct? Please "
-                                "reiterate your answer, in the form \\boxed{answer}."}],
+    "simple-evals": lambda q: _user(SIMPLE_EVALS.format(q=q)),
+    # EleutherAI lm-evaluation-harness gsm8k: few-shot "Question:/Answer:", exemplars from GSM8K train
+    "few-shot Q/A": lambda q: _user(FEW_SHOT + f"Question: {q}\nAnswer:"),
+    # Qwen2.5-Math's CoT system prompt + the bare question
+    "system+user": lambda q: [{"role": "system", "content": QWEN_MATH_SYSTEM}, *_user(q)],
+    # the question in an earlier turn, then a follow-up (debate's "double check" turn)
+    "earlier turn": lambda q: [*_user(q), {"role": "assistant", "content": "The answer is 4."}, *_user(DOUBLE_CHECK)],
     # numbered / markdown labels
-    "label Question 1:": lambda q: [{"role": "user", "content": f"Question 1: {q}\nLet's think step by step."}],
-    "markdown ### Problem": lambda q: [{"role": "user", "content": f"### Problem\n{q}\n\n### Solution\n"}],
-    # Minerva / lm-eval minerva_math "Problem:\n...\n\nSolution:"
-    "Problem:/Solution:": lambda q: [{"role": "user", "content": f"Problem:\n{q}\n\nSolution:"}],
-    # the same text after a copy-paste through a word processor: curly quotes, no-break spaces, one line
-    "unicode + one line": lambda q: [{"role": "user", "content": "Solve: " + q.replace("'", "\u2019").replace('"', "\u201c")
-                                     .replace("\n", " ").replace(" ", "\u00a0", 3)}],
-    # LaTeX spelled differently (\dfrac, \left( ... \right)), spacing changed
-    "latex variants": lambda q: [{"role": "user", "content": q.replace("\\frac", "\\dfrac").replace("(", "\\left(")
-                                  .replace(")", "\\right)").replace("+", " + ") + "\nPut the answer in \\boxed{}."}],
-}  # fmt: skip
+    "label Question 1:": lambda q: _user(f"Question 1: {q}\nLet's think step by step."),
+    "markdown ### Problem": lambda q: _user(f"### Problem\n{q}\n\n### Solution\n"),
+    # Minerva / lm-eval minerva_math
+    "Problem:/Solution:": lambda q: _user(f"Problem:\n{q}\n\nSolution:"),
+    # a copy-paste through a word processor: curly quotes, no-break spaces, one line
+    "unicode + one line": lambda q: _user("Solve: " + _word_processor(q)),
+    # LaTeX spelled differently (\\dfrac, \\left( ... \\right)), spacing changed
+    "latex variants": lambda q: _user(_latex_variants(q) + "\nPut the answer in \\boxed{}."),
+}
 FEW_SHOT = (
     "Question: Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many "
     "clips did Natalia sell altogether in April and May?\nAnswer: Natalia sold 48/2 = 24 clips in May. Natalia sold "
@@ -123,14 +140,19 @@ def text_of(reply: dict[str, Any]) -> str:
 
 async def throughput(url: str, backend: Any, card: str, problems: list[Problem], clients: int, total: int) -> None:
     bodies = [{"model": card, "messages": solver_messages(p), "temperature": T} for p in problems]
-    requests = [in_process_request(card, p, b["messages"], i) for i, (p, b) in enumerate(zip(problems, bodies))]  # type: ignore[arg-type]
-    started = time.perf_counter()
-    count = 0
-    while count < total:
-        await asyncio.gather(*(backend.complete(r) for r in requests[:clients]))
-        count += clients
-        requests = requests[clients:] + requests[:clients]
-    in_process = count / (time.perf_counter() - started)
+    requests = [in_process_request(card, p, solver_messages(p), i) for i, p in enumerate(problems)]
+
+    async def calls() -> float:
+        queue, count = list(requests), 0
+        started = time.perf_counter()
+        while count < total:
+            await asyncio.gather(*(backend.complete(r) for r in queue[:clients]))
+            count += clients
+            queue = queue[clients:] + queue[:clients]
+        return count / (time.perf_counter() - started)
+
+    await calls()  # warm-up: the simulator's per-problem caches, as the server's warm-up pass does
+    in_process = await calls()
     connector = aiohttp.TCPConnector(limit=clients)
     async with aiohttp.ClientSession(connector=connector) as session:
         left = [total]
@@ -147,8 +169,23 @@ async def throughput(url: str, backend: Any, card: str, problems: list[Problem],
         started = time.perf_counter()
         await asyncio.gather(*(worker(j) for j in range(clients)))
         served = total / (time.perf_counter() - started)
+        left[0] = total
+        started = time.perf_counter()
+        await asyncio.gather(*(health(session, url, left) for _ in range(clients)))
+        ceiling = total / (time.perf_counter() - started)
+    print(
+        f"throughput: /health (no work, same client) {ceiling:.0f} req/s: the HTTP ceiling on this machine", flush=True
+    )
     print(f"throughput: serve-sim {served:.0f} req/s at {clients} clients; in-process {in_process:.0f} calls/s; "
           f"ratio {served / in_process:.3f} (target >= 0.3)", flush=True)  # fmt: skip
+
+
+async def health(session: aiohttp.ClientSession, url: str, left: list[int]) -> None:
+    """A worker asking ``/health`` until ``left`` runs out: the cost of HTTP alone."""
+    while left[0] > 0:
+        left[0] -= 1
+        async with session.get(url.removesuffix("/v1") + "/health") as response:
+            await response.read()
 
 
 # --- 2. lookup -----------------------------------------------------------------------------
@@ -225,8 +262,9 @@ async def sampling(url: str, backend: Any, card: str, problems: list[Problem]) -
     n = len(problems)
     lo, hi = wilson(local_sc, n)
     inside = lo <= http_sc / n <= hi
+    where = "inside" if inside else "OUTSIDE"
     print(f"self-consistency k=9 ({card}, MATH-500 x{n}, T={T}): in-process {local_sc / n:.3f} [{lo:.3f}, {hi:.3f}]; "
-          f"over HTTP {http_sc / n:.3f} -> {'inside' if inside else 'OUTSIDE'} the in-process 95% interval")  # fmt: skip
+          f"over HTTP {http_sc / n:.3f} -> {where} the in-process 95% interval")  # fmt: skip
     print(f"distinct-answer rate of 5 samples at T={T}: in-process {local_d / n:.3f}; over HTTP {http_d / n:.3f}")
 
 
@@ -282,7 +320,8 @@ async def run(args: argparse.Namespace) -> None:
 
     math500 = load_problems(DatasetSpec(name="math500"))
     gsm8k = load_problems(DatasetSpec(name="gsm8k"))
-    lookup_rates(math500 + gsm8k)
+    if "lookup" in args.parts:
+        lookup_rates(math500 + gsm8k)
     cards = [args.card, "Qwen2.5-7B-Instruct", "Gemma-2-27B-Instruct"]
     port = free_port()
     command = [sys.executable, "-m", "experiments.serve_sim", "--port", str(port), "--cards", ",".join(cards)]
@@ -291,10 +330,15 @@ async def run(args: argparse.Namespace) -> None:
     try:
         wait_ready(url, 120.0, proc)
         backends = {c: base_backend(ModelSpec(name=c, backend="sim", card=c), 0) for c in cards}
-        await fake_answers(url, args.card)
-        await roles(url, backends, args.card, math500[: args.problems])
-        await sampling(url, backends[args.card], args.card, math500[: args.problems])
-        await throughput(url, backends[args.card], args.card, math500 + gsm8k, args.clients, args.requests)
+        parts = set(args.parts.split(","))
+        if "lookup" in parts:
+            await fake_answers(url, args.card)
+        if "roles" in parts:
+            await roles(url, backends, args.card, math500[: args.problems])
+        if "sampling" in parts:
+            await sampling(url, backends[args.card], args.card, math500[: args.problems])
+        if "throughput" in parts:
+            await throughput(url, backends[args.card], args.card, math500 + gsm8k, args.clients, args.requests)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -306,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=256)
     parser.add_argument("--requests", type=int, default=6000)
     parser.add_argument("--problems", type=int, default=200)
+    parser.add_argument("--parts", default="lookup,roles,sampling,throughput", help="comma-separated subset")
     asyncio.run(run(parser.parse_args(argv)))
     return 0
 

@@ -348,8 +348,8 @@ class SimServer:
         if structured_output(wire):
             tool = next(t for t in wire.tools if t["function"]["name"] == wire.tool_choice["name"])  # type: ignore[index]
             answer = extract_answer(text, problem.answer_format)
-            reasoning = ft.filler(400, "why", card, index)
-            return Choice(None, "tool_calls", tool_calls=[ft.tool_call(tool, None, call_id, answer, reasoning)])
+            why = ft.filler(400, "why", card, index)
+            return Choice(None, "tool_calls", tool_calls=[ft.tool_call(tool, None, call_id, answer, why)])
         if meta.role == "agent" and wire.tools:
             name, final = ft.parse_react(text)
             if isinstance(wire.tool_choice, dict):

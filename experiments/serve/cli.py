@@ -67,9 +67,16 @@ def settings_of(args: argparse.Namespace) -> ServerSettings:
     """Server settings from the flags (``ValueError`` naming a bad flag value)."""
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port {args.port} is not in 0..65535")
+    try:
+        faults = parse_faults(args.faults)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ValueError(f"--faults {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    except ValueError as exc:
+        raise ValueError(f"--faults: {exc}") from None
     return ServerSettings(
         latency_s=args.latency_s,
-        faults=parse_faults(args.faults),
+        faults=faults,
         fault_seed=args.seed,
         retry_after_s=args.retry_after_s,
         hang_s=args.hang_s,

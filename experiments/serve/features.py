@@ -54,19 +54,21 @@ def _u(*parts: object) -> int:
     return int.from_bytes(blake2b("\x1f".join(map(str, parts)).encode(), digest_size=4).digest(), "little")
 
 
+_CYCLE = " ".join(FILLER[(i * 7) % len(FILLER)] for i in range(len(FILLER) * 8))
+_STARTS = [0] + [i + 1 for i, ch in enumerate(_CYCLE) if ch == " " and _CYCLE[i - 1] == "."]
+
+
 def filler(chars: int, *key: object) -> str:
-    """About ``chars`` characters of plausible reasoning (deterministic per ``key``)."""
+    """About ``chars`` characters of plausible reasoning, ending on a full sentence (deterministic per ``key``)."""
     if chars <= 0:
         return ""
-    out: list[str] = []
-    size = 0
-    i = _u(*key)
-    while size < chars:
-        sentence = FILLER[i % len(FILLER)]
-        out.append(sentence)
-        size += len(sentence) + 1
-        i = i * 1103515245 + 12345
-    return " ".join(out)[:chars].rsplit(" ", 1)[0]
+    start = _STARTS[_u(*key) % len(_STARTS)]
+    text = _CYCLE[start:]
+    while len(text) < chars:
+        text += " " + _CYCLE
+    cut = text[:chars]
+    end = cut.rfind(".")
+    return cut[: end + 1] if end > 0 else cut.rsplit(" ", 1)[0]
 
 
 def is_reasoning_card(name: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from pathlib import Path
 
 import aiohttp
 import openai
@@ -305,3 +306,38 @@ def test_lookup_is_one_pass_over_a_big_prompt() -> None:
     lookup = ProblemLookup(PROBLEMS)
     big = ("Janet has 3 ducks. " * 40_000) + DUCKS  # 800 kB of anchor hits that fail, then the question
     assert (found := lookup.find(big)) is not None and found.id == "gsm8k-7"
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--cards", "NoSuchCard"], "unknown card 'NoSuchCard'"),
+        (["--port", "99999"], "--port 99999"),
+        (["--problems", "/nonexistent/p.jsonl"], "cannot read"),
+        (["--alias", "gpt4"], "NAME=CARD"),
+        (["--alias", "gpt4=Nope"], "'Nope' is not a served card"),
+        (["--faults", "drop=2"], "--faults drop"),
+        (["--faults", "gremlins=0.1"], "gremlins"),
+    ],
+)
+def test_bad_flags_exit_2_with_one_line(argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from experiments.serve_sim import main
+
+    assert main([*argv, "--no-lookup"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+
+
+def test_a_problems_file_is_loaded_and_a_bad_line_is_named(tmp_path: Path) -> None:
+    from experiments.problem_lookup import load_problem_file
+
+    good = tmp_path / "mine.jsonl"
+    good.write_text(
+        json.dumps({"id": "q1", "question": "How many legs do three spiders have?", "reference": "24"}) + "\n"
+    )
+    (found,) = load_problem_file(good)
+    assert (found.benchmark, found.answer_format) == ("mine", "boxed")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "q1", "question": "x"}\n')
+    with pytest.raises(ValueError, match="line 1"):
+        load_problem_file(bad)
