@@ -64,7 +64,7 @@ class FaultInjector:
 
     async def serve(self, fault: str, http: web.Request) -> web.StreamResponse:
         """The reply (or the silence) of an injected fault."""
-        from experiments.serve.app import error_response
+        from experiments.serve.reply import error_response
 
         match fault:
             case "drop":
