@@ -26,7 +26,7 @@ from typing import Any
 
 from experiments.errors import guarded
 from experiments.pool import slug
-from experiments.results import source_kinds
+from experiments.results import SIMULATED_SOURCES, source_kinds
 from protocols.config import ExperimentConfig
 from protocols.summary import RunSummary
 
@@ -169,7 +169,8 @@ def plot(configs: Sequence[ExperimentConfig], summaries: Sequence[RunSummary], p
     ax.set_xscale("log")
     ax.set_xlabel("total tokens (log scale)")
     ax.set_ylabel("accuracy")
-    label = "SIMULATED" if {source_of(s) for s in summaries} == {"sim"} else "live/replay"
+    simulated = all(set(source_kinds(s)) <= SIMULATED_SOURCES for s in summaries)
+    label = "SIMULATED" if simulated else "live/replay"
     ax.set_title(f"accuracy vs total tokens ({label})")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

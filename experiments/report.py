@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from experiments.results import RESULTS, SUMMARY, latest, read_results, source_label, summarize
+from experiments.results import RESULTS, SIMULATED_SOURCES, SUMMARY, latest, read_results, source_label, summarize
 from protocols.summary import RunSummary
 
 
@@ -87,6 +87,6 @@ def report(run_dir: Path) -> str:
         f"latency per problem p50={summary.latency_p50_s:.3f}s p95={summary.latency_p95_s:.3f}s; "
         f"errors by kind: {summary.error_kinds or 'none'}; completions by backend: {summary.sources}"
     )
-    if "sim" in summary.sources:
+    if SIMULATED_SOURCES & set(summary.sources):
         parts.append("NOTE: completions from the SIMULATOR (a calibrated model of LLM behaviour), not real models.")
     return "\n".join(parts)

@@ -223,6 +223,10 @@ def summarize(
     )
 
 
+SIMULATED_SOURCES = frozenset({"sim", "sim-served"})
+"""Source kinds whose completions came from the simulator (in process, or behind serve-sim)."""
+
+
 def source_kinds(summary: RunSummary) -> list[str]:
     """The backend kinds (sim / live / replay) that produced at least one completion, sorted."""
     return [k for k, v in sorted(summary.sources.items()) if v]
@@ -230,5 +234,5 @@ def source_kinds(summary: RunSummary) -> list[str]:
 
 def source_label(summary: RunSummary) -> str:
     """How a result should be labelled in words: simulated, live, replayed, or a mix."""
-    names = {"sim": "simulated", "live": "live", "replay": "replayed"}
+    names = {"sim": "simulated", "live": "live", "replay": "replayed", "sim-served": "simulated (served)"}
     return "+".join(names.get(k, k) for k in source_kinds(summary)) or "none"

@@ -11,7 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-Source = Literal["sim", "live", "replay"]
+Source = Literal["sim", "live", "replay", "sim-served"]
+"""Where a completion came from; ``sim-served`` = the simulator behind serve-sim, reached over HTTP."""
 Role = Literal[
     "solver",
     "aggregator",

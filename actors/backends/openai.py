@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 
 from protocols.config import ModelSpec
-from protocols.messages import ChatMessage, Completion, CompletionRequest, Failure, FailureKind, Usage
+from protocols.messages import ChatMessage, Completion, CompletionRequest, Failure, FailureKind, Source, Usage
 
 _ERROR_BODY_CHARS = 300
 
@@ -44,6 +44,29 @@ def parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def wire_seed(request: CompletionRequest) -> int:
+    """The ``seed`` sent for a request: distinct per sample index, so k samples are k draws.
+
+    A server that honours ``seed`` (vLLM, serve-sim, OpenAI's best effort) returns the same
+    text for the same seed; sending the run seed alone would make every sample identical.
+    """
+    return (request.seed * 1_000_003 + request.sample_index) % (2**31 - 1)
+
+
+def served_source(headers: Any, data: dict[str, Any]) -> Source:
+    """``sim-served`` when the server says it is slmsim's simulator, else ``live``.
+
+    serve-sim sends ``x-slmsim-source: sim`` and ``system_fingerprint: slmsim-sim``; either
+    is enough (a proxy may drop the header). Any other server is a real model: ``live``.
+    """
+    if str(headers.get("x-slmsim-source", "")).lower() == "sim":
+        return "sim-served"
+    fingerprint = data.get("system_fingerprint")
+    if isinstance(fingerprint, str) and fingerprint.startswith("slmsim-"):
+        return "sim-served"
+    return "live"
 
 
 def cost_of(spec: ModelSpec, usage: Usage) -> float:
@@ -103,7 +126,7 @@ class OpenAIBackend:
         body: dict[str, Any] = {
             "model": self.model_id,
             "temperature": request.temperature,
-            "seed": request.seed,
+            "seed": wire_seed(request),
             "n": 1,
         }
         if self.spec.endpoint == "chat":
@@ -134,6 +157,7 @@ class OpenAIBackend:
                 raw = await response.read()
                 status = response.status
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                headers = response.headers
         except TimeoutError:
             return self._failure("timeout", f"no reply within {self.spec.timeout_s}s", True)
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
@@ -143,7 +167,7 @@ class OpenAIBackend:
         latency = time.perf_counter() - started
         if status != 200:
             return self._status_failure(status, raw, retry_after)
-        return self._parse(raw, latency, request)
+        return self._parse(raw, latency, request, headers)
 
     def _status_failure(self, status: int, raw: bytes, retry_after: float | None) -> Failure:
         excerpt = raw[:_ERROR_BODY_CHARS].decode("utf-8", "replace")
@@ -156,7 +180,7 @@ class OpenAIBackend:
             return self._failure("server", message, True, retry_after)
         return self._failure("client", message, False)
 
-    def _parse(self, raw: bytes, latency: float, request: CompletionRequest) -> Completion | Failure:
+    def _parse(self, raw: bytes, latency: float, request: CompletionRequest, headers: Any) -> Completion | Failure:
         try:
             data = json.loads(raw)
             choice = data["choices"][0]
@@ -185,7 +209,7 @@ class OpenAIBackend:
             latency_s=latency,
             cost_usd=cost_of(self.spec, usage),
             finish_reason=finish,
-            source="live",
+            source=served_source(headers, data),
         )
 
     async def aclose(self) -> None:

@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from aiohttp import web
 
-from actors.backends.openai import OpenAIBackend, parse_retry_after, render_prompt
+from actors.backends.openai import OpenAIBackend, parse_retry_after, render_prompt, wire_seed
 from actors.backends.wrappers import RetryBackend
-from experiments.serve_sim import ServerSettings, SimServer, start
-from protocols.config import FaultSpec, ModelSpec, Price
-from protocols.messages import ChatMessage, Completion, CompletionRequest, Failure, Usage
+from experiments.serve_sim import ProblemLookup, ServerFaults, ServerSettings, SimServer, start
+from protocols.config import ModelSpec, Price
+from protocols.messages import ChatMessage, Completion, CompletionRequest, Failure, Problem, Usage
 
 KEY = "sk-test-SECRET-0123456789"
 
@@ -34,6 +34,12 @@ class EchoBackend:
         )
 
 
+LOOKUP = ProblemLookup(
+    [
+        Problem(id=f"p{i}", benchmark="gsm8k", question=q, reference="7", answer_format="gsm8k")
+        for i, q in enumerate(("What is 3+4?", "3+4?"))
+    ]
+)
 Serve = Callable[..., Awaitable[tuple[str, SimServer, EchoBackend]]]
 
 
@@ -44,7 +50,7 @@ async def serve() -> AsyncIterator[Serve]:
 
     async def _start(**settings: object) -> tuple[str, SimServer, EchoBackend]:
         echo = EchoBackend()
-        server = SimServer({"echo-1b": echo}, ServerSettings(**settings))  # type: ignore[arg-type]
+        server = SimServer({"echo-1b": echo}, ServerSettings(**settings), LOOKUP)  # type: ignore[arg-type]
         runner, port = await start(server, "127.0.0.1", 0)
         runners.append(runner)
         return f"http://127.0.0.1:{port}/v1", server, echo
@@ -65,7 +71,7 @@ CHAT = CompletionRequest(model="echo", messages=(ChatMessage(role="user", conten
 
 
 @pytest.mark.parametrize(("endpoint", "request_"), [("chat", CHAT), ("completions", PROMPT), ("chat", PROMPT)])
-async def test_endpoints_return_live_completions_with_usage_and_cost(
+async def test_endpoints_return_sim_served_completions_with_usage_and_cost(
     serve: Serve, endpoint: str, request_: CompletionRequest
 ) -> None:
     url, _, echo = await serve()
@@ -75,13 +81,48 @@ async def test_endpoints_return_live_completions_with_usage_and_cost(
     finally:
         await backend.aclose()
     assert isinstance(reply, Completion), reply
-    assert reply.source == "live" and reply.model == "echo"
+    # serve-sim says it is the simulator (header and fingerprint): never recorded as live.
+    assert reply.source == "sim-served" and reply.model == "echo"
     assert reply.text.endswith("#### 7")
-    assert reply.usage == Usage(prompt_tokens=11, completion_tokens=5)
-    assert reply.cost_usd == pytest.approx((11 * 1.0 + 5 * 2.0) / 1e6)
+    tokens = -(-len(reply.text) // 4)  # the server reports the length of the text it sends
+    assert reply.usage == Usage(prompt_tokens=11, completion_tokens=tokens)
+    assert reply.cost_usd == pytest.approx((11 * 1.0 + tokens * 2.0) / 1e6)
     assert reply.latency_s > 0
     assert echo.seen[-1].max_tokens == request_.max_tokens
-    assert echo.seen[-1].stop == request_.stop
+
+
+@pytest.mark.parametrize(
+    ("headers", "fingerprint", "source"),
+    [({}, None, "live"), ({}, "fp_44709d6fcb", "live"), ({"x-slmsim-source": "sim"}, None, "sim-served"),
+     ({}, "slmsim-sim", "sim-served")],
+)  # fmt: skip
+async def test_source_is_what_the_server_says(headers: dict[str, str], fingerprint: str | None, source: str) -> None:
+    async def real(_: web.Request) -> web.Response:
+        body = {
+            "choices": [{"message": {"content": "#### 7"}, "finish_reason": "stop"}],
+            "system_fingerprint": fingerprint,
+        }
+        return web.json_response({**body, "usage": {"prompt_tokens": 3, "completion_tokens": 2}}, headers=headers)
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", real)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    backend = OpenAIBackend(spec(f"http://127.0.0.1:{runner.addresses[0][1]}/v1"))
+    try:
+        reply = await backend.complete(CHAT)
+    finally:
+        await backend.aclose()
+        await runner.cleanup()
+    assert isinstance(reply, Completion) and reply.source == source
+
+
+def test_each_sample_index_is_sent_as_its_own_seed() -> None:
+    backend = OpenAIBackend(spec("http://127.0.0.1:9/v1"))
+    seeds = {backend.body(CHAT.model_copy(update={"sample_index": i, "seed": 3}))["seed"] for i in range(9)}
+    assert len(seeds) == 9  # k samples are k draws on a server that honours seed
+    assert wire_seed(CHAT.model_copy(update={"seed": 3})) == backend.body(CHAT.model_copy(update={"seed": 3}))["seed"]
 
 
 def test_completions_body_renders_messages_and_sends_wire_model_id() -> None:
@@ -92,7 +133,7 @@ def test_completions_body_renders_messages_and_sends_wire_model_id() -> None:
         seed=5,
     )
     body = backend.body(request)
-    assert body["model"] == "echo-1b" and body["seed"] == 5 and body["n"] == 1
+    assert body["model"] == "echo-1b" and body["seed"] == wire_seed(request) and body["n"] == 1
     assert body["prompt"] == "System: Be brief.\n\nUser: 2+2?\n\nAssistant:"
     assert "meta" not in body and "messages" not in body
     assert render_prompt((ChatMessage(role="user", content="only"),)) == "only"
@@ -135,19 +176,17 @@ async def test_key_is_sent_as_bearer_and_scrubbed_from_errors(serve: Serve, monk
 
 
 @pytest.mark.parametrize(
-    ("faults", "drop", "error"),
+    ("faults", "error"),
     [
-        (FaultSpec(rate_limit=1.0), 0.0, "rate_limit"),
-        (FaultSpec(server_error=1.0), 0.0, "server"),
-        (FaultSpec(timeout=1.0), 0.0, "timeout"),
-        (FaultSpec(malformed=1.0), 0.0, "malformed"),
-        (FaultSpec(), 1.0, "connection"),
+        (ServerFaults(rate_limit=1.0), "rate_limit"),
+        (ServerFaults(server_error=1.0), "server"),
+        (ServerFaults(timeout=1.0), "timeout"),
+        (ServerFaults(malformed=1.0), "malformed"),
+        (ServerFaults(drop=1.0), "connection"),
     ],
 )
-async def test_each_injected_fault_is_a_typed_retryable_failure(
-    serve: Serve, faults: FaultSpec, drop: float, error: str
-) -> None:
-    url, _, _ = await serve(faults=faults, drop=drop, retry_after_s=3, hang_s=5)
+async def test_each_injected_fault_is_a_typed_retryable_failure(serve: Serve, faults: ServerFaults, error: str) -> None:
+    url, _, _ = await serve(faults=faults, retry_after_s=3, hang_s=5)
     backend = OpenAIBackend(spec(url, timeout_s=0.3))
     try:
         reply = await backend.complete(CHAT)
@@ -172,8 +211,7 @@ async def test_unknown_model_is_a_non_retryable_client_failure_at_once(serve: Se
 
 async def test_retries_through_mixed_faults_until_every_request_is_answered(serve: Serve) -> None:
     url, server, _ = await serve(
-        faults=FaultSpec(rate_limit=0.2, server_error=0.1, timeout=0.05, malformed=0.05),
-        drop=0.05,
+        faults=ServerFaults(rate_limit=0.2, server_error=0.1, timeout=0.05, malformed=0.05, drop=0.05),
         retry_after_s=0,
         hang_s=3,
         fault_seed=7,
@@ -188,8 +226,9 @@ async def test_retries_through_mixed_faults_until_every_request_is_answered(serv
     assert all(isinstance(r, Completion) for r in replies), [r for r in replies if isinstance(r, Failure)]
     retries = sum(r.attempts - 1 for r in replies)
     assert retries == backend.retries > 0
-    injected = sum(server.counts[k] for k in ("rate_limit", "server_error", "timeout", "malformed", "drop"))
-    assert injected == retries
+    kinds = ("rate_limit", "server_error", "timeout", "malformed", "drop")
+    assert all(server.counts[k] > 0 for k in kinds), server.counts  # every kind fired, and each was retried
+    assert sum(server.counts[k] for k in kinds) == retries
     assert server.counts["requests"] == 60 + retries
 
 

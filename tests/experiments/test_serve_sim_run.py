@@ -1,9 +1,11 @@
 """Acceptance, as a new user runs it: ``slmsim serve-sim`` with faults, ``slmsim run`` with a key set.
 
 One run of 200 synthetic problems through the ``openai`` backend against a server that
-answers 5% 429, 5% 500/503 and hangs on 2% of requests; every problem must be answered
-with the retries counted, and the key's value must appear nowhere in the run directory,
-the response store, the command's output or Ray's logs.
+answers 5% 429, 5% 500/503, hangs on 2%, sends a cut-off JSON body on 3% and drops the
+connection on 3% of requests; every injected kind must have fired (the server's
+``/v1/slmsim/stats``) and been retried, every problem answered, the completions labelled
+``sim-served`` (never ``live``), and the key's value must appear nowhere in the run
+directory, the response store, the command's output or Ray's logs.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +35,8 @@ REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "experiments" / "configs" / "live_serve_sim.yaml"
 KEY_ENV = "SLMSIM_TEST_PROVIDER_KEY"
 KEY = f"sk-slmsim-{uuid.uuid4().hex}"
-FAULTS = "rate_limit=0.05,server_error=0.05,timeout=0.02"
+FAULTS = "rate_limit=0.05,server_error=0.05,timeout=0.02,malformed=0.03,drop=0.03"
+KINDS = ("rate_limit", "server_error", "timeout", "malformed", "drop")
 SERVER_ARGS = ("--retry-after-s", "0.2", "--hang-s", "30", "--seed", "1")
 
 
@@ -42,6 +46,7 @@ class FaultRun(NamedTuple):
     run_dir: Path
     output: str
     summary: RunSummary
+    stats: dict[str, object]
 
 
 def _free_port() -> int:
@@ -84,7 +89,9 @@ def fault_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultRun]:
         output = done.stdout + done.stderr
         assert done.returncode == 0, output[-3000:]
         summary = RunSummary.model_validate_json((root / "run" / "summary.json").read_text())
-        yield FaultRun(root, ray_dir, root / "run", output, summary)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/slmsim/stats", timeout=10) as reply:
+            stats = json.loads(reply.read())
+        yield FaultRun(root, ray_dir, root / "run", output, summary, stats)
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -95,10 +102,13 @@ def fault_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultRun]:
 def test_every_problem_is_answered_through_injected_faults(fault_run: FaultRun) -> None:
     summary = fault_run.summary
     assert (summary.n, summary.n_expected, summary.errors, summary.failed_calls) == (200, 200, 0, 0)
-    assert summary.retries > 0, "10% 429/5xx and 2% timeouts must have caused retries"
+    faults = fault_run.stats["faults"]
+    assert isinstance(faults, dict) and all(faults[k] > 0 for k in KINDS), faults  # every kind fired...
+    assert summary.retries == sum(faults.values())  # ...and each one was retried, none recorded as final
     # Record mode: a question the synthetic set holds twice is served from the store the second time.
-    assert set(summary.sources) <= {"live", "replay"} and sum(summary.sources.values()) == 200
-    assert summary.sources["live"] >= 190
+    # Served by the simulator: labelled sim-served, never live.
+    assert set(summary.sources) <= {"sim-served", "replay"} and sum(summary.sources.values()) == 200
+    assert summary.sources["sim-served"] >= 190
     rows = [json.loads(line) for line in (fault_run.run_dir / "results.jsonl").read_text().splitlines()]
     assert len(rows) == 200 and all(r["final_text"] and r["error"] is None for r in rows)
     assert sum(r["totals"]["retries"] for r in rows) == summary.retries

@@ -1,0 +1,359 @@
+r"""serve-sim against the in-process simulator, in one run: throughput, lookup, sampling, roles.
+
+    python -m benchmarks.serve_sim [--card C] [--clients 256] [--requests 6000] [--problems 200] [--parts lookup,...]
+
+Starts ``slmsim serve-sim`` in a subprocess (its own process, as a user runs it) and prints:
+
+1. **throughput**: serve-sim requests/s with ``--clients`` concurrent clients (chat requests
+   on MATH-500/GSM8K questions) against the in-process ``SimBackend.complete`` calls/s on
+   the same requests, and their ratio (the issue's target: >= 0.3 on 2 cores);
+2. **lookup**: the share of MATH-500 and GSM8K questions found under 10 prompt templates
+   taken from public repositories, and the replies to 200 non-benchmark prompts (GSM8K
+   *train* questions, ToolAlpaca instructions, chit-chat) that name a problem or carry an
+   answer ("fake answers", target 0);
+3. **sampling**: self-consistency k=9 of one card on ``--problems`` MATH-500 problems over
+   HTTP (``seed=i``) against in process (sample indices 0..8), with the in-process 95%
+   interval, and the distinct-answer rate of 5 samples at T=0.7 (HTTP: 5 identical
+   requests, no seed);
+4. **roles**: a MoA aggregator and a debate round over HTTP (plain text, no slmsim field)
+   against the in-process roles given the same prompts and candidates (agreement of the
+   final answers), plus the share of prompts whose role was inferred as the orchestrator's.
+
+Every served figure is ``sim-served``; every in-process one ``sim``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from benchmarks.throughput import free_port
+from protocols.config import ModelSpec
+from protocols.messages import ChatMessage, CompletionRequest, Problem, RequestMeta
+
+T = 0.7
+DEBATE_INLINE = (
+    "Can you solve the following math problem? {q} Explain your reasoning. Your final answer should be a single "
+    "numerical number, in the form \\boxed{{answer}}, at the end of your response. "
+)
+SIMPLE_EVALS = (
+    "Solve the following math problem step by step. The last line of your response should be of the form Answer: "
+    "$ANSWER (without quotes) where $ANSWER is the answer to the problem.\n\n{q}\n\nRemember to put your answer on "
+    'its own line after "Answer:", and you do not need to use a \\boxed command.'
+)
+QWEN_MATH_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
+DOUBLE_CHECK = (
+    "Can you double check that your answer is correct? Please reiterate your answer, in the form \\boxed{answer}."
+)
+
+
+def _user(text: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+def _word_processor(q: str) -> str:
+    return q.replace("'", "\u2019").replace('"', "\u201c").replace("\n", " ").replace(" ", "\u00a0", 3)
+
+
+def _latex_variants(q: str) -> str:
+    return q.replace("\\frac", "\\dfrac").replace("(", "\\left(").replace(")", "\\right)").replace("+", " + ")
+
+
+TEMPLATES: dict[str, Callable[[str], list[dict[str, str]]]] = {
+    # composable-models/llm_multiagent_debate gsm/gen_gsm.py: the question inline in instructions
+    "debate inline": lambda q: _user(DEBATE_INLINE.format(q=q)),
+    # openai/simple-evals math_eval.py QUERY_TEMPLATE
+    "simple-evals": lambda q: _user(SIMPLE_EVALS.format(q=q)),
+    # EleutherAI lm-evaluation-harness gsm8k: few-shot "Question:/Answer:", exemplars from GSM8K train
+    "few-shot Q/A": lambda q: _user(FEW_SHOT + f"Question: {q}\nAnswer:"),
+    # Qwen2.5-Math's CoT system prompt + the bare question
+    "system+user": lambda q: [{"role": "system", "content": QWEN_MATH_SYSTEM}, *_user(q)],
+    # the question in an earlier turn, then a follow-up (debate's "double check" turn)
+    "earlier turn": lambda q: [*_user(q), {"role": "assistant", "content": "The answer is 4."}, *_user(DOUBLE_CHECK)],
+    # numbered / markdown labels
+    "label Question 1:": lambda q: _user(f"Question 1: {q}\nLet's think step by step."),
+    "markdown ### Problem": lambda q: _user(f"### Problem\n{q}\n\n### Solution\n"),
+    # Minerva / lm-eval minerva_math
+    "Problem:/Solution:": lambda q: _user(f"Problem:\n{q}\n\nSolution:"),
+    # a copy-paste through a word processor: curly quotes, no-break spaces, one line
+    "unicode + one line": lambda q: _user("Solve: " + _word_processor(q)),
+    # LaTeX spelled differently (\\dfrac, \\left( ... \\right)), spacing changed
+    "latex variants": lambda q: _user(_latex_variants(q) + "\nPut the answer in \\boxed{}."),
+}
+FEW_SHOT = (
+    "Question: Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many "
+    "clips did Natalia sell altogether in April and May?\nAnswer: Natalia sold 48/2 = 24 clips in May. Natalia sold "
+    "48+24 = 72 clips altogether in April and May. #### 72\n\n"
+    "Question: Weng earns $12 an hour for babysitting. Yesterday, she just did 50 minutes of babysitting. How much did "
+    "she earn?\nAnswer: Weng earns 12/60 = $0.2 per minute. Working 50 minutes, she earned 0.2 x 50 = $10. #### 10\n\n"
+)
+CHIT_CHAT = [
+    "Write a haiku about autumn.", "What is the capital of France?", "Translate 'good morning' into Spanish.",
+    "Summarise the plot of Hamlet in two sentences.", "Write a Python function that reverses a string.",
+    "Give me three tips for a job interview.", "What is 2 + 2?", "Explain what a hash table is.",
+    "Suggest a name for a bakery.", "Tell me a joke about computers.",
+]  # fmt: skip
+
+
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """The 95% Wilson interval of k successes in n."""
+    if n == 0:
+        return 0.0, 1.0
+    p, z = k / n, 1.959964
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def solver_messages(problem: Problem) -> list[dict[str, str]]:
+    from orchestrators.prompts import solver_messages as messages
+
+    return [{"role": m.role, "content": m.content} for m in messages(problem)]
+
+
+def in_process_request(card: str, problem: Problem, messages: list[dict[str, str]], index: int, **meta: Any) -> Any:
+    chat = tuple(ChatMessage(role=m["role"], content=m["content"]) for m in messages)  # type: ignore[arg-type]
+    meta_ = RequestMeta(problem=problem, problem_id=problem.id, **meta)
+    return CompletionRequest(model=card, messages=chat, temperature=T, sample_index=index, meta=meta_)
+
+
+async def post(session: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> dict[str, Any]:
+    async with session.post(f"{url}/chat/completions", json=body) as response:
+        data: dict[str, Any] = await response.json()
+        data["_problem"] = response.headers.get("x-slmsim-problem")
+        data["_role"] = response.headers.get("x-slmsim-role")
+        return data
+
+
+def text_of(reply: dict[str, Any]) -> str:
+    return str(reply["choices"][0]["message"]["content"] or "")
+
+
+# --- 1. throughput -------------------------------------------------------------------------
+
+
+async def throughput(url: str, backend: Any, card: str, problems: list[Problem], clients: int, total: int) -> None:
+    bodies = [{"model": card, "messages": solver_messages(p), "temperature": T} for p in problems]
+    requests = [in_process_request(card, p, solver_messages(p), i) for i, p in enumerate(problems)]
+
+    async def calls() -> float:
+        queue, count = list(requests), 0
+        started = time.perf_counter()
+        while count < total:
+            await asyncio.gather(*(backend.complete(r) for r in queue[:clients]))
+            count += clients
+            queue = queue[clients:] + queue[:clients]
+        return count / (time.perf_counter() - started)
+
+    await calls()  # warm-up: the simulator's per-problem caches, as the server's warm-up pass does
+    in_process = await calls()
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        left = [total]
+
+        async def worker(offset: int) -> None:
+            i = offset
+            while left[0] > 0:
+                left[0] -= 1
+                await post(session, url, bodies[i % len(bodies)])
+                i += clients
+
+        await asyncio.gather(*(worker(j) for j in range(clients)))  # warm-up: connections and caches
+        left[0] = total
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(j) for j in range(clients)))
+        served = total / (time.perf_counter() - started)
+        left[0] = total
+        started = time.perf_counter()
+        await asyncio.gather(*(health(session, url, left) for _ in range(clients)))
+        ceiling = total / (time.perf_counter() - started)
+    print(
+        f"throughput: /health (no work, same client) {ceiling:.0f} req/s: the HTTP ceiling on this machine", flush=True
+    )
+    print(f"throughput: serve-sim {served:.0f} req/s at {clients} clients; in-process {in_process:.0f} calls/s; "
+          f"ratio {served / in_process:.3f} (target >= 0.3)", flush=True)  # fmt: skip
+
+
+async def health(session: aiohttp.ClientSession, url: str, left: list[int]) -> None:
+    """A worker asking ``/health`` until ``left`` runs out: the cost of HTTP alone."""
+    while left[0] > 0:
+        left[0] -= 1
+        async with session.get(url.removesuffix("/v1") + "/health") as response:
+            await response.read()
+
+
+# --- 2. lookup -----------------------------------------------------------------------------
+
+
+def lookup_rates(problems: list[Problem]) -> None:
+    from experiments.problem_lookup import ProblemLookup
+    from experiments.serve.wire import parse_request
+
+    lookup = ProblemLookup(problems)
+    total_hits = total = 0
+    for name, template in TEMPLATES.items():
+        hits = 0
+        for p in problems:
+            wire = parse_request({"model": "m", "messages": template(p.question)}, chat=True)
+            found = lookup.find(wire.text)
+            hits += found is not None and found.id == p.id and found.benchmark == p.benchmark
+        total_hits += hits
+        total += len(problems)
+        print(f"lookup: {name:22} {hits}/{len(problems)} = {hits / len(problems):.2%}", flush=True)
+    print(f"lookup: all templates {total_hits}/{total} = {total_hits / total:.2%} (target >= 99%)", flush=True)
+
+
+async def fake_answers(url: str, card: str) -> None:
+    from datasets import load_problems
+    from datasets.paths import locate
+    from datasets.toolalpaca import load_toolalpaca
+    from protocols.config import DatasetSpec
+
+    train = [p.question for p in load_problems(DatasetSpec(name="gsm8k", split="train"))[:100]]
+    tools = [t.instruction for t in load_toolalpaca(locate("toolalpaca", "eval_real.json"))][:90]
+    prompts = (train + tools + CHIT_CHAT)[:200]
+    fake = named = 0
+    async with aiohttp.ClientSession() as session:
+        for prompt in prompts:
+            reply = await post(session, url, {"model": card, "messages": [{"role": "user", "content": prompt}]})
+            text = text_of(reply)
+            named += reply["_problem"] != "none"
+            fake += "\\boxed" in text or "####" in text or "answer is" in text.lower()
+    print(f"non-benchmark prompts: {len(prompts)}; recognised as a problem {named}; fake answers {fake} (target 0)")
+
+
+# --- 3. sampling ---------------------------------------------------------------------------
+
+
+async def sampling(url: str, backend: Any, card: str, problems: list[Problem]) -> None:
+    from actors.backends.sim.roles import plurality
+    from experiments.serve.roles import extract_answer
+
+    def vote(texts: list[str], p: Problem) -> bool:
+        answers = [a for a in (extract_answer(t, p.answer_format) for t in texts) if a is not None]
+        top = plurality(answers)
+        from actors.backends.sim.answers import same_answer
+
+        return top is not None and same_answer(top[0], p.reference)
+
+    def distinct(texts: list[str], p: Problem) -> float:
+        answers = [extract_answer(t, p.answer_format) for t in texts]
+        return len({a for a in answers}) / len(answers)
+
+    local_sc = http_sc = 0
+    local_d = http_d = 0.0
+    async with aiohttp.ClientSession() as session:
+        for p in problems:
+            msgs = solver_messages(p)
+            local = [await backend.complete(in_process_request(card, p, msgs, i)) for i in range(9)]
+            local_sc += vote([c.text for c in local], p)
+            local_d += distinct([c.text for c in local[:5]], p)
+            body = {"model": card, "messages": msgs, "temperature": T}
+            seeded = await asyncio.gather(*(post(session, url, {**body, "seed": 1000 + i}) for i in range(9)))
+            http_sc += vote([text_of(r) for r in seeded], p)
+            fresh = [text_of(await post(session, url, body)) for _ in range(5)]
+            http_d += distinct(fresh, p)
+    n = len(problems)
+    lo, hi = wilson(local_sc, n)
+    inside = lo <= http_sc / n <= hi
+    where = "inside" if inside else "OUTSIDE"
+    print(f"self-consistency k=9 ({card}, MATH-500 x{n}, T={T}): in-process {local_sc / n:.3f} [{lo:.3f}, {hi:.3f}]; "
+          f"over HTTP {http_sc / n:.3f} -> {where} the in-process 95% interval")  # fmt: skip
+    print(f"distinct-answer rate of 5 samples at T={T}: in-process {local_d / n:.3f}; over HTTP {http_d / n:.3f}")
+
+
+# --- 4. roles ------------------------------------------------------------------------------
+
+
+async def roles(url: str, backends: dict[str, Any], card: str, problems: list[Problem]) -> None:
+    from experiments.serve.roles import extract_answer
+    from orchestrators.prompts import aggregator_messages, debate_followup
+    from orchestrators.prompts import solver_messages as solver
+
+    cards = list(backends)
+    agree_moa = agree_debate = role_moa = role_debate = 0
+    async with aiohttp.ClientSession() as session:
+        for p in problems:
+            drafts = [await backends[c].complete(in_process_request(c, p, solver_messages(p), 0)) for c in cards]
+            texts = [d.text for d in drafts]
+            answers = tuple(extract_answer(t, p.answer_format) for t in texts)
+            # MoA: slmsim's aggregator prompt, in process with its meta vs over HTTP as plain text.
+            msgs = [{"role": m.role, "content": m.content} for m in aggregator_messages(p, texts)]
+            local = await backends[card].complete(in_process_request(card, p, msgs, 0, role="aggregator",
+                                                                     candidates=answers))  # fmt: skip
+            served = await post(session, url, {"model": card, "messages": msgs, "temperature": T})
+            role_moa += served["_role"] == "aggregator"
+            agree_moa += extract_answer(local.text, p.answer_format) == extract_answer(text_of(served), p.answer_format)
+            # Debate round 2 for seat 0: its own first answer, then the others' solutions.
+            history = [*solver(p), ChatMessage(role="assistant", content=texts[0]), debate_followup(p, texts[1:])]
+            msgs = [{"role": m.role, "content": m.content} for m in history]
+            extra = {"own_answer": answers[0]} if answers[0] is not None else {}
+            local = await backends[card].complete(in_process_request(card, p, msgs, 0, role="debater",
+                                                                     candidates=answers, extra=extra))  # fmt: skip
+            served = await post(session, url, {"model": card, "messages": msgs, "temperature": T})
+            role_debate += served["_role"] == "debater"
+            agree_debate += extract_answer(local.text, p.answer_format) == extract_answer(
+                text_of(served), p.answer_format
+            )
+    n = len(problems)
+    print(f"roles over HTTP vs in process ({n} MATH-500 problems, references from {cards}):")
+    print(f"  MoA aggregator: role inferred {role_moa}/{n}; same final answer {agree_moa}/{n} = {agree_moa / n:.1%}")
+    print(f"  debate round 2: role inferred {role_debate}/{n}; same final answer {agree_debate}/{n} = "
+          f"{agree_debate / n:.1%} (target >= 95%)")  # fmt: skip
+
+
+async def run(args: argparse.Namespace) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from actors.backends.factory import base_backend
+    from datasets import load_problems
+    from experiments.local_llm import wait_ready
+    from protocols.config import DatasetSpec
+
+    math500 = load_problems(DatasetSpec(name="math500"))
+    gsm8k = load_problems(DatasetSpec(name="gsm8k"))
+    if "lookup" in args.parts:
+        lookup_rates(math500 + gsm8k)
+    cards = [args.card, "Qwen2.5-7B-Instruct", "Gemma-2-27B-Instruct"]
+    port = free_port()
+    command = [sys.executable, "-m", "experiments.serve_sim", "--port", str(port), "--cards", ",".join(cards)]
+    proc = subprocess.Popen(command, cwd=Path(__file__).resolve().parents[1])
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        wait_ready(url, 120.0, proc)
+        backends = {c: base_backend(ModelSpec(name=c, backend="sim", card=c), 0) for c in cards}
+        parts = set(args.parts.split(","))
+        if "lookup" in parts:
+            await fake_answers(url, args.card)
+        if "roles" in parts:
+            await roles(url, backends, args.card, math500[: args.problems])
+        if "sampling" in parts:
+            await sampling(url, backends[args.card], args.card, math500[: args.problems])
+        if "throughput" in parts:
+            await throughput(url, backends[args.card], args.card, math500 + gsm8k, args.clients, args.requests)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.serve_sim", description=__doc__.split("\n")[0])
+    parser.add_argument("--card", default="Llama-3.1-8B-Instruct")
+    parser.add_argument("--clients", type=int, default=256)
+    parser.add_argument("--requests", type=int, default=6000)
+    parser.add_argument("--problems", type=int, default=200)
+    parser.add_argument("--parts", default="lookup,roles,sampling,throughput", help="comma-separated subset")
+    asyncio.run(run(parser.parse_args(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

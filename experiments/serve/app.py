@@ -1,0 +1,332 @@
+"""The serve-sim aiohttp app: sampling semantics, problem lookup, roles, features, stats.
+
+Sampling is a real server's: each call is a fresh sample. With ``seed`` in the request the
+output is a pure function of (server seed, model, request, seed); without it, successive
+identical requests draw successive samples from a per-(model, prompt) counter under the
+server seed (a restarted server with the same ``--seed`` replays the same sequence; the
+counter is only touched on the event loop, so concurrent requests never share a sample).
+``n > 1`` gives n distinct samples; at T=0 every sample is the greedy one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import zlib
+from collections import Counter, OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from hashlib import blake2b
+from typing import Any
+
+from aiohttp import web
+
+from experiments.problem_lookup import ProblemLookup
+from experiments.serve import features as ft
+from experiments.serve.faults import FaultInjector, ServerFaults
+from experiments.serve.reply import (
+    Choice,
+    chat_message,
+    digest,
+    envelope,
+    error_response,
+    generic,
+    problem_label,
+    shape,
+    stream,
+)
+from experiments.serve.roles import extract_answer, infer_meta
+from experiments.serve.wire import BadRequest, WireRequest, clip, parse_body, parse_request
+from protocols.interfaces import Backend
+from protocols.messages import Completion, CompletionRequest, Failure, RequestMeta
+
+_FAILURE_STATUS = {"rate_limit": 429, "timeout": 504, "client": 400, "malformed": 502}
+_SEEDED = 1 << 40
+"""Seeded requests draw sample indices at or above this; the per-prompt counter stays below it."""
+_HIDDEN = 1 << 50
+"""Sample indices of the extra samples behind ``logprobs`` (never returned as a choice)."""
+CONFIDENCE_SAMPLES = 8
+COUNTER_ENTRIES = 200_000
+META_ENTRIES = 8192
+MAX_INFLATED = 16 * 1024 * 1024
+
+
+@dataclass
+class ServerSettings:
+    """How the server behaves beyond the models it serves."""
+
+    latency_s: float = 0.0
+    """Fixed extra latency per request (the benchmark's stand-in for a real server)."""
+    faults: ServerFaults = field(default_factory=ServerFaults)
+    fault_seed: int = 0
+    retry_after_s: float = 1.0
+    hang_s: float = 600.0
+    """How long an injected timeout hangs before answering 504."""
+    seed: int = 0
+    """The server seed (also the simulated models' seed), sent as ``CompletionRequest.seed``."""
+    read_timeout_s: float = 10.0
+    """A request body not fully received by then gets 408 (a slow or half-sent client)."""
+    strict: bool = False
+    """An unrecognised prompt gets 422 instead of the generic reply."""
+    aliases: dict[str, str] = field(default_factory=dict)
+    default_card: str | None = None
+    think_tags: bool = False
+    """R1-style cards put their reasoning inline in ``<think>`` instead of ``reasoning_content``."""
+
+
+@web.middleware
+async def _json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        response: web.StreamResponse = await handler(request)
+        if not response.prepared:  # a stream sets its headers itself before its first byte
+            response.headers["x-slmsim-source"] = "sim"
+        return response
+    except BadRequest as exc:
+        return error_response(exc.status, str(exc), "invalid_request_error", exc.param, exc.code)
+    except web.HTTPException as exc:  # unknown route, wrong method: still JSON
+        return error_response(exc.status, exc.reason, "invalid_request_error")
+    except Exception as exc:  # a bug: still one JSON line, never a traceback page
+        return error_response(500, f"internal error: {type(exc).__name__}", "server_error")
+
+
+class SimServer:
+    """An aiohttp app serving ``backends`` (model id -> Backend) in the OpenAI wire format."""
+
+    def __init__(
+        self,
+        backends: Mapping[str, Backend],
+        settings: ServerSettings | None = None,
+        lookup: ProblemLookup | None = None,
+    ) -> None:
+        self.backends = dict(backends)
+        self.settings = settings or ServerSettings()
+        self.lookup = lookup if lookup is not None else ProblemLookup(())
+        for alias, card in self.settings.aliases.items():
+            if card not in self.backends:
+                raise ValueError(
+                    f"--alias {alias}={card}: {card!r} is not a served card; served: {sorted(self.backends)}"
+                )
+        if self.settings.default_card is not None and self.settings.default_card not in self.backends:
+            raise ValueError(f"--default-card {self.settings.default_card!r} is not a served card")
+        s = self.settings
+        self.faults = FaultInjector(s.faults, s.fault_seed, s.retry_after_s, s.hang_s)
+        self._ids = itertools.count()
+        self._counters: OrderedDict[str, int] = OrderedDict()
+        self._metas: OrderedDict[bytes, RequestMeta] = OrderedDict()
+        self.stats: Counter[str] = Counter()
+        self.roles: Counter[str] = Counter()
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Requests, bad requests and injected faults so far."""
+        return {**self.faults.counts, "requests": self.stats["requests"], "bad_request": self.stats["bad_request"]}
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[_json_errors], client_max_size=8 * 1024 * 1024)
+        app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/v1/models/{model_id:.+}", self.model)
+        app.router.add_post("/v1/chat/completions", self.chat)
+        app.router.add_post("/v1/completions", self.completions)
+        app.router.add_get("/v1/slmsim/stats", self.stats_view)
+        app.router.add_get("/health", self.health)
+        return app
+
+    async def health(self, _: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "models": sorted(self.backends)})
+
+    @staticmethod
+    def _model_entry(name: str) -> dict[str, Any]:
+        return {"id": name, "object": "model", "created": 0, "owned_by": "slmsim-sim"}
+
+    async def models(self, _: web.Request) -> web.Response:
+        names = sorted({*self.backends, *self.settings.aliases})
+        return web.json_response({"object": "list", "data": [self._model_entry(n) for n in names]})
+
+    async def model(self, http: web.Request) -> web.Response:
+        name = http.match_info["model_id"]
+        self.resolve(name)
+        return web.json_response(self._model_entry(name))
+
+    async def stats_view(self, _: web.Request) -> web.Response:
+        body = {
+            **self.stats,
+            "roles": dict(self.roles),
+            "faults": dict(self.faults.counts),
+            "problems_indexed": len(self.lookup),
+        }
+        return web.json_response(body)
+
+    def resolve(self, name: str) -> str:
+        """The served card for a requested model name (itself, an alias, or the default card)."""
+        if name in self.backends:
+            return name
+        if name in self.settings.aliases:
+            return self.settings.aliases[name]
+        if self.settings.default_card is not None:
+            return self.settings.default_card
+        raise BadRequest(
+            f"unknown model {clip(name)}; served: {sorted(self.backends)}", 404, "model", "model_not_found"
+        )
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, chat=True)
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, chat=False)
+
+    async def _read(self, http: web.Request) -> bytes:
+        try:
+            async with asyncio.timeout(self.settings.read_timeout_s):
+                raw = await http.read()
+        except TimeoutError:
+            raise BadRequest(f"request body not received within {self.settings.read_timeout_s:g}s", 408) from None
+        except web.HTTPRequestEntityTooLarge as exc:
+            raise BadRequest(f"request body too large: {exc.text}", 413) from None
+        encoding = http.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding in ("", "identity"):
+            return raw
+        if encoding not in ("gzip", "deflate"):
+            raise BadRequest(f"Content-Encoding {clip(encoding)} is not supported (gzip, deflate)", 415)
+        try:
+            inflater = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
+            body = inflater.decompress(raw, MAX_INFLATED)
+        except zlib.error:
+            raise BadRequest(f"request body is not valid {encoding} data, as its Content-Encoding claims") from None
+        if inflater.unconsumed_tail:
+            raise BadRequest(f"request body inflates past {MAX_INFLATED} bytes", 413)
+        return body
+
+    async def _meta(self, wire: WireRequest, forced: str | None) -> RequestMeta:
+        """The request's problem and role; cached by conversation, since agents resend the same prompts."""
+        key = None
+        if wire.slmsim_meta is None:
+            tools = json.dumps([wire.tool_names, wire.tool_choice]) if wire.tools else ""
+            key = blake2b(f"{wire.chat}\x1f{forced}\x1f{tools}\x1f{wire.text}".encode(), digest_size=16).digest()
+            hit = self._metas.get(key)
+            if hit is not None:
+                self._metas.move_to_end(key)
+                return hit
+        if len(wire.text) > 200_000:  # big prompts off the loop, so health checks still answer
+            match = await asyncio.to_thread(self.lookup.find_match, wire.text)
+        else:
+            match = self.lookup.find_match(wire.text)
+        meta = infer_meta(wire, match.problem if match else None, forced)
+        if key is not None:
+            self._metas[key] = meta
+            if len(self._metas) > META_ENTRIES:
+                self._metas.popitem(last=False)
+        return meta
+
+    async def _serve(self, http: web.Request, chat: bool) -> web.StreamResponse:
+        self.stats["requests"] += 1
+        try:
+            wire = parse_request(parse_body(await self._read(http)), chat)
+            card = self.resolve(wire.model)
+            meta = await self._meta(wire, http.headers.get("x-slmsim-role"))
+        except BadRequest:
+            self.stats["bad_request"] += 1
+            raise
+        problem = meta.problem
+        self.stats["recognised" if problem is not None else "missed"] += 1
+        self.roles[meta.role] += 1
+        if problem is None and self.settings.strict:
+            self.stats["bad_request"] += 1
+            raise BadRequest(
+                "no known problem found in the prompt (serve-sim --strict)", 422, "messages", "unknown_problem"
+            )
+        fault = self.faults.draw()
+        if fault is not None:
+            return await self.faults.serve(fault, http)
+        if self.settings.latency_s > 0:
+            await asyncio.sleep(self.settings.latency_s)
+        result = await self._choices(wire, card, meta)
+        if isinstance(result, Failure):
+            return error_response(_FAILURE_STATUS.get(result.error, 500), result.message[:300], result.error)
+        choices, prompt_tokens = result
+        wire_body = envelope(wire, choices, prompt_tokens, next(self._ids))
+        headers = {"x-slmsim-source": "sim", "x-slmsim-problem": problem_label(problem), "x-slmsim-role": meta.role}
+        if wire.stream:
+            return await stream(http, wire, wire_body, headers)
+        return web.json_response(wire_body, headers=headers)
+
+    # --- sampling ------------------------------------------------------------------
+
+    def sample_indices(self, wire: WireRequest, card: str) -> list[int]:
+        """Sample indices for the request's n choices (see the module doc)."""
+        if wire.seed is not None:
+            return [_SEEDED + digest("seed", wire.seed, j) % _SEEDED for j in range(wire.n)]
+        key = blake2b(f"{card}\x1f{wire.chat}\x1f{wire.text}".encode(), digest_size=12).hexdigest()
+        start = self._counters.pop(key, 0)
+        self._counters[key] = start + wire.n
+        if len(self._counters) > COUNTER_ENTRIES:
+            self._counters.popitem(last=False)
+        return list(range(start, start + wire.n))
+
+    def _request(self, wire: WireRequest, card: str, meta: RequestMeta, index: int) -> CompletionRequest:
+        if wire.chat:
+            messages = tuple(chat_message(m) for m in wire.messages)
+            return CompletionRequest(
+                model=card,
+                messages=messages,
+                temperature=wire.temperature,
+                max_tokens=wire.max_tokens,
+                seed=self.settings.seed,
+                sample_index=index,
+                meta=meta,
+            )
+        return CompletionRequest(
+            model=card,
+            prompt=wire.prompt,
+            temperature=wire.temperature,
+            max_tokens=wire.max_tokens,
+            seed=self.settings.seed,
+            sample_index=index,
+            meta=meta,
+        )
+
+    async def _choices(self, wire: WireRequest, card: str, meta: RequestMeta) -> tuple[list[Choice], int] | Failure:
+        prompt_tokens = ft.tokens_of(wire.text)
+        problem = meta.problem
+        if problem is None:
+            return [generic(wire, card, meta, f"call_{next(self._ids)}") for _ in range(wire.n)], prompt_tokens
+        if meta.role == "agent" and wire.tool_choice == "none":
+            meta = meta.model_copy(update={"tools_called": (*meta.tools_called, *meta.tools)})
+        requests = [self._request(wire, card, meta, i) for i in self.sample_indices(wire, card)]
+        backend = self.backends[card]
+        replies = await asyncio.gather(*(backend.complete(r) for r in requests))
+        for reply in replies:
+            if isinstance(reply, Failure):
+                return reply
+        completions = [r for r in replies if isinstance(r, Completion)]
+        shares: dict[str, float] = {}
+        if wire.logprobs:
+            shares = await self._shares(backend, requests[0], problem.answer_format)
+        think = self.settings.think_tags
+        pairs = zip(completions, requests, strict=True)
+        choices = [shape(wire, card, meta, c, shares, r.sample_index, think) for c, r in pairs]
+        return choices, max(prompt_tokens, completions[0].usage.prompt_tokens)
+
+    async def _shares(self, backend: Backend, first: CompletionRequest, fmt: str) -> dict[str, float]:
+        """The model's consistency: the share of hidden extra samples giving each answer."""
+        hidden = [
+            first.model_copy(update={"sample_index": _HIDDEN + digest("hidden", first.sample_index, j) % _HIDDEN})
+            for j in range(CONFIDENCE_SAMPLES)
+        ]
+        replies = await asyncio.gather(*(backend.complete(r) for r in hidden))
+        answers = [extract_answer(r.text, fmt) for r in replies if isinstance(r, Completion)]
+        counts = Counter(a for a in answers if a is not None)
+        return {a: (c + 0.5) / (len(hidden) + 1) for a, c in counts.items()}
+
+
+async def start(server: SimServer, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Start ``server`` on ``host:port`` (0 = any free port); returns the runner and the bound port."""
+    # The body's Content-Encoding is checked by ``SimServer._read`` (a bogus gzip is a JSON 400).
+    runner = web.AppRunner(
+        server.app(), access_log=None, shutdown_timeout=1.0, auto_decompress=False, keepalive_timeout=75.0
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, backlog=1024)
+    await site.start()
+    bound = runner.addresses[0][1]
+    return runner, int(bound)

@@ -1,0 +1,243 @@
+"""A reply of serve-sim: a simulated completion shaped for the request's features, then the wire format.
+
+``shape`` applies the features (see ``features``) to one simulated completion; ``generic``
+is the honest reply to a prompt about no known problem; ``envelope`` and ``stream`` write
+the OpenAI JSON body or its server-sent events.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from hashlib import blake2b
+from typing import Any
+
+from aiohttp import web
+
+from experiments.serve import features as ft
+from experiments.serve.roles import extract_answer, structured_output
+from experiments.serve.wire import WireRequest, error_body
+from protocols.messages import ChatMessage, Completion, Problem, RequestMeta
+
+GENERIC = (
+    "This is serve-sim, a simulated model ({model}). The prompt matches no problem the simulator "
+    "knows, so it has no simulated answer to give. Load your problems with --problems FILE, or "
+    "send slmsim_meta with the problem."
+)
+
+
+def error_response(
+    status: int, message: str, kind: str, param: str | None = None, code: str | None = None
+) -> web.Response:
+    """A JSON error reply in the OpenAI shape."""
+    return web.json_response(error_body(status, message, kind, param, code), status=status)
+
+
+@dataclass
+class Choice:
+    """One choice of a reply, before it is written in the wire format."""
+
+    content: str | None
+    finish: str
+    reasoning: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    logprobs: dict[str, Any] | None = None
+
+    @property
+    def tokens(self) -> int:
+        calls = "".join(c["function"]["name"] + c["function"]["arguments"] for c in self.tool_calls or [])
+        return ft.tokens_of((self.content or "") + (self.reasoning or "") + calls)
+
+
+def shape(
+    wire: WireRequest,
+    card: str,
+    meta: RequestMeta,
+    reply: Completion,
+    shares: dict[str, float],
+    index: int,
+    think_tags: bool = False,
+) -> Choice:
+    """A simulated completion as the request's features want it (see ``features``)."""
+    problem = meta.problem
+    assert problem is not None
+    text = ft.reformat(reply.text, ft.wanted_format(wire.text))
+    finish = "length" if reply.finish_reason.startswith("length") else "stop"
+    call_id = f"call_{digest('call', index, text) % 10**12}"
+    if structured_output(wire):
+        tool = next(t for t in wire.tools if t["function"]["name"] == wire.tool_choice["name"])  # type: ignore[index]
+        answer = extract_answer(text, problem.answer_format)
+        why = ft.filler(400, "why", card, index)
+        return Choice(None, "tool_calls", tool_calls=[ft.tool_call(tool, None, call_id, answer, why)])
+    if meta.role == "agent" and wire.tools:
+        name, final = ft.parse_react(text)
+        if isinstance(wire.tool_choice, dict):
+            name = wire.tool_choice["name"]
+        elif wire.tool_choice == "required" and name is None:
+            name = wire.tools[0]["function"]["name"]
+        tools = {t["function"]["name"]: t for t in wire.tools}
+        if name in tools and wire.tool_choice != "none":
+            call = ft.tool_call(tools[name], problem.question, call_id)
+            return Choice(None, "tool_calls", tool_calls=[call])
+        if final is not None:
+            text = final
+    answer = extract_answer(text, problem.answer_format)
+    filler, text = ft.pad(text, reply.usage.completion_tokens, (card, index, problem.id))
+    if wire.response_format["type"] != "text":
+        schema = wire.response_format.get("schema") or {
+            "type": "object",
+            "properties": {"reasoning": {"type": "string"}, "answer": {"type": "string"}},
+        }
+        value = ft.fill_schema(schema, answer=answer, reasoning=filler[:400])
+        return Choice(json.dumps(value), finish)
+    reasoning: str | None = None
+    if ft.is_reasoning_card(card):
+        head, _, last = text.rpartition("\n")
+        thought = f"{head}\n{filler}".strip()
+        if think_tags:
+            text = f"<think>\n{thought}\n</think>\n\n{last}"
+        else:
+            reasoning, text = thought, last
+    else:
+        text = ft.join_padding(filler, text)
+    text, stopped = ft.cut_at_stop(text, wire.stop)
+    if stopped:
+        finish = "stop"
+    logprobs = None
+    if wire.logprobs:
+        top = wire.top_logprobs
+        logprobs = (ft.chat_logprobs if wire.chat else ft.completion_logprobs)(text, answer, shares, top)
+    return Choice(text, finish, reasoning=reasoning, logprobs=logprobs)
+
+
+def generic(wire: WireRequest, card: str, meta: RequestMeta, call_id: str) -> Choice:
+    """An honest reply to a prompt about no known problem (never a made-up answer)."""
+    uncalled = [t for t in wire.tools if t["function"]["name"] not in meta.tools_called]
+    forced = wire.tool_choice
+    tools = {t["function"]["name"]: t for t in wire.tools}
+    pick = None
+    if isinstance(forced, dict):
+        pick = tools[forced["name"]]
+    elif forced == "required":
+        pick = (uncalled or list(wire.tools))[0]
+    elif forced == "auto" and uncalled:
+        pick = uncalled[0]
+    if pick is not None:
+        query = next((m.content for m in reversed(wire.messages) if m.role == "user"), wire.text)[:2000]
+        return Choice(None, "tool_calls", tool_calls=[ft.tool_call(pick, query, call_id)])
+    text = GENERIC.format(model=card)
+    observations = [m.content for m in wire.messages if m.role == "tool"]
+    if observations:
+        text = f"The tool returned: {observations[-1][:500]}\n\n(serve-sim: simulated model {card}; no known problem.)"
+    if wire.response_format["type"] != "text":
+        schema = wire.response_format.get("schema") or {
+            "type": "object",
+            "properties": {"note": {"type": "string"}},
+        }
+        return Choice(json.dumps(ft.fill_schema(schema, query=text)), "stop")
+    return Choice(ft.cut_at_stop(text, wire.stop)[0], "stop")
+
+
+def envelope(wire: WireRequest, choices: list[Choice], prompt_tokens: int, number: int) -> dict[str, Any]:
+    """The reply body in the OpenAI shape."""
+    out: list[dict[str, Any]] = []
+    for i, choice in enumerate(choices):
+        if wire.chat:
+            message: dict[str, Any] = {"role": "assistant", "content": choice.content}
+            if choice.reasoning is not None:
+                message["reasoning_content"] = choice.reasoning
+            if choice.tool_calls:
+                message["tool_calls"] = choice.tool_calls
+            out.append({"index": i, "message": message, "finish_reason": choice.finish, "logprobs": choice.logprobs})
+        else:
+            out.append(
+                {
+                    "index": i,
+                    "text": choice.content or "",
+                    "finish_reason": choice.finish,
+                    "logprobs": choice.logprobs,
+                }
+            )
+    completion_tokens = sum(c.tokens for c in choices)
+    return {
+        "id": f"{'chatcmpl' if wire.chat else 'cmpl'}-sim{number}",
+        "object": "chat.completion" if wire.chat else "text_completion",
+        "created": int(time.time()),
+        "model": wire.model[:200],
+        "system_fingerprint": "slmsim-sim",
+        "choices": out,
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+def digest(*parts: object) -> int:
+    return int.from_bytes(blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest(), "little")
+
+
+def problem_label(problem: Problem | None) -> str:
+    return f"{problem.benchmark}/{problem.id}" if problem is not None else "none"
+
+
+def chat_message(m: Any) -> ChatMessage:
+    """A wire turn as the simulator's ChatMessage: tool calls and results become ReAct-style text."""
+    if m.role == "tool":
+        return ChatMessage(role="user", content=f"Observation: {m.content}")
+    if m.tool_calls:
+        calls = "\n".join(f"Action: {c['name']}\nAction Input: {c['arguments']}" for c in m.tool_calls)
+        return ChatMessage(role="assistant", content=f"{m.content}\n{calls}".strip())
+    return ChatMessage(role=m.role, content=m.content)
+
+
+def pieces(text: str, count: int = 8) -> list[str]:
+    size = max(16, -(-len(text) // count))
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+async def stream(
+    http: web.Request, wire: WireRequest, body: dict[str, Any], headers: dict[str, str]
+) -> web.StreamResponse:
+    """The reply as server-sent events: the text in several chunks per choice, its finish, [DONE]."""
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **headers})
+    await response.prepare(http)
+    head = {k: body[k] for k in ("id", "created", "model", "system_fingerprint")}
+    head["object"] = "chat.completion.chunk" if wire.chat else "text_completion"
+    events: list[dict[str, Any]] = []
+    for choice in body["choices"]:
+        i, finish = choice["index"], choice["finish_reason"]
+        if wire.chat:
+            message = choice["message"]
+            events.append({"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None})
+            for piece in pieces(message.get("reasoning_content") or "") if message.get("reasoning_content") else []:
+                events.append({"index": i, "delta": {"reasoning_content": piece}, "finish_reason": None})
+            for piece in pieces(message["content"]) if message["content"] else []:
+                events.append({"index": i, "delta": {"content": piece}, "finish_reason": None})
+            for j, call in enumerate(message.get("tool_calls") or []):
+                start = {
+                    "index": j,
+                    "id": call["id"],
+                    "type": "function",
+                    "function": {"name": call["function"]["name"], "arguments": ""},
+                }
+                events.append({"index": i, "delta": {"tool_calls": [start]}, "finish_reason": None})
+                for piece in pieces(call["function"]["arguments"], 4):
+                    delta = {"tool_calls": [{"index": j, "function": {"arguments": piece}}]}
+                    events.append({"index": i, "delta": delta, "finish_reason": None})
+            events.append({"index": i, "delta": {}, "finish_reason": finish})
+        else:
+            parts = pieces(choice["text"])
+            for k, piece in enumerate(parts):
+                last = k == len(parts) - 1
+                events.append({"index": i, "text": piece, "finish_reason": finish if last else None, "logprobs": None})
+    chunks = [{**head, "choices": [e]} for e in events]
+    if wire.include_usage:
+        chunks.append({**head, "choices": [], "usage": body["usage"]})
+    for chunk in chunks:
+        await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+    await response.write(b"data: [DONE]\n\n")
+    await response.write_eof()
+    return response
