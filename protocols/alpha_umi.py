@@ -25,9 +25,12 @@ Predictor = Literal["models", "gold", "first_tool_empty", "always_conclude"]
 class ToolDataSpec(Strict):
     """Which tool-use tasks: a file of alpha-UMi ToolBench records."""
 
-    name: Literal["toolbench"] = "toolbench"
+    name: Literal["toolbench", "calculator"] = "toolbench"
+    """``calculator``: generated arithmetic tasks (loop only) that the sympy calculator solves for real."""
     path: Path | None = None
     """None: the shipped ``datasets/data/alpha_umi_toolbench/out_of_domain.json``."""
+    count: int = Field(default=20, ge=1, le=10000)
+    """calculator: how many tasks to generate (seeded by the run seed)."""
     limit: int | None = Field(default=None, ge=1)
     """Tasks (not steps) to use, after ``offset``."""
     offset: int = Field(default=0, ge=0)
@@ -84,7 +87,8 @@ class AgentSpec(Strict):
 class EnvSpec(Strict):
     """The loop's tool world: replay recorded observations, plus real local tools."""
 
-    local_tools: tuple[Literal["calculator"], ...] = ("calculator",)
+    local_tools: tuple[Literal["calculator"], ...] = ()
+    """Real tools added to every task's tool list (a deviation from the recorded prompts, so off by default)."""
 
 
 class AlphaUmiConfig(Strict):
@@ -104,6 +108,8 @@ class AlphaUmiConfig(Strict):
 
     @model_validator(mode="after")
     def _known(self) -> AlphaUmiConfig:
+        if self.mode == "static" and self.dataset.name != "toolbench":
+            raise ValueError("the static evaluation needs dataset 'toolbench' (recorded planner steps)")
         if self.predictor != "models" and self.mode != "static":
             raise ValueError(f"predictor {self.predictor!r} exists only in mode 'static'")
         if self.predictor == "models":
@@ -208,8 +214,8 @@ class LoopSummary(Frozen):
     """Tasks that ended with a conclusion (not a give-up, not a bound)."""
     gave_up: int
     exhausted: int
-    grounded_success: int
-    """Finished, and every recorded call of the gold trajectory was reproduced (name and arguments)."""
+    success: int
+    """Finished, and every recorded call reproduced (ToolBench), or the answer holds the exact result (calculator)."""
     answer_rouge_l: float
     """Mean ROUGE-L F (rouge package definition) of the final answer against the gold conclusion, where there is one."""
     mean_steps: float

@@ -35,10 +35,10 @@ def render_static(summary: StaticSummary) -> str:
 def render_loop(summary: LoopSummary) -> str:
     n = max(1, summary.n)
     rows = [
-        "| variant | tasks | finished | gave up | bound hit | grounded success | answer R-L | steps | model calls |",
+        "| variant | tasks | finished | gave up | bound hit | success | answer R-L | steps | model calls |",
         "|---|---|---|---|---|---|---|---|---|",
         f"| {summary.variant} | {summary.n} | {100 * summary.finished / n:.1f}% | {100 * summary.gave_up / n:.1f}% | "
-        f"{100 * summary.exhausted / n:.1f}% | {100 * summary.grounded_success / n:.1f}% | "
+        f"{100 * summary.exhausted / n:.1f}% | {100 * summary.success / n:.1f}% | "
         f"{100 * summary.answer_rouge_l:.2f} | {summary.mean_steps:.2f} | {summary.mean_model_calls:.2f} |",
     ]
     sources = ", ".join(f"{k}: {v}" for k, v in sorted(summary.sources.items()))

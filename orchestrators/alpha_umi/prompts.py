@@ -10,7 +10,7 @@ hold braces).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from protocols.alpha_umi import Decision
@@ -70,7 +70,7 @@ def tool_names(tools: Iterable[Mapping[str, Any]]) -> str:
     return ", ".join(str(t["Name"]) for t in tools)
 
 
-def render(template: str, tools: list[Mapping[str, Any]], history: str, thought: str = "") -> str:
+def render(template: str, tools: Sequence[Mapping[str, Any]], history: str, thought: str = "") -> str:
     """A filled template; the replacement order is the original's ({doc}, {tool_names}, {thought}, {history})."""
     text = template.replace("{doc}", tool_doc(tools)).replace("{tool_names}", tool_names(tools))
     return text.replace("{thought}", thought).replace("{history}", history)

@@ -161,12 +161,13 @@ def _is_gold(step: StaticStep, decision: Decision) -> bool:
 
 async def predict_single(step: StaticStep, roles: RoleCaller) -> tuple[str, Parsed]:
     """The single-LLM baseline: one backbone call, read by the original ``evaluate-backbone.py`` parse."""
-    gold = _backbone_span_of(step)
+    gold = backbone_target(step)
     text = clean_output(await roles.ask("backbone", step.backbone_prompt(), step, gold=gold))
     return text, parse_backbone_output(text)
 
 
-def _backbone_span_of(step: StaticStep) -> str:
+def backbone_target(step: StaticStep) -> str:
+    """The single-LLM form of a step's gold turn: thought + call, thought + conclusion, or give up."""
     if step.gold_decision == "give up":
         return step.gold_planner.replace("Next: give up.", "").strip() + "\nconclusion: give up."
     if step.gold_decision == "caller":

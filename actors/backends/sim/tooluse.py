@@ -205,7 +205,7 @@ def backbone(skill: Skill, gold: str, tools: tuple[str, ...], key: tuple[object,
     if decision == "give up":
         return f"{thought}\nconclusion: give up."
     if decision == "conclusion":
-        answer = summarize(skill, rest, key) if gold_decision == "conclusion" else "I have the information needed."
+        answer = summarize(skill, rest if gold_decision == "conclusion" else "", key)
         return f"{thought}\nconclusion: {answer}"
     tool, args = choose_call(skill, rest, tools, key)
     return f"{thought}\nAction: {tool}\nAction Input: {json.dumps(args)}"
