@@ -63,7 +63,7 @@ def backbone_samples(task: str, record: dict[str, Any]) -> list[dict[str, Any]]:
     """Stage 1: thought + call, thought + ``conclusion: ...`` or ``conclusion: give up.`` per planner turn."""
     query = _template(TOOLBENCH_BACKBONE, record["tools"])
     conv = record["conversations"]
-    history, out = "", []
+    history, out = "", list[dict[str, Any]]()
     for i, turn in enumerate(conv):
         value = turn["value"]
         if turn["from"] == "assistant":
@@ -88,7 +88,7 @@ def planner_samples(task: str, record: dict[str, Any]) -> list[dict[str, Any]]:
     """Stage 2 planner: every planner turn followed by a call, a conclusion, or saying give up."""
     query = _template(TOOLBENCH_PLANNER, record["tools"])
     conv = record["conversations"]
-    history, out = "", []
+    history, out = "", list[dict[str, Any]]()
     for i, turn in enumerate(conv):
         value = turn["value"]
         if turn["from"] == "assistant":
@@ -105,7 +105,7 @@ def caller_samples(task: str, record: dict[str, Any]) -> list[dict[str, Any]]:
     """Stage 2 caller: every call that names a real tool, given the history and the planner's thought."""
     query = _template(TOOLBENCH_CALLER, record["tools"])
     conv = record["conversations"]
-    history, out = "", []
+    history, out = "", list[dict[str, Any]]()
     for i, turn in enumerate(conv):
         value = turn["value"]
         if turn["from"] == "caller" and HALLUCINATED not in value and i > 0:
@@ -119,7 +119,7 @@ def caller_samples(task: str, record: dict[str, Any]) -> list[dict[str, Any]]:
 def summarizer_samples(task: str, record: dict[str, Any]) -> list[dict[str, Any]]:
     """Stage 2 summarizer: every conclusion other than ``none``."""
     query = _template(TOOLBENCH_SUMMARIZER, record["tools"])
-    history, out = "", []
+    history, out = "", list[dict[str, Any]]()
     for turn in record["conversations"]:
         value = turn["value"]
         if turn["from"] == "conclusion" and value != "none":
