@@ -62,6 +62,8 @@ class AgentSpec(Strict):
     handoff_prefix: Literal["planner", "assistant"] = "planner"
     """The prefix of the planner turn in the caller's/summarizer's history: ``planner:`` in the original's static
     pipeline, ``assistant:`` in its training data and real-time agent."""
+    shots: int = Field(default=0, ge=0, le=4)
+    """Worked examples put before each role's prompt (for base models; the released checkpoints need none)."""
     max_steps: int = Field(default=8, ge=1, le=64)
     """Loop: planner steps per task (the recorded trajectories have at most 5 calls)."""
     max_model_calls: int = Field(default=24, ge=1, le=512)

@@ -19,6 +19,7 @@ Each output line: ``{"id", "task", "role", "prompt", "completion", "messages"}``
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -155,3 +156,18 @@ def build_glpft(source: Path | None, out_dir: Path) -> dict[str, int]:
         tmp.replace(target)
         counts[FILES[role]] = n
     return counts
+
+
+@functools.lru_cache(maxsize=8)
+def shot_texts(shots: int, seed: int = 1234) -> dict[str, str]:
+    """Worked examples per role for base models: complete (prompt, completion) pairs of generated calculator tasks."""
+    if shots <= 0:
+        return {}
+    from experiments.alpha_umi.calc_tasks import calculator_records
+
+    records = calculator_records(shots, seed)
+    texts: dict[str, str] = {}
+    for role, build in BUILDERS.items():
+        samples = [s for i, r in enumerate(records) for s in build(f"shot/{i}", r)]
+        texts[role] = "".join(f"{s['prompt']}{s['completion']}</s>\n\n" for s in samples[: max(shots, 1) * 2])
+    return texts

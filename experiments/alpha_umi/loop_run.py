@@ -15,6 +15,7 @@ from typing import Any
 from actors import calculator
 from actors.tool_env import RemoteToolEnv, ReplayToolEnv, recordings_of
 from experiments.alpha_umi.calc_tasks import calculator_records
+from experiments.alpha_umi.glpft import shot_texts
 from experiments.alpha_umi.rundir import model_pool, prepare_run_dir, remote_models, run_id_of, task_records
 from experiments.rayrt import ACTOR_CPUS
 from experiments.results import SUMMARY, ResultsWriter, count_sources
@@ -68,7 +69,8 @@ async def run_task(
     task: LoopTask, index: int, config: AlphaUmiConfig, models: dict[str, Model], env: ToolEnv, run_id: str
 ) -> ProblemResult:
     started = time.perf_counter()
-    roles = RoleCaller(models, config.agent, seed=config.seed, run_id=run_id)
+    shots = shot_texts(config.agent.shots)
+    roles = RoleCaller(models, config.agent, seed=config.seed, run_id=run_id, shots=shots)
     runner = run_single if config.agent.variant == "single" else run_multi
     out = await runner(task, roles, env, config.agent)
     details = outcome_details(task, out, roles)

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from typing import Any
 
+from experiments.alpha_umi.glpft import shot_texts
 from experiments.alpha_umi.rundir import model_pool, prepare_run_dir, remote_models, run_id_of, task_records
 from experiments.results import SUMMARY, ResultsWriter, count_sources
 from orchestrators.alpha_umi.metrics import Parsed, StepScore, aggregate, parse_output, score_step
@@ -35,7 +36,8 @@ async def evaluate_step(
 ) -> ProblemResult:
     """Predict one step (models or a reference predictor) and record what each metric needs."""
     started = time.perf_counter()
-    roles = RoleCaller(models, config.agent, seed=config.seed, run_id=run_id)
+    shots = shot_texts(config.agent.shots)
+    roles = RoleCaller(models, config.agent, seed=config.seed, run_id=run_id, shots=shots)
     if config.predictor != "models":
         text = baseline_prediction(step, config.predictor)
         pred = parse_output(text)

@@ -30,7 +30,7 @@ class RoleCaller:
     ``extra["format"]="backbone"`` (the simulator writes the merged thought + call/conclusion).
     ``gold`` goes to ``meta.extra["gold_next"]``: real backends ignore it, the simulator uses it.
     A failed call yields ``""`` (read as ``none`` by the parsers, as a blank generation) and is
-    kept in ``failures``.
+    kept in ``failures``. ``shots`` (per role) is text put before the prompt: worked examples for base models.
     """
 
     def __init__(
@@ -41,12 +41,14 @@ class RoleCaller:
         seed: int = 0,
         run_id: str | None = None,
         stop: tuple[str, ...] = (SEP,),
+        shots: Mapping[str, str] | None = None,
     ) -> None:
         self.models = models
         self.agent = agent
         self.seed = seed
         self.run_id = run_id
         self.stop = stop
+        self.shots = dict(shots or {})
         self.trace: list[TraceEvent] = []
         self.failures: list[Failure] = []
         self.calls = 0
@@ -66,7 +68,7 @@ class RoleCaller:
             extra["format"] = "backbone"
         request = CompletionRequest(
             model=name,
-            prompt=prompt,
+            prompt=self.shots.get(role, "") + prompt,
             temperature=self.agent.temperature,
             max_tokens=self.agent.max_tokens,
             stop=self.stop,
