@@ -1,0 +1,229 @@
+"""The alpha-UMi agent loop, end to end: planner -> caller -> tool -> ... -> summarizer (or one backbone model).
+
+Pure async code over a ``RoleCaller`` (the models) and a ``ToolEnv``; it follows the
+original real-time agent (``ToolBench-multiLLM/.../collab_agent_model.py``): the shared
+transcript ``user: ...</s>assistant: <rationale>Next: caller.</s>caller: Action: ...</s>
+observation: ...``, observations cut to ``observation_chars`` (1,024), a planner output
+without a decision token sent to the caller (or, as an option, the summarizer), and the
+task ended by ``Next: give up.``. Steps and model calls are bounded.
+
+``gold`` (the recorded trajectory) only feeds ``meta.extra["gold_next"]`` for the
+simulator, advanced by the recorded calls the agent has reproduced; real models never see it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from orchestrators.alpha_umi.metrics import rouge_l_f
+from orchestrators.alpha_umi.prompts import (
+    CALLER_CUE,
+    NEXT_TOKENS,
+    PLANNER_CUE,
+    SEP,
+    SUMMARIZER_CUE,
+    TOOLBENCH_BACKBONE,
+    TOOLBENCH_CALLER,
+    TOOLBENCH_PLANNER,
+    TOOLBENCH_SUMMARIZER,
+    clean_output,
+    parse_backbone,
+    parse_caller,
+    parse_planner,
+    render,
+    turn_text,
+)
+from orchestrators.alpha_umi.roles import RoleCaller
+from orchestrators.alpha_umi.static import StaticStep, backbone_target
+from protocols.alpha_umi import AgentSpec, Observation, ToolCall
+from protocols.messages import Failure, ToolCallRecord
+
+Status = Literal["finished", "gave_up", "exhausted"]
+
+
+class ToolEnv(Protocol):
+    """Anything that answers a tool call with an observation (the replay actor, a test double)."""
+
+    async def call(self, request: ToolCall) -> Observation: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LoopTask:
+    """One task: the instruction and tools the agent sees, and the recorded trajectory's steps (simulator only)."""
+
+    task_id: str
+    instruction: str
+    tools: tuple[dict[str, Any], ...]
+    gold_steps: tuple[StaticStep, ...] = ()
+    gold_answer: str | None = None
+    gold_calls: int = 0
+    expected: str | None = None
+    """A task with a known exact result (the calculator tasks): success means the answer contains it."""
+
+    @property
+    def tool_names(self) -> tuple[str, ...]:
+        return tuple(str(t["Name"]) for t in self.tools)
+
+
+@dataclass
+class LoopOutcome:
+    """What happened on one task."""
+
+    status: Status
+    answer: str | None
+    steps: int
+    transcript: str
+    observations: dict[str, int] = field(default_factory=dict)
+    reproduced: set[int] = field(default_factory=set)
+    """Indices of the recorded calls the agent reproduced exactly."""
+
+    def success(self, task: LoopTask) -> bool:
+        """Finished, and: the answer holds the exact result (calculator), or every recorded call was reproduced."""
+        if self.status != "finished":
+            return False
+        if task.expected is not None:
+            return task.expected in (self.answer or "")
+        return len(self.reproduced) >= task.gold_calls
+
+    def answer_rouge(self, task: LoopTask) -> float | None:
+        if task.gold_answer is None:
+            return None
+        return rouge_l_f(self.answer or "none", task.gold_answer)
+
+
+class _Gold:
+    """Where the recorded trajectory stands, given the recorded calls reproduced so far."""
+
+    def __init__(self, task: LoopTask) -> None:
+        self.steps = task.gold_steps
+        self.pointer = 0
+        self.call_positions = [i for i, s in enumerate(self.steps) if s.gold_decision == "caller"]
+
+    def advance(self, gold_index: int | None) -> None:
+        if gold_index is not None and gold_index < len(self.call_positions):
+            self.pointer = max(self.pointer, self.call_positions[gold_index] + 1)
+
+    def step(self) -> StaticStep | None:
+        if not self.steps:
+            return None
+        return self.steps[min(self.pointer, len(self.steps) - 1)]
+
+    def planner(self) -> str:
+        s = self.step()
+        return s.gold_planner if s is not None else ""
+
+    def next_of(self, decision: str) -> str:
+        s = self.step()
+        if s is None or s.gold_decision != decision:
+            return ""
+        return s.gold_next or ""
+
+
+async def _observe(
+    env: ToolEnv, task: LoopTask, action: str, action_input: str, out: LoopOutcome, roles: RoleCaller
+) -> Observation:
+    obs = await env.call(ToolCall(task_id=task.task_id, tool=action, action_input=action_input))
+    out.observations[obs.status] = out.observations.get(obs.status, 0) + 1
+    if obs.status in ("recorded", "local") and obs.gold_index is not None:
+        out.reproduced.add(obs.gold_index)
+    roles.trace.append(
+        ToolCallRecord(
+            tool=action,
+            query=action_input,
+            answer=obs.text,
+            error=None if obs.status in ("recorded", "local") else Failure(error="client", message=obs.status),
+        )
+    )
+    return obs
+
+
+async def run_multi(task: LoopTask, roles: RoleCaller, env: ToolEnv, agent: AgentSpec) -> LoopOutcome:
+    """alpha-UMi (or multi-LLM one-stage, when the roles share one model) on one task."""
+    history = turn_text("user", task.instruction)
+    tools = list(task.tools)
+    gold = _Gold(task)
+    out = LoopOutcome("exhausted", None, 0, history)
+    for step in range(agent.max_steps):
+        if roles.calls + 2 > agent.max_model_calls:
+            break
+        out.steps = step + 1
+        prompt = render(TOOLBENCH_PLANNER, tools, history) + PLANNER_CUE
+        raw = await roles.ask("planner", prompt, task, gold=gold.planner(), step=step)
+        planner_text, decision = parse_planner(clean_output(raw).strip())
+        if decision is None:
+            decision = "caller" if agent.no_decision == "caller" else "conclusion"
+            planner_text = f"{planner_text} {NEXT_TOKENS[decision]}"
+        if decision == "give up":
+            history += turn_text("assistant", planner_text)
+            out.status = "gave_up"
+            break
+        handoff = history + f"{agent.handoff_prefix}: {planner_text}{SEP}"
+        if decision == "conclusion":
+            prompt = render(TOOLBENCH_SUMMARIZER, tools, handoff, planner_text) + SUMMARIZER_CUE
+            gold_answer = gold.next_of("conclusion")
+            answer = clean_output((await roles.ask("summarizer", prompt, task, gold=gold_answer, step=step)).strip())
+            history += turn_text("assistant", planner_text) + turn_text("conclusion", answer)
+            out.status, out.answer = "finished", answer
+            break
+        prompt = render(TOOLBENCH_CALLER, tools, handoff, planner_text) + CALLER_CUE
+        call_text = clean_output(
+            (await roles.ask("caller", prompt, task, gold=gold.next_of("caller"), step=step)).strip()
+        )
+        action, action_input = parse_caller(call_text)
+        obs = await _observe(env, task, action, action_input, out, roles)
+        gold.advance(obs.gold_index)
+        history += turn_text("assistant", planner_text) + turn_text("caller", call_text)
+        history += turn_text("observation", obs.text[: agent.observation_chars])
+    out.transcript = history
+    return out
+
+
+async def run_single(task: LoopTask, roles: RoleCaller, env: ToolEnv, agent: AgentSpec) -> LoopOutcome:
+    """The single-LLM baseline: one backbone model writes thought + call, or the conclusion."""
+    history = turn_text("user", task.instruction)
+    tools = list(task.tools)
+    gold = _Gold(task)
+    out = LoopOutcome("exhausted", None, 0, history)
+    for step in range(agent.max_steps):
+        if roles.calls + 1 > agent.max_model_calls:
+            break
+        out.steps = step + 1
+        prompt = render(TOOLBENCH_BACKBONE, tools, history) + PLANNER_CUE
+        text = clean_output((await roles.ask("backbone", prompt, task, gold=_backbone_gold(gold), step=step)).strip())
+        reply = parse_backbone(text)
+        history += turn_text("assistant", text)
+        if reply.decision == "give up":
+            out.status = "gave_up"
+            break
+        if reply.decision == "conclusion":
+            out.status, out.answer = "finished", reply.answer
+            break
+        obs = await _observe(env, task, reply.action or "none", reply.action_input or "{}", out, roles)
+        gold.advance(obs.gold_index)
+        history += turn_text("observation", obs.text[: agent.observation_chars])
+    out.transcript = history
+    return out
+
+
+def _backbone_gold(gold: _Gold) -> str:
+    s = gold.step()
+    return backbone_target(s) if s is not None else ""
+
+
+def outcome_details(task: LoopTask, out: LoopOutcome, roles: RoleCaller) -> dict[str, Any]:
+    """The per-task facts the loop summary aggregates (kept in ``ProblemResult.details``)."""
+    rouge = out.answer_rouge(task)
+    return {
+        "status": out.status,
+        "steps": out.steps,
+        "model_calls": roles.calls,
+        "observations": out.observations,
+        "hallucinated_calls": out.observations.get("hallucinated", 0),
+        "reproduced_calls": sorted(out.reproduced),
+        "gold_calls": task.gold_calls,
+        "success": out.success(task),
+        "answer_rouge_l": rouge,
+        "usage_by_role": {r: u.model_dump() for r, u in roles.usage.items()},
+        "transcript": out.transcript,
+    }

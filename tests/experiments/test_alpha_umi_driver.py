@@ -1,0 +1,102 @@
+"""The alpha-UMi driver on Ray: run directory contract, resume (also after SIGKILL), the CLI's errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from experiments.alpha_umi import main
+from experiments.alpha_umi.loop_run import run_loop_async
+from experiments.alpha_umi.static_run import run_static_async
+from experiments.config_io import load_model
+from protocols.alpha_umi import AlphaUmiConfig, LoopSummary, StaticSummary
+
+pytestmark = [pytest.mark.ray]
+
+REPO = Path(__file__).resolve().parents[2]
+STATIC = REPO / "experiments" / "configs" / "alpha_umi_static_sim.yaml"
+LOOP = REPO / "experiments" / "configs" / "alpha_umi_loop_sim.yaml"
+LOOP_SINGLE = REPO / "experiments" / "configs" / "alpha_umi_loop_single_sim.yaml"
+
+
+def _ids(run_dir: Path) -> list[str]:
+    return [json.loads(line)["problem_id"] for line in (run_dir / "results.jsonl").read_text().splitlines()]
+
+
+def test_static_sim_run_writes_the_contract_and_resumes_without_calls(ray_session: None, tmp_path: Path) -> None:
+    config = load_model(AlphaUmiConfig, STATIC, [f"run.out_dir={tmp_path}", "dataset.limit=12", "run.progress=false"])
+    first = asyncio.run(run_static_async(config))
+    assert isinstance(first, StaticSummary)
+    assert {p.name for p in tmp_path.iterdir()} >= {"config.yaml", "results.jsonl", "summary.json"}
+    ids = _ids(tmp_path)
+    assert len(ids) == first.n == first.n_expected and len(set(ids)) == len(ids)
+    assert set(first.sources) == {"sim"} and set(first.usage_by_role) == {"planner", "caller", "summarizer"}
+    again = asyncio.run(run_static_async(config))
+    assert again.original == first.original and _ids(tmp_path) == ids
+    assert again.sources == first.sources  # recomputed from the file, no new model call
+
+
+@pytest.mark.parametrize("config_path", [LOOP, LOOP_SINGLE], ids=["multi", "single"])
+def test_loop_sim_run_counts_outcomes_tokens_and_observations(
+    ray_session: None, tmp_path: Path, config_path: Path
+) -> None:
+    config = load_model(AlphaUmiConfig, config_path, [f"run.out_dir={tmp_path}", "dataset.limit=16"])
+    summary = asyncio.run(run_loop_async(config))
+    assert isinstance(summary, LoopSummary)
+    assert summary.n == 16 and summary.finished + summary.gave_up + summary.exhausted == 16
+    assert sum(summary.observations.values()) > 16 and summary.observations.get("recorded", 0) > 0
+    roles = {"backbone"} if config.agent.variant == "single" else {"planner", "caller", "summarizer"}
+    assert set(summary.usage_by_role) == roles
+    assert summary.mean_model_calls >= summary.mean_steps
+
+
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(STATIC), "agent.planner=nobody", f"run.out_dir={tmp_path}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "nobody" in err
+    assert main(["run", str(STATIC), "predictor=gold", "mode=loop", f"run.out_dir={tmp_path}"]) == 2
+    assert not (tmp_path / "results.jsonl").exists()
+
+
+@pytest.mark.slow
+def test_sigkill_mid_static_run_then_resume_gives_each_step_once(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = [
+        sys.executable, "-m", "experiments.cli", "alpha-umi", "run", str(STATIC),
+        f"run.out_dir={out}", "dataset.limit=40", "run.problems_in_flight=4",
+        # Real sleeping (simulated latency x 0.05) makes the run long enough to kill halfway.
+        *(f"models.{i}.time_scale=0.05" for i in range(3)),
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    results = out / "results.jsonl"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        if results.exists() and len(results.read_bytes().splitlines()) >= 30:
+            break
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = len(results.read_bytes().splitlines())
+    done = subprocess.run(
+        [*args, "run.problems_in_flight=32", *(f"models.{i}.time_scale=0" for i in range(3))],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    ids = _ids(out)
+    summary = json.loads((out / "summary.json").read_text())
+    assert 0 < partial < summary["n_expected"], f"kill landed at {partial} steps; the test needs a mid-run kill"
+    assert len(ids) == len(set(ids)) == summary["n_expected"] == summary["n"]
