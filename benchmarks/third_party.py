@@ -32,7 +32,7 @@ import re
 from collections import Counter
 from typing import Any, NamedTuple
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 MOA_REFERENCE_MODELS = ("Qwen/Qwen2-72B-Instruct", "Qwen/Qwen1.5-72B-Chat", "mistralai/Mixtral-8x22B-Instruct-v0.1")
 MOA_AGGREGATOR = "Qwen/Qwen2-72B-Instruct"
@@ -184,7 +184,10 @@ def structured(client: Any, model: str, question: str, method: str) -> MathAnswe
             parallel_tool_calls=False,
         )
         calls = reply.choices[0].message.tool_calls
-        return MathAnswer.model_validate_json(calls[0].function.arguments) if calls else None
+        try:
+            return MathAnswer.model_validate_json(calls[0].function.arguments) if calls else None
+        except ValidationError:
+            return None
     if method == "json_mode":
         reply = client.chat.completions.create(model=model, messages=messages, response_format={"type": "json_object"})
     else:
@@ -194,7 +197,10 @@ def structured(client: Any, model: str, question: str, method: str) -> MathAnswe
             model=model, messages=messages, response_format={"type": "json_schema", "json_schema": fmt}
         )
     content = reply.choices[0].message.content
-    return MathAnswer.model_validate_json(content) if content else None
+    try:  # LangChain raises OutputParserException here; the runner counts it as not parsed
+        return MathAnswer.model_validate_json(content) if content else None
+    except ValidationError:
+        return None
 
 
 class Report(NamedTuple):
