@@ -30,7 +30,8 @@ def problems() -> list[Problem]:
 
 @pytest.fixture(scope="module")
 def client(problems: list[Problem]) -> Iterator[Any]:
-    with threaded_server(problems, (CARD,), aliases=tp.aliases(CARD)) as (host, port):
+    cards = tuple(dict.fromkeys((CARD, *tp.MUX_CARDS)))
+    with threaded_server(problems, cards, aliases=tp.aliases(CARD)) as (host, port):
         client = openai.OpenAI(base_url=f"http://{host}:{port}/v1", api_key="sk-unused", max_retries=0)
         yield client
         client.close()
@@ -55,6 +56,16 @@ def test_debate_agents_draw_distinct_samples_and_hear_their_peers(client: Any, p
         second = [c[-1]["content"] for c in contexts]
         heard += any(tp.parse_boxed_number(a) != tp.parse_boxed_number(b) for a, b in zip(first, second, strict=True))
     assert heard >= 1  # some agent changed its answer after seeing the others
+
+
+def test_slm_mux_samples_vary_so_confidence_means_something(client: Any, problems: list[Problem]) -> None:
+    """The issue's SLM-MUX run: identical samples gave confidence 1.0 on 60/60 and always the tie-break model."""
+    items = [tp.slm_mux(client, p.question) for p in problems]
+    assert all(len(set(texts)) >= 4 for item in items for texts in item.texts.values())  # k=5 requests, 5 samples
+    assert any(item.confidence < 1.0 for item in items)
+    assert len({item.model for item in items}) >= 2  # not always the first-listed (tie-break) model
+    right = sum(tp.same_number(item.answer, p.reference) for item, p in zip(items, problems, strict=True))
+    assert right >= len(problems) // 2
 
 
 def test_langchain_agent_calls_its_tool_once_then_answers(client: Any, problems: list[Problem]) -> None:
