@@ -13,6 +13,10 @@ the key and the model names changed (model names through ``--alias``, as a user 
   licence file, so re-implemented, not vendored): 3 agents, 2 rounds, ``gpt-3.5-turbo-0301``,
   ``n=1``, default temperature; round 2 shows each agent the others' previous answers
   ("One agent solution: ```...```"); the final answer is the majority (``eval_gsm.py``).
+* **SLM-MUX** (billwang485/SLM-MUX-ICLR, ``engine/mux.py`` and ``benchmarks/gsm8k.py``):
+  each model answers the GSM8K system + "Problem:" prompt k=5 times at T=0.3 (identical
+  requests, no seed); confidence = the share of its majority answer; the most confident
+  model wins, ties to the first listed (validation-accuracy order).
 * **LangChain** (langchain 1.x / langchain-openai, not installed here: a faithful wire
   equivalent): ``create_agent`` with one tool (``bind_tools`` -> tool loop until a reply has
   no tool calls), and ``with_structured_output`` by ``function_calling`` (a named
@@ -32,11 +36,20 @@ import re
 from collections import Counter
 from typing import Any, NamedTuple
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 MOA_REFERENCE_MODELS = ("Qwen/Qwen2-72B-Instruct", "Qwen/Qwen1.5-72B-Chat", "mistralai/Mixtral-8x22B-Instruct-v0.1")
 MOA_AGGREGATOR = "Qwen/Qwen2-72B-Instruct"
 DEBATE_MODEL = "gpt-3.5-turbo-0301"
+MUX_MODELS = (
+    "mistralai/Mistral-7B-Instruct-v0.3",
+    "Qwen/Qwen2.5-7B-Instruct-Turbo",
+    "meta-llama/Llama-3.2-3B-Instruct-Turbo",
+)
+MUX_SYSTEM = (
+    "You are a helpful math tutor. Reason step by step to solve the problem. After your reasoning, output the final "
+    "answer on a new line prefixed with '####'. Example: #### 42"
+)
 MOA_SYSTEM = (
     "You have been provided with a set of responses from various open-source models to the latest user query. Your "
     "task is to synthesize these responses into a single, high-quality response. It is crucial to critically evaluate "
@@ -124,6 +137,34 @@ def same_number(a: str | None, b: str) -> bool:
         return False
 
 
+class MuxItem(NamedTuple):
+    """One SLM-MUX decision: the answer, the winning model, its confidence, and the samples' texts."""
+
+    answer: str | None
+    model: str
+    confidence: float
+    texts: dict[str, list[str]]
+
+
+def slm_mux(client: Any, question: str, models: tuple[str, ...] = MUX_MODELS, k: int = 5) -> MuxItem:
+    """``MUXEngine.process_item`` with consistency confidence."""
+    messages = [{"role": "system", "content": MUX_SYSTEM}, {"role": "user", "content": "Problem:\n" + question}]
+    best: tuple[float, str, str | None] = (-1.0, models[0], None)
+    texts: dict[str, list[str]] = {}
+    for model in models:
+        replies = [
+            client.chat.completions.create(model=model, messages=messages, temperature=0.3).choices[0].message.content
+            for _ in range(k)
+        ]
+        texts[model] = replies
+        answers = [_hashes(r) or parse_boxed_number(r) for r in replies]
+        votes = Counter(a for a in answers if a is not None)
+        top, count = votes.most_common(1)[0] if votes else (None, 0)
+        if count / k > best[0] + 1e-9:  # strictly higher: ties stay with the model listed first
+            best = (count / k, model, top)
+    return MuxItem(best[2], best[1], best[0], texts)
+
+
 # --- LangChain, on the wire --------------------------------------------------------------
 
 
@@ -184,7 +225,10 @@ def structured(client: Any, model: str, question: str, method: str) -> MathAnswe
             parallel_tool_calls=False,
         )
         calls = reply.choices[0].message.tool_calls
-        return MathAnswer.model_validate_json(calls[0].function.arguments) if calls else None
+        try:
+            return MathAnswer.model_validate_json(calls[0].function.arguments) if calls else None
+        except ValidationError:
+            return None
     if method == "json_mode":
         reply = client.chat.completions.create(model=model, messages=messages, response_format={"type": "json_object"})
     else:
@@ -194,7 +238,10 @@ def structured(client: Any, model: str, question: str, method: str) -> MathAnswe
             model=model, messages=messages, response_format={"type": "json_schema", "json_schema": fmt}
         )
     content = reply.choices[0].message.content
-    return MathAnswer.model_validate_json(content) if content else None
+    try:  # LangChain raises OutputParserException here; the runner counts it as not parsed
+        return MathAnswer.model_validate_json(content) if content else None
+    except ValidationError:
+        return None
 
 
 class Report(NamedTuple):
@@ -237,6 +284,15 @@ def run_all(client: Any, problems: list[Any], card: str) -> list[Report]:
         right += bool(vote) and same_number(vote[0][0], p.reference)
     note = f"followed two agreeing peers {changed}/{disagreed}"
     reports.append(Report("debate (llm_multiagent_debate)", len(problems), right, distinct / (3 * len(problems)), note))
+    mux_right = certain = distinct_mux = 0
+    for p in problems:
+        item = slm_mux(client, p.question)
+        mux_right += same_number(item.answer, p.reference)
+        certain += item.confidence == 1.0
+        distinct_mux += sum(len(set(t)) for t in item.texts.values())
+    note = f"confidence 1.0 on {certain}/{len(problems)}"
+    share = distinct_mux / (5 * len(MUX_MODELS) * len(problems))
+    reports.append(Report("SLM-MUX (SLM-MUX-ICLR), k=5", len(problems), mux_right, share, note))
     agent_right = called = 0
     for p in problems:
         text, queries = create_agent(client, card, p.question)
@@ -258,9 +314,13 @@ def _hashes(text: str | None) -> str | None:
     return found[-1].replace(",", "") if found else None
 
 
+MUX_CARDS = ("Llama-3.1-8B-Instruct", "Qwen2.5-7B-Instruct", "Llama-3.2-3B-Instruct")
+
+
 def aliases(card: str) -> dict[str, str]:
     """The hard-coded model names of the runners, as serve-sim ``--alias`` entries."""
-    return {name: card for name in (*MOA_REFERENCE_MODELS, MOA_AGGREGATOR, DEBATE_MODEL)}
+    names = {name: card for name in (*MOA_REFERENCE_MODELS, MOA_AGGREGATOR, DEBATE_MODEL)}
+    return {**names, **dict(zip(MUX_MODELS, MUX_CARDS, strict=True))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -275,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     from protocols.config import DatasetSpec
 
     problems = load_problems(DatasetSpec(name="gsm8k"))[: args.problems]
-    with threaded_server(problems, (args.card,), aliases=aliases(args.card)) as (host, port):
+    cards = tuple(dict.fromkeys((args.card, *MUX_CARDS)))
+    with threaded_server(problems, cards, aliases=aliases(args.card)) as (host, port):
         client = openai.OpenAI(base_url=f"http://{host}:{port}/v1", api_key="sk-unused", max_retries=0)
         for report in run_all(client, problems, args.card):
             print(report.line(), flush=True)

@@ -14,7 +14,7 @@ each concurrency C measures, in the same run and against the same server:
 Each measurement sends ``rounds * C`` requests after a warm-up; bare and full alternate
 ``repeats`` times and the medians are compared. The last line printed is the ratio
 full/bare at each concurrency. Both sides see the same server, so the ratio is
-the cost of the stack, not of the simulator (whose answers are ``source: sim``).
+the cost of the stack, not of the simulator (whose answers are ``source: sim-served``).
 """
 
 from __future__ import annotations

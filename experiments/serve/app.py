@@ -25,6 +25,7 @@ from aiohttp import web
 from experiments.problem_lookup import ProblemLookup
 from experiments.serve import features as ft
 from experiments.serve.faults import FaultInjector, ServerFaults
+from experiments.serve.guard import GuardedSite
 from experiments.serve.reply import (
     Choice,
     chat_message,
@@ -66,7 +67,7 @@ class ServerSettings:
     seed: int = 0
     """The server seed (also the simulated models' seed), sent as ``CompletionRequest.seed``."""
     read_timeout_s: float = 10.0
-    """A request body not fully received by then gets 408 (a slow or half-sent client)."""
+    """Request headers (from connection start) or a body not fully received by then get 408 (a slow client)."""
     strict: bool = False
     """An unrecognised prompt gets 422 instead of the generic reply."""
     aliases: dict[str, str] = field(default_factory=dict)
@@ -326,7 +327,7 @@ async def start(server: SimServer, host: str, port: int) -> tuple[web.AppRunner,
         server.app(), access_log=None, shutdown_timeout=1.0, auto_decompress=False, keepalive_timeout=75.0
     )
     await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=1024)
+    site = GuardedSite(runner, host, port, server.settings.read_timeout_s, backlog=1024)
     await site.start()
     bound = runner.addresses[0][1]
     return runner, int(bound)

@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--time-scale", type=float, default=0.0, help="real s slept per simulated s")
     parser.add_argument("--retry-after-s", type=float, default=1.0, help="Retry-After sent with a 429")
     parser.add_argument("--hang-s", type=float, default=600.0, help="how long an injected timeout hangs")
-    parser.add_argument("--read-timeout-s", type=float, default=10.0, help="408 for a body not received by then")
+    parser.add_argument(
+        "--read-timeout-s", type=float, default=10.0, help="408 for headers or a body not received by then"
+    )
     parser.add_argument("--no-lookup", action="store_true", help="do not load datasets to find problems")
     parser.add_argument("--problems", action="append", default=[], type=Path, help="extra problems (JSONL), repeatable")
     parser.add_argument("--strict", action="store_true", help="422 for a prompt about no known problem")

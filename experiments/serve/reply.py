@@ -85,11 +85,11 @@ def shape(
     answer = extract_answer(text, problem.answer_format)
     filler, text = ft.pad(text, reply.usage.completion_tokens, (card, index, problem.id))
     if wire.response_format["type"] != "text":
-        schema = wire.response_format.get("schema") or {
-            "type": "object",
-            "properties": {"reasoning": {"type": "string"}, "answer": {"type": "string"}},
-        }
-        value = ft.fill_schema(schema, answer=answer, reasoning=filler[:400])
+        schema = wire.response_format.get("schema")
+        if schema is None:  # json_object: the natural keys; a reply that reached no answer says null
+            value: Any = {"reasoning": filler[:400], "answer": answer}
+        else:
+            value = ft.fill_schema(schema, answer=answer, reasoning=filler[:400])
         return Choice(json.dumps(value), finish)
     reasoning: str | None = None
     if ft.is_reasoning_card(card):

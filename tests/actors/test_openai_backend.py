@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -240,19 +241,41 @@ def test_parse_retry_after(header: str | None, expected: float | None) -> None:
     assert parse_retry_after(header) == expected
 
 
-async def test_connection_pool_is_sized_to_the_in_flight_limit(serve: Serve) -> None:
-    url, _, _ = await serve(latency_s=1.0)
-    backend = OpenAIBackend(spec(url, max_in_flight=150))
+class Gate:
+    """A stand-in model that holds every request until ``expected`` are in flight at once (or a deadline)."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.now = self.peak = 0
+        self.full = asyncio.Event()
+
+    async def complete(self, request: CompletionRequest) -> Completion | Failure:
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+        if self.now >= self.expected:
+            self.full.set()
+        with contextlib.suppress(TimeoutError):  # fewer arrived together: the peak says how many
+            await asyncio.wait_for(self.full.wait(), timeout=5.0)
+        self.now -= 1
+        return Completion(
+            model=request.model, text="#### 7", usage=Usage(prompt_tokens=1, completion_tokens=2), source="sim"
+        )
+
+
+async def test_connection_pool_is_sized_to_the_in_flight_limit() -> None:
+    gate = Gate(150)
+    server = SimServer({"echo-1b": gate}, ServerSettings(), LOOKUP)
+    runner, port = await start(server, "127.0.0.1", 0)
+    backend = OpenAIBackend(spec(f"http://127.0.0.1:{port}/v1", max_in_flight=150))
     try:
-        started = asyncio.get_running_loop().time()
         replies = await asyncio.gather(
             *(backend.complete(CHAT.model_copy(update={"sample_index": i})) for i in range(150))
         )
-        elapsed = asyncio.get_running_loop().time() - started
         assert backend._session is not None
         assert backend._session.connector is not None and backend._session.connector.limit == 150
     finally:
         await backend.aclose()
+        await runner.cleanup()
     assert all(isinstance(r, Completion) for r in replies)
-    # aiohttp's default cap of 100 connections would need two 1 s rounds (>= 2 s).
-    assert elapsed < 1.9, elapsed
+    # All 150 reached the model at once: aiohttp's default cap of 100 connections would hold 50 back.
+    assert gate.peak == 150

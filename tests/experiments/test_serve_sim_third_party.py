@@ -30,7 +30,8 @@ def problems() -> list[Problem]:
 
 @pytest.fixture(scope="module")
 def client(problems: list[Problem]) -> Iterator[Any]:
-    with threaded_server(problems, (CARD,), aliases=tp.aliases(CARD)) as (host, port):
+    cards = tuple(dict.fromkeys((CARD, *tp.MUX_CARDS)))
+    with threaded_server(problems, cards, aliases=tp.aliases(CARD)) as (host, port):
         client = openai.OpenAI(base_url=f"http://{host}:{port}/v1", api_key="sk-unused", max_retries=0)
         yield client
         client.close()
@@ -57,6 +58,16 @@ def test_debate_agents_draw_distinct_samples_and_hear_their_peers(client: Any, p
     assert heard >= 1  # some agent changed its answer after seeing the others
 
 
+def test_slm_mux_samples_vary_so_confidence_means_something(client: Any, problems: list[Problem]) -> None:
+    """The issue's SLM-MUX run: identical samples gave confidence 1.0 on 60/60 and always the tie-break model."""
+    items = [tp.slm_mux(client, p.question) for p in problems]
+    assert all(len(set(texts)) >= 4 for item in items for texts in item.texts.values())  # k=5 requests, 5 samples
+    assert any(item.confidence < 1.0 for item in items)
+    assert len({item.model for item in items}) >= 2  # not always the first-listed (tie-break) model
+    right = sum(tp.same_number(item.answer, p.reference) for item, p in zip(items, problems, strict=True))
+    assert right >= len(problems) // 2
+
+
 def test_langchain_agent_calls_its_tool_once_then_answers(client: Any, problems: list[Problem]) -> None:
     for p in problems[:6]:
         text, queries = tp.create_agent(client, CARD, p.question)
@@ -67,7 +78,8 @@ def test_langchain_agent_calls_its_tool_once_then_answers(client: Any, problems:
 @pytest.mark.parametrize("method", ["function_calling", "json_mode", "json_schema"])
 def test_langchain_structured_output_parses_with_each_method(client: Any, problems: list[Problem], method: str) -> None:
     got = [tp.structured(client, CARD, p.question, method) for p in problems]
-    assert all(isinstance(g, tp.MathAnswer) for g in got)
+    # A malformed sample (no final answer) may not fit the schema, as with a real small model.
+    assert sum(isinstance(g, tp.MathAnswer) for g in got) >= len(problems) - 2
     right = sum(
         g is not None and tp.same_number(str(g.answer), p.reference) for g, p in zip(got, problems, strict=True)
     )
