@@ -25,10 +25,11 @@ Predictor = Literal["models", "gold", "first_tool_empty", "always_conclude"]
 class ToolDataSpec(Strict):
     """Which tool-use tasks: a file of alpha-UMi ToolBench records."""
 
-    name: Literal["toolbench", "calculator"] = "toolbench"
-    """``calculator``: generated arithmetic tasks (loop only) that the sympy calculator solves for real."""
+    name: Literal["toolbench", "toolalpaca", "calculator"] = "toolbench"
+    """Loop only: ``toolalpaca`` (simulated-API set, replayed from ToolAlpaca-13B's recorded run),
+    ``calculator`` (generated arithmetic tasks that the sympy calculator solves for real)."""
     path: Path | None = None
-    """None: the shipped ``datasets/data/alpha_umi_toolbench/out_of_domain.json``."""
+    """None: the shipped ``alpha_umi_toolbench/out_of_domain.json`` (``toolalpaca/eval_simulated.json``)."""
     count: int = Field(default=20, ge=1, le=10000)
     """calculator: how many tasks to generate (seeded by the run seed)."""
     limit: int | None = Field(default=None, ge=1)

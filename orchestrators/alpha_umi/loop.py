@@ -21,12 +21,10 @@ from orchestrators.alpha_umi.prompts import (
     CALLER_CUE,
     NEXT_TOKENS,
     PLANNER_CUE,
+    PROMPTS,
     SEP,
     SUMMARIZER_CUE,
-    TOOLBENCH_BACKBONE,
-    TOOLBENCH_CALLER,
-    TOOLBENCH_PLANNER,
-    TOOLBENCH_SUMMARIZER,
+    PromptSet,
     clean_output,
     parse_backbone,
     parse_caller,
@@ -125,7 +123,7 @@ async def _observe(
 ) -> Observation:
     obs = await env.call(ToolCall(task_id=task.task_id, tool=action, action_input=action_input))
     out.observations[obs.status] = out.observations.get(obs.status, 0) + 1
-    if obs.status in ("recorded", "local") and obs.gold_index is not None:
+    if obs.gold_index is not None:
         out.reproduced.add(obs.gold_index)
     roles.trace.append(
         ToolCallRecord(
@@ -138,7 +136,9 @@ async def _observe(
     return obs
 
 
-async def run_multi(task: LoopTask, roles: RoleCaller, env: ToolEnv, agent: AgentSpec) -> LoopOutcome:
+async def run_multi(
+    task: LoopTask, roles: RoleCaller, env: ToolEnv, agent: AgentSpec, prompts: PromptSet = PROMPTS["toolbench"]
+) -> LoopOutcome:
     """alpha-UMi (or multi-LLM one-stage, when the roles share one model) on one task."""
     history = turn_text("user", task.instruction)
     tools = list(task.tools)
@@ -148,7 +148,7 @@ async def run_multi(task: LoopTask, roles: RoleCaller, env: ToolEnv, agent: Agen
         if roles.calls + 2 > agent.max_model_calls:
             break
         out.steps = step + 1
-        prompt = render(TOOLBENCH_PLANNER, tools, history) + PLANNER_CUE
+        prompt = render(prompts.planner, tools, history) + PLANNER_CUE
         raw = await roles.ask("planner", prompt, task, gold=gold.planner(), step=step)
         planner_text, decision = parse_planner(clean_output(raw).strip())
         if decision is None:
@@ -160,13 +160,13 @@ async def run_multi(task: LoopTask, roles: RoleCaller, env: ToolEnv, agent: Agen
             break
         handoff = history + f"{agent.handoff_prefix}: {planner_text}{SEP}"
         if decision == "conclusion":
-            prompt = render(TOOLBENCH_SUMMARIZER, tools, handoff, planner_text) + SUMMARIZER_CUE
+            prompt = render(prompts.summarizer, tools, handoff, planner_text) + SUMMARIZER_CUE
             gold_answer = gold.next_of("conclusion")
             answer = clean_output((await roles.ask("summarizer", prompt, task, gold=gold_answer, step=step)).strip())
             history += turn_text("assistant", planner_text) + turn_text("conclusion", answer)
             out.status, out.answer = "finished", answer
             break
-        prompt = render(TOOLBENCH_CALLER, tools, handoff, planner_text) + CALLER_CUE
+        prompt = render(prompts.caller, tools, handoff, planner_text) + CALLER_CUE
         call_text = clean_output(
             (await roles.ask("caller", prompt, task, gold=gold.next_of("caller"), step=step)).strip()
         )
@@ -179,7 +179,9 @@ async def run_multi(task: LoopTask, roles: RoleCaller, env: ToolEnv, agent: Agen
     return out
 
 
-async def run_single(task: LoopTask, roles: RoleCaller, env: ToolEnv, agent: AgentSpec) -> LoopOutcome:
+async def run_single(
+    task: LoopTask, roles: RoleCaller, env: ToolEnv, agent: AgentSpec, prompts: PromptSet = PROMPTS["toolbench"]
+) -> LoopOutcome:
     """The single-LLM baseline: one backbone model writes thought + call, or the conclusion."""
     history = turn_text("user", task.instruction)
     tools = list(task.tools)
@@ -189,7 +191,7 @@ async def run_single(task: LoopTask, roles: RoleCaller, env: ToolEnv, agent: Age
         if roles.calls + 1 > agent.max_model_calls:
             break
         out.steps = step + 1
-        prompt = render(TOOLBENCH_BACKBONE, tools, history) + PLANNER_CUE
+        prompt = render(prompts.backbone, tools, history) + PLANNER_CUE
         text = clean_output((await roles.ask("backbone", prompt, task, gold=_backbone_gold(gold), step=step)).strip())
         reply = parse_backbone(text)
         history += turn_text("assistant", text)

@@ -1,6 +1,6 @@
 """The original alpha-UMi prompts, the shared transcript format, and the parsers of each role's reply.
 
-The four ToolBench templates are copied verbatim (typos included: "assess", "Base on")
+The ToolBench (and ToolAlpaca) templates are copied verbatim (typos included: "assess", "Base on")
 from X-PLUG/Multi-LLM-Agent, ``GLPFT/utils/prompt_lib.py`` (commit f9eeef7, 2024-02-25),
 so the released checkpoints can be served unchanged. Templates are filled with
 ``str.replace`` exactly as the original does, never ``str.format`` (tool documents
@@ -46,6 +46,44 @@ Action Input: the api call request."""
 
 TOOLBENCH_SUMMARIZER = """Make a conclusion based on the conversation history:
 {history}"""
+
+TOOLALPACA_BACKBONE = """You have assess to the following apis:
+{doc}
+The conversation history is:
+{history}
+You should answer the action of next step in the following format:
+The thought to solve the question,
+Action: the name of api that should be called in this step, should be exactly in [{tool_names}],
+Action Input: the api call request.
+Once you think the question is finished, output conclusion: the final answer of the question.
+"""
+
+TOOLALPACA_PLANNER = """You have assess to the following apis:
+{doc}
+The conversation history is:
+{history}
+You are the assistant to plan what to do next and whether is caller's or conclusion's turn to answer.
+Answer with a following format:
+The thought of the next step, followed by Next: caller or conclusion."""
+
+TOOLALPACA_CALLER = TOOLBENCH_CALLER
+TOOLALPACA_SUMMARIZER = TOOLBENCH_SUMMARIZER
+"""The ToolAlpaca caller and summarizer templates are character for character the ToolBench ones."""
+
+
+class PromptSet(NamedTuple):
+    """The four templates of one benchmark (``prompt_lib.py``'s ``<benchmark>_<role>`` entries)."""
+
+    backbone: str
+    planner: str
+    caller: str
+    summarizer: str
+
+
+PROMPTS = {
+    "toolbench": PromptSet(TOOLBENCH_BACKBONE, TOOLBENCH_PLANNER, TOOLBENCH_CALLER, TOOLBENCH_SUMMARIZER),
+    "toolalpaca": PromptSet(TOOLALPACA_BACKBONE, TOOLALPACA_PLANNER, TOOLALPACA_CALLER, TOOLALPACA_SUMMARIZER),
+}
 
 SEP = "</s>"
 """The turn separator of the shared transcript (the LLaMA end-of-sequence token)."""
