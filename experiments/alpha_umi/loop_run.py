@@ -21,7 +21,7 @@ from experiments.alpha_umi.toolalpaca_tasks import toolalpaca_records
 from experiments.progress import Progress
 from experiments.rayrt import ACTOR_CPUS
 from experiments.results import SUMMARY, ResultsWriter, count_sources
-from orchestrators.alpha_umi.loop import LoopTask, ToolEnv, outcome_details, run_multi, run_single
+from orchestrators.alpha_umi.loop import LoopTask, ToolEnv, outcome_details, run_agent
 from orchestrators.alpha_umi.prompts import PROMPTS
 from orchestrators.alpha_umi.roles import RoleCaller
 from orchestrators.alpha_umi.static import build_steps
@@ -80,9 +80,8 @@ async def run_task(
     started = time.perf_counter()
     shots = shot_texts(config.agent.shots)
     roles = RoleCaller(models, config.agent, seed=config.seed, run_id=run_id, shots=shots)
-    runner = run_single if config.agent.variant == "single" else run_multi
     prompts = PROMPTS["toolalpaca" if config.dataset.name == "toolalpaca" else "toolbench"]
-    out = await runner(task, roles, env, config.agent, prompts)
+    out = await run_agent(task, roles, env, config.agent, prompts)
     details = outcome_details(task, out, roles)
     return ProblemResult(
         run_id=run_id,

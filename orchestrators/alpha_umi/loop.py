@@ -13,12 +13,14 @@ simulator, advanced by the recorded calls the agent has reproduced; real models 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from orchestrators.alpha_umi.metrics import rouge_l_f
 from orchestrators.alpha_umi.prompts import (
     CALLER_CUE,
+    DIVERSITY_PROMPT,
     NEXT_TOKENS,
     PLANNER_CUE,
     PROMPTS,
@@ -74,6 +76,9 @@ class LoopOutcome:
     transcript: str
     observations: dict[str, int] = field(default_factory=dict)
     reproduced: set[int] = field(default_factory=set)
+    calls: list[dict[str, str]] = field(default_factory=list)
+    """The calls of this chain (name, arguments, output), for the next chain's diversity prompt."""
+    chains: int = 1
     """Indices of the recorded calls the agent reproduced exactly."""
 
     def success(self, task: LoopTask) -> bool:
@@ -125,6 +130,7 @@ async def _observe(
     out.observations[obs.status] = out.observations.get(obs.status, 0) + 1
     if obs.gold_index is not None:
         out.reproduced.add(obs.gold_index)
+    out.calls.append({"name": action, "arguments": action_input, "function_output": obs.text})
     roles.trace.append(
         ToolCallRecord(
             tool=action,
@@ -137,14 +143,21 @@ async def _observe(
 
 
 async def run_multi(
-    task: LoopTask, roles: RoleCaller, env: ToolEnv, agent: AgentSpec, prompts: PromptSet = PROMPTS["toolbench"]
+    task: LoopTask,
+    roles: RoleCaller,
+    env: ToolEnv,
+    agent: AgentSpec,
+    prompts: PromptSet = PROMPTS["toolbench"],
+    *,
+    start: str | None = None,
+    max_steps: int | None = None,
 ) -> LoopOutcome:
     """alpha-UMi (or multi-LLM one-stage, when the roles share one model) on one task."""
-    history = turn_text("user", task.instruction)
+    history = start if start is not None else turn_text("user", task.instruction)
     tools = list(task.tools)
     gold = _Gold(task)
     out = LoopOutcome("exhausted", None, 0, history)
-    for step in range(agent.max_steps):
+    for step in range(max_steps or agent.max_steps):
         if roles.calls + 2 > agent.max_model_calls:
             break
         out.steps = step + 1
@@ -180,14 +193,21 @@ async def run_multi(
 
 
 async def run_single(
-    task: LoopTask, roles: RoleCaller, env: ToolEnv, agent: AgentSpec, prompts: PromptSet = PROMPTS["toolbench"]
+    task: LoopTask,
+    roles: RoleCaller,
+    env: ToolEnv,
+    agent: AgentSpec,
+    prompts: PromptSet = PROMPTS["toolbench"],
+    *,
+    start: str | None = None,
+    max_steps: int | None = None,
 ) -> LoopOutcome:
     """The single-LLM baseline: one backbone model writes thought + call, or the conclusion."""
-    history = turn_text("user", task.instruction)
+    history = start if start is not None else turn_text("user", task.instruction)
     tools = list(task.tools)
     gold = _Gold(task)
     out = LoopOutcome("exhausted", None, 0, history)
-    for step in range(agent.max_steps):
+    for step in range(max_steps or agent.max_steps):
         if roles.calls + 1 > agent.max_model_calls:
             break
         out.steps = step + 1
@@ -208,6 +228,34 @@ async def run_single(
     return out
 
 
+async def run_agent(
+    task: LoopTask, roles: RoleCaller, env: ToolEnv, agent: AgentSpec, prompts: PromptSet = PROMPTS["toolbench"]
+) -> LoopOutcome:
+    """The configured agent on one task: one chain, or DFSDT-style chains restarted with the diversity prompt.
+
+    A simplification of DFSDT: each new chain restarts from the instruction (the original backtracks to
+    the last node with untried children), with the original ``DIVERSITY_PROMPT`` listing every call tried.
+    """
+    one = run_single if agent.variant == "single" else run_multi
+    if agent.chains == 1:
+        return await one(task, roles, env, agent, prompts)
+    tried: list[dict[str, str]] = []
+    steps = chains = 0
+    while chains < agent.chains:
+        chains += 1
+        start = turn_text("user", task.instruction)
+        if tried:
+            listing = json.dumps(tried, indent=2, ensure_ascii=False) + "\n"
+            start += turn_text("user", DIVERSITY_PROMPT.replace("{previous_candidate}", listing))
+        out = await one(task, roles, env, agent, prompts, start=start, max_steps=agent.chain_steps)
+        steps += out.steps
+        tried += out.calls
+        if out.status == "finished" or roles.calls >= agent.max_model_calls:
+            break
+    out.steps, out.chains = steps, chains
+    return out
+
+
 def _backbone_gold(gold: _Gold) -> str:
     s = gold.step()
     return backbone_target(s) if s is not None else ""
@@ -219,6 +267,7 @@ def outcome_details(task: LoopTask, out: LoopOutcome, roles: RoleCaller) -> dict
     return {
         "status": out.status,
         "steps": out.steps,
+        "chains": out.chains,
         "model_calls": roles.calls,
         "observations": out.observations,
         "hallucinated_calls": out.observations.get("hallucinated", 0),

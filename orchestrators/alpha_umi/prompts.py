@@ -85,6 +85,12 @@ PROMPTS = {
     "toolalpaca": PromptSet(TOOLALPACA_BACKBONE, TOOLALPACA_PLANNER, TOOLALPACA_CALLER, TOOLALPACA_SUMMARIZER),
 }
 
+DIVERSITY_PROMPT = """This is not the first time you try this task, all previous trails failed.
+Before you generate my thought for this state, I will first show you your previous actions for this state, and then you must generate actions that is different from all of them. Here are some previous actions candidates:
+{previous_candidate}
+Remember you are now in the intermediate state of a trail, you will first analyze the now state and previous action candidates, then make actions that is different from all the previous."""  # noqa: E501
+"""DFSDT's retry prompt, verbatim from ToolBench-multiLLM/toolbench/inference/Prompts/Tree_search_prompts.py."""
+
 SEP = "</s>"
 """The turn separator of the shared transcript (the LLaMA end-of-sequence token)."""
 NEXT_TOKENS: dict[Decision, str] = {

@@ -13,7 +13,7 @@ from actors.tool_env import ReplayToolEnv, canonical
 from experiments.alpha_umi.calc_tasks import calculator_records
 from experiments.alpha_umi.loop_run import loop_tasks
 from experiments.config_io import validate_tree
-from orchestrators.alpha_umi.loop import LoopTask, run_multi, run_single
+from orchestrators.alpha_umi.loop import LoopTask, run_agent, run_multi, run_single
 from orchestrators.alpha_umi.prompts import PLANNER_CUE, PROMPTS, SEP
 from orchestrators.alpha_umi.roles import RoleCaller
 from protocols.alpha_umi import AgentSpec, AlphaUmiConfig, ToolCall
@@ -168,3 +168,31 @@ async def test_toolalpaca_world_replays_the_recorded_run_and_counts_gold_calls_w
     assert seen["recorded"] > 60 and seen["no_recording"] > 20
     planner = next(p for p in model.prompts if p.endswith(" assistant: "))
     assert "Next: caller or conclusion." in planner and "give up" not in planner
+
+
+class CallThenGiveUp:
+    """Planner: call, then give up, again and again; caller: the first listed tool with ``{}``."""
+
+    def __init__(self) -> None:
+        self.planner_prompts: list[str] = []
+
+    async def complete(self, request: CompletionRequest) -> Completion | Failure:
+        if request.meta.role == "caller":
+            return Completion(model="m", text=f"Action: {request.meta.tools[0]}\nAction Input: {{}}", source="sim")
+        self.planner_prompts.append(request.prompt or "")
+        decision = "caller" if len(self.planner_prompts) % 2 else "give up"
+        return Completion(model="m", text=f"Thinking. Next: {decision}.", source="sim")
+
+
+async def test_dfsdt_style_chains_restart_with_the_diversity_prompt(
+    toolbench: tuple[list[LoopTask], ReplayToolEnv],
+) -> None:
+    tasks, env = toolbench
+    model = CallThenGiveUp()
+    agent = MULTI.model_copy(update={"chains": 2, "chain_steps": 4})
+    out = await run_agent(tasks[0], RoleCaller({"m": model}, agent), env, agent)
+    assert (out.status, out.chains, out.steps) == ("gave_up", 2, 4)
+    first, _, third, _ = model.planner_prompts
+    assert "This is not the first time you try this task" not in first
+    assert "This is not the first time you try this task, all previous trails failed." in third
+    assert f'"name": "{tasks[0].tool_names[0]}"' in third and '"function_output"' in third

@@ -17,6 +17,7 @@ ORIGINAL = {
     "TOOLBENCH_SUMMARIZER": "6c2f7ca4b915bf37",
     "TOOLALPACA_BACKBONE": "1af99fa0e3b75302",
     "TOOLALPACA_PLANNER": "b10bca793a866b09",
+    "DIVERSITY_PROMPT": "60060deea4b0d4de",  # ToolBench-multiLLM/toolbench/inference/Prompts/Tree_search_prompts.py
 }
 
 
