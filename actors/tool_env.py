@@ -33,14 +33,36 @@ NO_RECORDING = (
 
 
 class Recording(NamedTuple):
-    """One recorded call of a trajectory and what the API answered."""
+    """One recorded call and what the API answered."""
 
-    position: int
-    """Which recorded call of the trajectory (0-based)."""
+    position: int | None
+    """Which gold call of the task it is (0-based), None for a recorded call outside the gold sequence."""
     tool: str
     arguments: str
     """Canonical JSON of the parsed arguments (sorted keys)."""
     observation: str
+
+
+def task_world(record: dict[str, Any]) -> tuple[list[tuple[str, str | None]], list[Recording]]:
+    """A task's gold calls (tool, canonical arguments) and its recordings.
+
+    ToolBench records: both come from the trajectory's caller/observation pairs. Records with
+    explicit ``gold_calls`` and ``recordings`` (ToolAlpaca: gold calls from the benchmark,
+    observations from a recorded model run) use those; a recording equal to the k-th gold
+    call stands for it.
+    """
+    if "recordings" not in record:
+        recs = recordings_of(record["conversations"])
+        return [(r.tool, r.arguments) for r in recs], recs
+    # A gold call whose arguments are not JSON (a placeholder for an earlier result) matches by name: key None.
+    gold = [(str(g["tool"]), canonical(str(g["action_input"]))) for g in record.get("gold_calls", [])]
+    out = []
+    for r in record["recordings"]:
+        key = canonical(str(r["action_input"]))
+        if key is not None:
+            position = gold.index((str(r["tool"]), key)) if (str(r["tool"]), key) in gold else None
+            out.append(Recording(position, str(r["tool"]), key, str(r["observation"])))
+    return gold, out
 
 
 def canonical(action_input: str) -> str | None:
@@ -78,9 +100,12 @@ class ReplayToolEnv:
 
     def __init__(self, records: dict[str, dict[str, Any]], local_tools: tuple[str, ...] = ()) -> None:
         self.tools = {tid: {str(t["Name"]) for t in r["tools"]} for tid, r in records.items()}
-        self.recordings = {tid: recordings_of(r["conversations"]) for tid, r in records.items()}
+        worlds = {tid: task_world(r) for tid, r in records.items()}
+        self.gold = {tid: w[0] for tid, w in worlds.items()}
+        self.recordings = {tid: w[1] for tid, w in worlds.items()}
         self.local_tools = set(local_tools)
         self._served: dict[tuple[str, str, str], int] = {}
+        self._gold_seen: dict[tuple[str, str, str | None], int] = {}
         self.counts: dict[str, int] = {}
 
     async def call(self, request: ToolCall) -> Observation:
@@ -94,9 +119,10 @@ class ReplayToolEnv:
             return Observation(status="tool_error", text=f"unknown task {request.task_id!r}")
         if request.tool in self.local_tools:
             observation = await self._local(request)
-            hit = self._match(request, canonical(request.action_input))
-            # A real call that repeats a recorded one still counts as reproducing it.
-            return observation.model_copy(update={"gold_index": hit.position if hit else None})
+            # A real call equal to a gold one still counts as reproducing it.
+            return observation.model_copy(
+                update={"gold_index": self._gold_of(request, canonical(request.action_input))}
+            )
         if request.tool not in self.tools[request.task_id]:
             return Observation(
                 status="hallucinated",
@@ -110,8 +136,24 @@ class ReplayToolEnv:
             )
         hit = self._match(request, key)
         if hit is None:
-            return Observation(status="no_recording", text=NO_RECORDING)
-        return Observation(status="recorded", text=hit.observation, gold_index=hit.position)
+            return Observation(status="no_recording", text=NO_RECORDING, gold_index=self._gold_of(request, key))
+        return Observation(status="recorded", text=hit.observation, gold_index=self._gold_of(request, key))
+
+    def _gold_of(self, request: ToolCall, key: str | None) -> int | None:
+        """The gold call this call reproduces: same tool and arguments, or a by-name gold call of that tool.
+
+        The n-th such call of a task reproduces the n-th such gold call (a sequence may repeat a call).
+        """
+        gold = self.gold[request.task_id]
+        if key is None:
+            return None
+        for candidate in ((request.tool, key), (request.tool, None)):
+            positions = [i for i, g in enumerate(gold) if g == candidate]
+            if positions:
+                seen = self._gold_seen.get((request.task_id, *candidate), 0)
+                self._gold_seen[(request.task_id, *candidate)] = seen + 1
+                return positions[min(seen, len(positions) - 1)]
+        return None
 
     def _match(self, request: ToolCall, key: str | None) -> Recording | None:
         """The recording for this call: repeats of one call are served in order, then the last again."""

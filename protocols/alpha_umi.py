@@ -25,10 +25,11 @@ Predictor = Literal["models", "gold", "first_tool_empty", "always_conclude"]
 class ToolDataSpec(Strict):
     """Which tool-use tasks: a file of alpha-UMi ToolBench records."""
 
-    name: Literal["toolbench", "calculator"] = "toolbench"
-    """``calculator``: generated arithmetic tasks (loop only) that the sympy calculator solves for real."""
+    name: Literal["toolbench", "toolalpaca", "calculator"] = "toolbench"
+    """Loop only: ``toolalpaca`` (simulated-API set, replayed from ToolAlpaca-13B's recorded run),
+    ``calculator`` (generated arithmetic tasks that the sympy calculator solves for real)."""
     path: Path | None = None
-    """None: the shipped ``datasets/data/alpha_umi_toolbench/out_of_domain.json``."""
+    """None: the shipped ``alpha_umi_toolbench/out_of_domain.json`` (``toolalpaca/eval_simulated.json``)."""
     count: int = Field(default=20, ge=1, le=10000)
     """calculator: how many tasks to generate (seeded by the run seed)."""
     limit: int | None = Field(default=None, ge=1)
@@ -67,6 +68,11 @@ class AgentSpec(Strict):
     max_steps: int = Field(default=8, ge=1, le=64)
     """Loop: planner steps per task (the recorded trajectories have at most 5 calls)."""
     max_model_calls: int = Field(default=24, ge=1, le=512)
+    chains: int = Field(default=1, ge=1, le=8)
+    """Loop: DFSDT-style retries. After a chain gives up or uses its ``chain_steps``, a new chain starts from
+    the instruction with the original diversity prompt listing the calls tried (the original searches with
+    width 2 and at most 4 planner steps per chain). 1 = one chain of ``max_steps``."""
+    chain_steps: int = Field(default=4, ge=1, le=64)
     observation_chars: int = Field(default=1024, ge=16)
     """Observations are cut to this many characters, as in the original (``[:1024]``)."""
 

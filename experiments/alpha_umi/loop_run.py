@@ -13,13 +13,16 @@ from collections import Counter
 from typing import Any
 
 from actors import calculator
-from actors.tool_env import RemoteToolEnv, ReplayToolEnv, recordings_of
+from actors.tool_env import RemoteToolEnv, ReplayToolEnv, task_world
 from experiments.alpha_umi.calc_tasks import calculator_records
 from experiments.alpha_umi.glpft import shot_texts
 from experiments.alpha_umi.rundir import model_pool, prepare_run_dir, remote_models, run_id_of, task_records
+from experiments.alpha_umi.toolalpaca_tasks import toolalpaca_records
+from experiments.progress import Progress
 from experiments.rayrt import ACTOR_CPUS
 from experiments.results import SUMMARY, ResultsWriter, count_sources
-from orchestrators.alpha_umi.loop import LoopTask, ToolEnv, outcome_details, run_multi, run_single
+from orchestrators.alpha_umi.loop import LoopTask, ToolEnv, outcome_details, run_agent
+from orchestrators.alpha_umi.prompts import PROMPTS
 from orchestrators.alpha_umi.roles import RoleCaller
 from orchestrators.alpha_umi.static import build_steps
 from protocols.alpha_umi import AlphaUmiConfig, LoopSummary
@@ -33,12 +36,18 @@ def loop_tasks(config: AlphaUmiConfig) -> tuple[list[LoopTask], dict[str, dict[s
     """The tasks the agent sees, and their raw records by task id (for the tool world)."""
     if config.dataset.name == "calculator":
         records, stem, first = calculator_records(config.dataset.count, config.seed), "calculator", 0
+    elif config.dataset.name == "toolalpaca":
+        start, limit = config.dataset.offset, config.dataset.limit
+        everything = toolalpaca_records(config.dataset.path)
+        records, stem, first = everything[start : None if limit is None else start + limit], "toolalpaca", start
     else:
         (records, stem), first = task_records(config), config.dataset.offset
     local = "calculator" in config.env.local_tools or config.dataset.name == "calculator"
     tasks, by_id = [], {}
     for i, record in enumerate(records, start=first):
-        task_id = f"toolbench/{stem}/{i}" if stem != "calculator" else f"calculator/{config.seed}/{i}"
+        task_id = {"calculator": f"calculator/{config.seed}/{i}", "toolalpaca": str(record.get("id"))}.get(
+            stem, f"toolbench/{stem}/{i}"
+        )
         tools = list(record["tools"])
         if local and not any(t["Name"] == "calculator" for t in tools):
             tools.append(calculator.SPEC)
@@ -50,7 +59,7 @@ def loop_tasks(config: AlphaUmiConfig) -> tuple[list[LoopTask], dict[str, dict[s
                 tools=tuple(tools),
                 gold_steps=tuple(build_steps([record], stem, first=i)),
                 gold_answer=conclusions[-1] if conclusions else None,
-                gold_calls=len(recordings_of(record["conversations"])),
+                gold_calls=len(task_world(record)[0]),
                 expected=record.get("expected"),
             )
         )
@@ -71,8 +80,8 @@ async def run_task(
     started = time.perf_counter()
     shots = shot_texts(config.agent.shots)
     roles = RoleCaller(models, config.agent, seed=config.seed, run_id=run_id, shots=shots)
-    runner = run_single if config.agent.variant == "single" else run_multi
-    out = await runner(task, roles, env, config.agent)
+    prompts = PROMPTS["toolalpaca" if config.dataset.name == "toolalpaca" else "toolbench"]
+    out = await run_agent(task, roles, env, config.agent, prompts)
     details = outcome_details(task, out, roles)
     return ProblemResult(
         run_id=run_id,
@@ -137,6 +146,7 @@ async def run_loop_async(config: AlphaUmiConfig, env: ToolEnv | None = None) -> 
     todo = [(i, t) for i, t in enumerate(tasks) if t.task_id not in writer.done_ids]
     pool = model_pool(config) if todo else None
     env_handle = None
+    bar = Progress(len(tasks), list(writer.results.values()), config.name, enabled=config.run.progress)
     try:
         if todo and env is None:
             local = tuple(config.env.local_tools) + (("calculator",) if config.dataset.name == "calculator" else ())
@@ -151,7 +161,9 @@ async def run_loop_async(config: AlphaUmiConfig, env: ToolEnv | None = None) -> 
             assert env is not None
             while not queue.empty():
                 index, task = queue.get_nowait()
-                writer.append(await run_task(task, index, config, models, env, run_id))
+                result = await run_task(task, index, config, models, env, run_id)
+                if writer.append(result):
+                    bar.update(result)
 
         async with asyncio.TaskGroup() as group:
             for _ in range(min(config.run.problems_in_flight, max(1, len(todo)))):
@@ -159,6 +171,7 @@ async def run_loop_async(config: AlphaUmiConfig, env: ToolEnv | None = None) -> 
         ordered = writer.finalize()
     finally:
         writer.close()
+        bar.close()
         if pool is not None:
             pool.shutdown()
         if env_handle is not None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from experiments.alpha_umi.glpft import shot_texts
 from experiments.alpha_umi.rundir import model_pool, prepare_run_dir, remote_models, run_id_of, task_records
+from experiments.progress import Progress
 from experiments.results import SUMMARY, ResultsWriter, count_sources
 from orchestrators.alpha_umi.metrics import Parsed, StepScore, aggregate, parse_output, score_step
 from orchestrators.alpha_umi.roles import RoleCaller
@@ -117,12 +118,14 @@ async def run_static_async(config: AlphaUmiConfig) -> StaticSummary:
     writer = ResultsWriter(out)
     todo = [s for s in steps if s.id not in writer.done_ids]
     pool = model_pool(config) if todo and config.predictor == "models" else None
+    bar = Progress(len(steps), list(writer.results.values()), config.name, enabled=config.run.progress)
     try:
         models: dict[str, Any] = remote_models(pool) if pool is not None else {}
-        await _drive(todo, config, models, run_id, writer)
+        await _drive(todo, config, models, run_id, writer, bar)
         ordered = writer.finalize()
     finally:
         writer.close()
+        bar.close()
         if pool is not None:
             pool.shutdown()
     summary = summarize_static(config, ordered, len(steps))
@@ -132,7 +135,12 @@ async def run_static_async(config: AlphaUmiConfig) -> StaticSummary:
 
 
 async def _drive(
-    todo: list[StaticStep], config: AlphaUmiConfig, models: dict[str, Model], run_id: str, writer: ResultsWriter
+    todo: list[StaticStep],
+    config: AlphaUmiConfig,
+    models: dict[str, Model],
+    run_id: str,
+    writer: ResultsWriter,
+    bar: Progress,
 ) -> None:
     queue: asyncio.Queue[StaticStep] = asyncio.Queue()
     for step in todo:
@@ -141,7 +149,9 @@ async def _drive(
     async def worker() -> None:
         while not queue.empty():
             step = queue.get_nowait()
-            writer.append(await evaluate_step(step, config, models, run_id))
+            result = await evaluate_step(step, config, models, run_id)
+            if writer.append(result):
+                bar.update(result)
 
     async with asyncio.TaskGroup() as group:
         for _ in range(min(config.run.problems_in_flight, max(1, len(todo)))):

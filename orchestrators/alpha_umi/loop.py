@@ -13,20 +13,20 @@ simulator, advanced by the recorded calls the agent has reproduced; real models 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from orchestrators.alpha_umi.metrics import rouge_l_f
 from orchestrators.alpha_umi.prompts import (
     CALLER_CUE,
+    DIVERSITY_PROMPT,
     NEXT_TOKENS,
     PLANNER_CUE,
+    PROMPTS,
     SEP,
     SUMMARIZER_CUE,
-    TOOLBENCH_BACKBONE,
-    TOOLBENCH_CALLER,
-    TOOLBENCH_PLANNER,
-    TOOLBENCH_SUMMARIZER,
+    PromptSet,
     clean_output,
     parse_backbone,
     parse_caller,
@@ -76,6 +76,9 @@ class LoopOutcome:
     transcript: str
     observations: dict[str, int] = field(default_factory=dict)
     reproduced: set[int] = field(default_factory=set)
+    calls: list[dict[str, str]] = field(default_factory=list)
+    """The calls of this chain (name, arguments, output), for the next chain's diversity prompt."""
+    chains: int = 1
     """Indices of the recorded calls the agent reproduced exactly."""
 
     def success(self, task: LoopTask) -> bool:
@@ -125,8 +128,9 @@ async def _observe(
 ) -> Observation:
     obs = await env.call(ToolCall(task_id=task.task_id, tool=action, action_input=action_input))
     out.observations[obs.status] = out.observations.get(obs.status, 0) + 1
-    if obs.status in ("recorded", "local") and obs.gold_index is not None:
+    if obs.gold_index is not None:
         out.reproduced.add(obs.gold_index)
+    out.calls.append({"name": action, "arguments": action_input, "function_output": obs.text})
     roles.trace.append(
         ToolCallRecord(
             tool=action,
@@ -138,17 +142,26 @@ async def _observe(
     return obs
 
 
-async def run_multi(task: LoopTask, roles: RoleCaller, env: ToolEnv, agent: AgentSpec) -> LoopOutcome:
+async def run_multi(
+    task: LoopTask,
+    roles: RoleCaller,
+    env: ToolEnv,
+    agent: AgentSpec,
+    prompts: PromptSet = PROMPTS["toolbench"],
+    *,
+    start: str | None = None,
+    max_steps: int | None = None,
+) -> LoopOutcome:
     """alpha-UMi (or multi-LLM one-stage, when the roles share one model) on one task."""
-    history = turn_text("user", task.instruction)
+    history = start if start is not None else turn_text("user", task.instruction)
     tools = list(task.tools)
     gold = _Gold(task)
     out = LoopOutcome("exhausted", None, 0, history)
-    for step in range(agent.max_steps):
+    for step in range(max_steps or agent.max_steps):
         if roles.calls + 2 > agent.max_model_calls:
             break
         out.steps = step + 1
-        prompt = render(TOOLBENCH_PLANNER, tools, history) + PLANNER_CUE
+        prompt = render(prompts.planner, tools, history) + PLANNER_CUE
         raw = await roles.ask("planner", prompt, task, gold=gold.planner(), step=step)
         planner_text, decision = parse_planner(clean_output(raw).strip())
         if decision is None:
@@ -160,13 +173,13 @@ async def run_multi(task: LoopTask, roles: RoleCaller, env: ToolEnv, agent: Agen
             break
         handoff = history + f"{agent.handoff_prefix}: {planner_text}{SEP}"
         if decision == "conclusion":
-            prompt = render(TOOLBENCH_SUMMARIZER, tools, handoff, planner_text) + SUMMARIZER_CUE
+            prompt = render(prompts.summarizer, tools, handoff, planner_text) + SUMMARIZER_CUE
             gold_answer = gold.next_of("conclusion")
             answer = clean_output((await roles.ask("summarizer", prompt, task, gold=gold_answer, step=step)).strip())
             history += turn_text("assistant", planner_text) + turn_text("conclusion", answer)
             out.status, out.answer = "finished", answer
             break
-        prompt = render(TOOLBENCH_CALLER, tools, handoff, planner_text) + CALLER_CUE
+        prompt = render(prompts.caller, tools, handoff, planner_text) + CALLER_CUE
         call_text = clean_output(
             (await roles.ask("caller", prompt, task, gold=gold.next_of("caller"), step=step)).strip()
         )
@@ -179,17 +192,26 @@ async def run_multi(task: LoopTask, roles: RoleCaller, env: ToolEnv, agent: Agen
     return out
 
 
-async def run_single(task: LoopTask, roles: RoleCaller, env: ToolEnv, agent: AgentSpec) -> LoopOutcome:
+async def run_single(
+    task: LoopTask,
+    roles: RoleCaller,
+    env: ToolEnv,
+    agent: AgentSpec,
+    prompts: PromptSet = PROMPTS["toolbench"],
+    *,
+    start: str | None = None,
+    max_steps: int | None = None,
+) -> LoopOutcome:
     """The single-LLM baseline: one backbone model writes thought + call, or the conclusion."""
-    history = turn_text("user", task.instruction)
+    history = start if start is not None else turn_text("user", task.instruction)
     tools = list(task.tools)
     gold = _Gold(task)
     out = LoopOutcome("exhausted", None, 0, history)
-    for step in range(agent.max_steps):
+    for step in range(max_steps or agent.max_steps):
         if roles.calls + 1 > agent.max_model_calls:
             break
         out.steps = step + 1
-        prompt = render(TOOLBENCH_BACKBONE, tools, history) + PLANNER_CUE
+        prompt = render(prompts.backbone, tools, history) + PLANNER_CUE
         text = clean_output((await roles.ask("backbone", prompt, task, gold=_backbone_gold(gold), step=step)).strip())
         reply = parse_backbone(text)
         history += turn_text("assistant", text)
@@ -206,6 +228,34 @@ async def run_single(task: LoopTask, roles: RoleCaller, env: ToolEnv, agent: Age
     return out
 
 
+async def run_agent(
+    task: LoopTask, roles: RoleCaller, env: ToolEnv, agent: AgentSpec, prompts: PromptSet = PROMPTS["toolbench"]
+) -> LoopOutcome:
+    """The configured agent on one task: one chain, or DFSDT-style chains restarted with the diversity prompt.
+
+    A simplification of DFSDT: each new chain restarts from the instruction (the original backtracks to
+    the last node with untried children), with the original ``DIVERSITY_PROMPT`` listing every call tried.
+    """
+    one = run_single if agent.variant == "single" else run_multi
+    if agent.chains == 1:
+        return await one(task, roles, env, agent, prompts)
+    tried: list[dict[str, str]] = []
+    steps = chains = 0
+    while chains < agent.chains:
+        chains += 1
+        start = turn_text("user", task.instruction)
+        if tried:
+            listing = json.dumps(tried, indent=2, ensure_ascii=False) + "\n"
+            start += turn_text("user", DIVERSITY_PROMPT.replace("{previous_candidate}", listing))
+        out = await one(task, roles, env, agent, prompts, start=start, max_steps=agent.chain_steps)
+        steps += out.steps
+        tried += out.calls
+        if out.status == "finished" or roles.calls >= agent.max_model_calls:
+            break
+    out.steps, out.chains = steps, chains
+    return out
+
+
 def _backbone_gold(gold: _Gold) -> str:
     s = gold.step()
     return backbone_target(s) if s is not None else ""
@@ -217,6 +267,7 @@ def outcome_details(task: LoopTask, out: LoopOutcome, roles: RoleCaller) -> dict
     return {
         "status": out.status,
         "steps": out.steps,
+        "chains": out.chains,
         "model_calls": roles.calls,
         "observations": out.observations,
         "hallucinated_calls": out.observations.get("hallucinated", 0),

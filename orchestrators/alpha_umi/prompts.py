@@ -1,6 +1,6 @@
 """The original alpha-UMi prompts, the shared transcript format, and the parsers of each role's reply.
 
-The four ToolBench templates are copied verbatim (typos included: "assess", "Base on")
+The ToolBench (and ToolAlpaca) templates are copied verbatim (typos included: "assess", "Base on")
 from X-PLUG/Multi-LLM-Agent, ``GLPFT/utils/prompt_lib.py`` (commit f9eeef7, 2024-02-25),
 so the released checkpoints can be served unchanged. Templates are filled with
 ``str.replace`` exactly as the original does, never ``str.format`` (tool documents
@@ -46,6 +46,50 @@ Action Input: the api call request."""
 
 TOOLBENCH_SUMMARIZER = """Make a conclusion based on the conversation history:
 {history}"""
+
+TOOLALPACA_BACKBONE = """You have assess to the following apis:
+{doc}
+The conversation history is:
+{history}
+You should answer the action of next step in the following format:
+The thought to solve the question,
+Action: the name of api that should be called in this step, should be exactly in [{tool_names}],
+Action Input: the api call request.
+Once you think the question is finished, output conclusion: the final answer of the question.
+"""
+
+TOOLALPACA_PLANNER = """You have assess to the following apis:
+{doc}
+The conversation history is:
+{history}
+You are the assistant to plan what to do next and whether is caller's or conclusion's turn to answer.
+Answer with a following format:
+The thought of the next step, followed by Next: caller or conclusion."""
+
+TOOLALPACA_CALLER = TOOLBENCH_CALLER
+TOOLALPACA_SUMMARIZER = TOOLBENCH_SUMMARIZER
+"""The ToolAlpaca caller and summarizer templates are character for character the ToolBench ones."""
+
+
+class PromptSet(NamedTuple):
+    """The four templates of one benchmark (``prompt_lib.py``'s ``<benchmark>_<role>`` entries)."""
+
+    backbone: str
+    planner: str
+    caller: str
+    summarizer: str
+
+
+PROMPTS = {
+    "toolbench": PromptSet(TOOLBENCH_BACKBONE, TOOLBENCH_PLANNER, TOOLBENCH_CALLER, TOOLBENCH_SUMMARIZER),
+    "toolalpaca": PromptSet(TOOLALPACA_BACKBONE, TOOLALPACA_PLANNER, TOOLALPACA_CALLER, TOOLALPACA_SUMMARIZER),
+}
+
+DIVERSITY_PROMPT = """This is not the first time you try this task, all previous trails failed.
+Before you generate my thought for this state, I will first show you your previous actions for this state, and then you must generate actions that is different from all of them. Here are some previous actions candidates:
+{previous_candidate}
+Remember you are now in the intermediate state of a trail, you will first analyze the now state and previous action candidates, then make actions that is different from all the previous."""  # noqa: E501
+"""DFSDT's retry prompt, verbatim from ToolBench-multiLLM/toolbench/inference/Prompts/Tree_search_prompts.py."""
 
 SEP = "</s>"
 """The turn separator of the shared transcript (the LLaMA end-of-sequence token)."""

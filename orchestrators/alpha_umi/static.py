@@ -8,7 +8,6 @@ evaluator never reads it), so the original evaluator could read our ``results.js
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,10 +124,6 @@ def _backbone_span(conv: list[dict[str, Any]], j: int) -> str:
     return str(value)
 
 
-def reference_parse(step: StaticStep) -> Parsed:
-    return parse_output(step.reference)
-
-
 async def predict_multi(step: StaticStep, roles: RoleCaller, agent: AgentSpec) -> tuple[str, Parsed]:
     """Planner, then caller or summarizer, as ``infer_pipeline.py``; returns the prediction string and its parse."""
     raw = await roles.ask("planner", step.planner_prompt(), step, gold=step.gold_planner)
@@ -203,7 +198,3 @@ def load_records(data: Any, where: str) -> list[dict[str, Any]]:
             if not isinstance(turn, dict) or not isinstance(turn.get("value"), str):
                 raise ValueError(f"{where}: record {i} turn {c} has no string 'value'")
     return data
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False)
