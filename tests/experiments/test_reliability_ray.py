@@ -125,6 +125,25 @@ def test_open_failures_exit_1_and_a_rerun_retries_exactly_those(
         assert server.requests == before + 5
 
 
+def test_a_backend_that_stays_down_stops_the_run_instead_of_retrying_every_problem(
+    ray_session: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    with FakeOpenAI(latency_s=0.0) as server:
+        config = live_config(out, server.base_url, 40, problem_retries=1, retry_backoff_s=0.05, problems_in_flight=4)
+        path = _write(config, tmp_path / "c.yaml")
+        server.go_down(None)
+        assert main(["run", str(path)]) == 1
+        err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("slmsim")]
+        assert len(err) == 1 and "16 problems in a row still failed" in err[0], err
+        assert "the backend looks down" in err[0]
+        recorded = _results(out)
+        assert 16 <= len(recorded) < 40, "stopped early, and the open results are kept"
+        server.come_back()
+        assert main(["run", str(path)]) == 0
+        assert len(_results(out)) == 40 and len(server.completions) == 40
+
+
 def test_resume_recomputes_only_missing_problems_and_a_finished_run_makes_no_call(
     ray_session: None, tmp_path: Path
 ) -> None:
