@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import socket
@@ -175,7 +176,7 @@ def kill(problems: int) -> None:
 
     from experiments.runner import run_experiment
 
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR)
     work = Path(tempfile.mkdtemp(prefix="probe-kill-"))
     started = time.perf_counter()
     run_experiment(_mux(work / "base", problems))
