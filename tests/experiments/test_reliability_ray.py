@@ -101,7 +101,9 @@ def test_open_failures_exit_1_and_a_rerun_retries_exactly_those(
         path = _write(config, tmp_path / "c.yaml")
         server.go_down(None)  # down for the whole first run
         assert main(["run", str(path)]) == 1
-        err = capsys.readouterr().err.strip().splitlines()
+        captured = capsys.readouterr()
+        assert "OPEN: 12 problems ended with a transient failure" in captured.out
+        err = captured.err.strip().splitlines()
         assert err[-1].startswith("slmsim run: error: 12 of 12 problems still have a transient failure"), err[-1]
         summary = json.loads((out / "summary.json").read_text())
         assert summary["open_failures"] == 12 and summary["error_kinds"] == {"connection": 12}
