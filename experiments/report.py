@@ -87,6 +87,11 @@ def report(run_dir: Path) -> str:
         f"latency per problem p50={summary.latency_p50_s:.3f}s p95={summary.latency_p95_s:.3f}s; "
         f"errors by kind: {summary.error_kinds or 'none'}; completions by backend: {summary.sources}"
     )
+    if summary.open_failures or summary.missing:
+        parts.append(
+            f"OPEN: {summary.open_failures} problems ended with a transient failure and {summary.missing} have no "
+            "result; re-run the same command to retry exactly those."
+        )
     if SIMULATED_SOURCES & set(summary.sources):
         parts.append("NOTE: completions from the SIMULATOR (a calibrated model of LLM behaviour), not real models.")
     return "\n".join(parts)

@@ -299,7 +299,7 @@ async def _run_locked(
 
 def backoff_s(run: RunSpec, attempt: int) -> float:
     """Wait before re-attempt ``attempt + 1`` of a problem: doubling, capped, with jitter."""
-    return min(120.0, run.retry_backoff_s * 2**attempt) * random.uniform(0.5, 1.0)
+    return min(120.0, run.retry_backoff_s * 2**attempt) * random.uniform(0.75, 1.0)
 
 
 async def _drive(
@@ -319,6 +319,10 @@ async def _drive(
     queue: asyncio.Queue[tuple[int, Problem]] = asyncio.Queue()
     for item in todo:
         queue.put_nowait(item)
+    # A backend that stays down would have every problem wait through all its retries:
+    # after this many problems in a row end open, stop and let a re-run pick them up.
+    give_up_after = max(16, 2 * len(runners) * run.problems_in_flight)
+    streak = 0
 
     async def attempt(runner_name: str, runner: Any, problem: Problem, index: int) -> ProblemResult:
         try:
@@ -330,6 +334,7 @@ async def _drive(
         return result
 
     async def feed(runner_name: str, runner: Any) -> None:
+        nonlocal streak
         while not queue.empty():
             index, problem = queue.get_nowait()
             for tries in range(run.problem_retries + 1):
@@ -360,6 +365,13 @@ async def _drive(
                     error=result.error.error if result.error else None,
                     open=failure is not None,
                     wall_s=round(result.wall_s, 4),
+                )
+            streak = streak + 1 if failure is not None else 0
+            if streak >= give_up_after and failure is not None:
+                raise RunAborted(
+                    f"{streak} problems in a row still failed after {run.problem_retries} re-attempts "
+                    f"(last: {failure.error}: {failure.message[:160]}); the backend looks down; "
+                    "finished results are kept, re-run the same command once it is back"
                 )
 
     try:

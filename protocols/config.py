@@ -117,10 +117,11 @@ class RunSpec(Strict):
     """Ray address to join; None starts (or reuses) a local instance. RAY_ADDRESS also works."""
     progress: bool = True
     problem_timeout_s: float = Field(default=1800.0, gt=0)
-    problem_retries: int = Field(default=3, ge=0, le=20)
+    problem_retries: int = Field(default=4, ge=0, le=20)
     """Extra attempts at a problem whose result carries a transient failure (outage, 429, 5xx, dead actor)."""
     retry_backoff_s: float = Field(default=5.0, ge=0.0, le=600.0)
-    """Wait before the first such re-attempt; doubled each time, at most 120 s."""
+    """Wait before the first such re-attempt; doubled each time, at most 120 s (with the
+    backend's own retries, the defaults ride out an outage of about 75 s)."""
     actor_restarts: int = Field(default=3, ge=0, le=100)
     """How many times each model, judge and runner actor is restarted after its process dies."""
 

@@ -101,7 +101,9 @@ def test_open_failures_exit_1_and_a_rerun_retries_exactly_those(
         path = _write(config, tmp_path / "c.yaml")
         server.go_down(None)  # down for the whole first run
         assert main(["run", str(path)]) == 1
-        err = capsys.readouterr().err.strip().splitlines()
+        captured = capsys.readouterr()
+        assert "OPEN: 12 problems ended with a transient failure" in captured.out
+        err = captured.err.strip().splitlines()
         assert err[-1].startswith("slmsim run: error: 12 of 12 problems still have a transient failure"), err[-1]
         summary = json.loads((out / "summary.json").read_text())
         assert summary["open_failures"] == 12 and summary["error_kinds"] == {"connection": 12}
@@ -123,6 +125,25 @@ def test_open_failures_exit_1_and_a_rerun_retries_exactly_those(
         assert main(["run", str(path2), "--retry-failed"]) == 0
         assert json.loads((out2 / "summary.json").read_text())["errors"] == 0
         assert server.requests == before + 5
+
+
+def test_a_backend_that_stays_down_stops_the_run_instead_of_retrying_every_problem(
+    ray_session: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    with FakeOpenAI(latency_s=0.0) as server:
+        config = live_config(out, server.base_url, 40, problem_retries=1, retry_backoff_s=0.05, problems_in_flight=4)
+        path = _write(config, tmp_path / "c.yaml")
+        server.go_down(None)
+        assert main(["run", str(path)]) == 1
+        err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("slmsim")]
+        assert len(err) == 1 and "16 problems in a row still failed" in err[0], err
+        assert "the backend looks down" in err[0]
+        recorded = _results(out)
+        assert 16 <= len(recorded) < 40, "stopped early, and the open results are kept"
+        server.come_back()
+        assert main(["run", str(path)]) == 0
+        assert len(_results(out)) == 40 and len(server.completions) == 40
 
 
 def test_resume_recomputes_only_missing_problems_and_a_finished_run_makes_no_call(
