@@ -60,6 +60,9 @@ class PoolSpec(Strict):
     k: int = Field(default=9, ge=1, le=64)
     temperature: float = Field(default=0.5, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, gt=0)
+    prompt_style: Literal["chat", "few_shot"] = "chat"
+    """``few_shot``: a plain completions prompt with ``shots`` worked examples (base models)."""
+    shots: int = Field(default=4, ge=0, le=16)
 
 
 class SplitSpec(Strict):
@@ -258,7 +261,12 @@ async def draw_pool_in_process(
             per_model = {}
             for model in models:
                 config = SelfConsistencyConfig(
-                    model=model, k=pool.k, temperature=pool.temperature, max_tokens=pool.max_tokens
+                    model=model,
+                    k=pool.k,
+                    temperature=pool.temperature,
+                    max_tokens=pool.max_tokens,
+                    prompt_style=pool.prompt_style,
+                    shots=pool.shots,
                 )
                 out = await self_consistency(problem, config, collab)
                 per_model[model] = _pairs(out.trace, out.details)
@@ -284,7 +292,12 @@ def pool_run_config(study: StudyConfig, spec: ModelSpec) -> ExperimentConfig:
         dataset=study.dataset,
         models=(spec,),
         orchestrator=SelfConsistencyConfig(
-            model=spec.name, k=study.pool.k, temperature=study.pool.temperature, max_tokens=study.pool.max_tokens
+            model=spec.name,
+            k=study.pool.k,
+            temperature=study.pool.temperature,
+            max_tokens=study.pool.max_tokens,
+            prompt_style=study.pool.prompt_style,
+            shots=study.pool.shots,
         ),
         run=study.run.model_copy(update={"out_dir": study.run.out_dir / "pool_runs" / slug(spec.name)}),
         store=study.store.model_copy(update={"path": study.store.path or (study.run.out_dir / "store")}),
