@@ -42,6 +42,7 @@ async def test_entry_groups_equivalent_answers_across_models_and_marks_correct_c
         "B": [(_rec("B", 1, "z"), "\\frac{1}{2}"), (_rec("B", 0, None), None)],
     }
     e = await entry_from_samples(PROBLEM, 4, per_model, FakeGrader())
+    assert e.index == 4  # the problem's position, not the last answer class (a shadowed loop variable once)
     assert e.classes == ("0.5", "3") and e.correct_labels == (0,)
     a, b = e.samples["A"], e.samples["B"]
     assert [s.label for s in a] == [0, 1] and [s.correct for s in a] == [True, False]
@@ -61,6 +62,7 @@ async def test_draw_in_process_then_round_trip_through_disk(tmp_path) -> None:
     assert calls == 5 * 2 * 4 and len(models["A"].requests) == 20
     assert all(r.temperature == 0.5 for r in models["A"].requests)
     assert [e.problem_id for e in entries] == [f"p{i}" for i in range(5)]
+    assert [e.index for e in entries] == list(range(5))
     assert [s.correct for s in entries[0].samples["A"]] == [True, True, False, False]
     meta = PoolMeta(
         name="t", dataset="math500", models=("A", "B"), k=4, temperature=0.5, seed=0, n_problems=5, model_calls=calls
