@@ -121,3 +121,18 @@ def test_shipped_study_configs_share_one_pool(name) -> None:
 
 def test_problem_fixture_is_boxed() -> None:
     assert isinstance(PROBLEM, Problem) and PROBLEM.answer_format == "boxed"
+
+
+async def test_a_few_shot_pool_sends_plain_prompts_with_stops_for_base_models() -> None:
+    from orchestrators.prompts import FEW_SHOT_STOP
+
+    models = {"A": ScriptedModel("A", answers_by_index("0.5", "2"))}
+    collab = Collaborators(models=models, grader=FakeGrader(), run_id="pool", seed=1)
+    spec = PoolSpec(k=2, temperature=0.8, prompt_style="few_shot", shots=3)
+    entries, _ = await draw_pool_in_process([PROBLEM], collab, ("A",), spec)
+    requests = models["A"].requests
+    assert [r.sample_index for r in requests] == [0, 1]
+    assert all(r.messages == () and r.stop == FEW_SHOT_STOP for r in requests)
+    prompt = requests[0].prompt or ""
+    assert prompt.count("Question:") == 4 and prompt.endswith(f"Question: {PROBLEM.question}\nAnswer:")
+    assert [s.correct for s in entries[0].samples["A"]] == [True, False]
