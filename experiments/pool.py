@@ -198,9 +198,9 @@ async def entry_from_samples(
 
     groups = await group_answers([ans for _, _, ans in order], equivalent)
     correct_labels: tuple[int, ...] = ()
-    for label, rep in enumerate(groups.representatives):
+    for class_label, rep in enumerate(groups.representatives):
         if await grader.equivalent(problem, rep, problem.reference):
-            correct_labels += (label,)
+            correct_labels += (class_label,)
     samples: dict[str, list[PoolSample]] = {model: [] for model in per_model}
     for (model, rec, ans), label in zip(order, groups.labels, strict=True):
         reply = rec.reply

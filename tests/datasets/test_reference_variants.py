@@ -21,6 +21,7 @@ from protocols.messages import Problem
 
 _INT = re.compile(r"-?\d+")
 _FRAC = re.compile(r"(-?)\\[dt]?frac\{(\d+)\}\{(\d+)\}")
+_BASE = re.compile(r"(\d+)_\{?(\d+)\}?")
 
 
 def math_variants(reference: str) -> tuple[list[str], list[str]]:
@@ -46,6 +47,11 @@ def math_variants(reference: str) -> tuple[list[str], list[str]]:
                 rest //= p
         if rest == 1:  # terminates: 1/4 -> 0.25
             same.append(format(Decimal(f"{sign}{num}") / Decimal(den), "f"))
+    based = _BASE.fullmatch(reference)
+    if based:  # 52_8: the same digits in another base are another number
+        digits_, base = based.groups()
+        same += [f"{digits_}_{{{base}}}", digits_]
+        other.append(f"{digits_}_{int(base) + 1}")
     digits = [i for i, ch in enumerate(reference) if ch.isdigit()]
     if digits:  # the first digit changes the value; a last digit may be a unit's exponent
         i = digits[0]
