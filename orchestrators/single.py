@@ -60,6 +60,7 @@ async def self_consistency(problem: Problem, config: SelfConsistencyConfig, coll
         max_tokens=config.max_tokens,
         extract=extract,
         label="self_consistency",
+        few_shot=config.shots if config.prompt_style == "few_shot" else None,
     )
     groups = await extract.group([s.answer for s in samples])
     vote = majority([Vote(lab, s.model, s.sample_index) for lab, s in zip(groups.labels, samples, strict=True)])

@@ -149,6 +149,9 @@ class SelfConsistencyConfig(Strict):
     k: int = Field(default=5, ge=1, le=256)
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, gt=0)
+    prompt_style: Literal["chat", "few_shot"] = "chat"
+    """``few_shot``: a plain completions prompt with worked examples, for base models."""
+    shots: int = Field(default=4, ge=0, le=16)
 
 
 class SlmMuxConfig(Strict):

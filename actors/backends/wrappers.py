@@ -83,6 +83,8 @@ class TokenBucket:
 
     ``acquire(cost)`` waits (FIFO) until the level reaches ``min(cost, capacity)`` and then
     subtracts ``cost``; ``adjust(delta)`` corrects the level once the true cost is known.
+    ``clock`` and ``sleep`` are injectable together so tests drive the bucket in fake time
+    (a wall-clock test of a rate limiter flakes on a loaded machine).
     """
 
     def __init__(
@@ -90,6 +92,7 @@ class TokenBucket:
         per_minute: float,
         burst_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         if per_minute <= 0:
             raise ValueError(f"rate must be > 0 per minute, got {per_minute!r}")
@@ -97,6 +100,7 @@ class TokenBucket:
         self.capacity = max(1.0, self.rate_per_s * burst_s)
         self.level = self.capacity
         self._clock = clock
+        self._sleep = sleep
         self._stamp = clock()
         self._lock = asyncio.Lock()
 
@@ -108,9 +112,13 @@ class TokenBucket:
     async def acquire(self, cost: float) -> None:
         async with self._lock:
             need = min(cost, self.capacity)
+            # A microsecond's worth of slack: after sleeping exactly the deficit, float rounding
+            # can leave the level a hair short, and a clock too coarse to move for a wait that
+            # small (a large monotonic reading, a fake clock) would spin forever.
+            slack = self.rate_per_s * 1e-6
             self._refill()
-            while self.level < need:
-                await asyncio.sleep((need - self.level) / self.rate_per_s)
+            while self.level < need - slack:
+                await self._sleep((need - self.level) / self.rate_per_s)
                 self._refill()
             self.level -= cost
 
@@ -141,10 +149,12 @@ class RateLimitBackend:
         tokens_per_minute: float | None = None,
         *,
         burst_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.inner = inner
-        self.requests = TokenBucket(requests_per_minute, burst_s) if requests_per_minute else None
-        self.tokens = TokenBucket(tokens_per_minute, burst_s) if tokens_per_minute else None
+        self.requests = TokenBucket(requests_per_minute, burst_s, clock, sleep) if requests_per_minute else None
+        self.tokens = TokenBucket(tokens_per_minute, burst_s, clock, sleep) if tokens_per_minute else None
 
     async def complete(self, request: CompletionRequest) -> Completion | Failure:
         if self.requests is not None:

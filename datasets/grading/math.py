@@ -99,6 +99,8 @@ _WORD_UNIT = re.compile(r"(?<=\d)\s+[a-z]{3,}(?:\s+[a-z]+)*\.?\s*$")
 _CONJUNCTION = re.compile(r"\s*(?:\\(?:text|mbox|mathrm)\{\s*(?:and|or)\s*\}|\s(?:and|or)\s)\s*")
 _ESCAPED_SPACE = re.compile(r"(?<!\\)\\ ")
 _WHITESPACE = re.compile(r"\s+")
+_BASE_NUMBER = re.compile(r"^(?=[0-9A-Fa-f]*\d)([0-9A-Fa-f]+)_\{?(\d+)\}?$")
+"""A number written in a base, ``52_8`` or ``4210_{5}`` (math-verify drops the subscript)."""
 _VAR_PREFIX = re.compile(r"^[a-zA-Z](?:_\{?\w+\}?)?(?:\([a-zA-Z]\))?=(?!=)")
 
 
@@ -282,6 +284,13 @@ def fast_equiv(a: str, b: str) -> bool | None:
         return True
     if not na or not nb:
         return False
+    base_a, base_b = _BASE_NUMBER.match(na), _BASE_NUMBER.match(nb)
+    if base_a and base_b:  # 52_8 is not 52_9: same digits and the same base
+        return base_a[1].upper() == base_b[1].upper() and int(base_a[2]) == int(base_b[2])
+    based, plain = (base_a, nb) if base_a else (base_b, na)
+    if based is not None and plain.isdigit():
+        # "52" for 52_8: the digits asked for, the base left implicit; its decimal value (42) is not.
+        return based[1] == plain
     va, vb = as_number(na), as_number(nb)
     if va is not None and vb is not None:
         alts_a, alts_b = _percent_alternatives(a, va), _percent_alternatives(b, vb)

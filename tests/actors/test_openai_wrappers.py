@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 
 import pytest
 
@@ -106,39 +105,79 @@ async def test_delay_scale_zero_retries_without_sleeping() -> None:
     assert sleeps.waits == []
 
 
+class FakeTime:
+    """A clock and a sleep that advances it: the rate limiter runs in fake time, so no
+    assertion depends on how loaded the machine is. ``sleep`` yields to the loop once, so
+    concurrent waiters still interleave as they would on real time."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
 async def test_token_bucket_paces_requests_at_the_rate() -> None:
-    bucket = TokenBucket(per_minute=600.0)  # 10 per second, burst 10
-    started = time.monotonic()
+    fake = FakeTime()
+    bucket = TokenBucket(per_minute=600.0, clock=fake.clock, sleep=fake.sleep)  # 10 per second, burst 10
+    stamps = []
     for _ in range(15):
         await bucket.acquire(1.0)
-    elapsed = time.monotonic() - started
-    assert 0.4 <= elapsed < 0.9, elapsed  # 10 free from the burst, 5 more at 10/s
+        stamps.append(fake.now - 1000.0)
+    # 10 free from the burst, then one every 0.1 s.
+    assert stamps[:10] == [0.0] * 10
+    assert stamps[10:] == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
+
+
+async def test_token_bucket_refills_with_time_and_never_above_capacity() -> None:
+    fake = FakeTime()
+    bucket = TokenBucket(per_minute=600.0, clock=fake.clock, sleep=fake.sleep)
+    for _ in range(10):
+        await bucket.acquire(1.0)
+    assert bucket.level == pytest.approx(0.0, abs=1e-6)
+    fake.now += 0.35  # idle time refills at 10/s
+    await bucket.acquire(1.0)
+    assert fake.slept == [] and bucket.level == pytest.approx(2.5)
+    fake.now += 3600.0  # a long idle period refills only up to the burst
+    bucket.adjust(0.0)
+    assert bucket.level == pytest.approx(bucket.capacity) == pytest.approx(10.0)
 
 
 async def test_token_bucket_goes_into_debt_instead_of_deadlocking() -> None:
-    bucket = TokenBucket(per_minute=6000.0)  # 100/s, capacity 100
-    await asyncio.wait_for(bucket.acquire(250.0), 0.5)  # larger than capacity: allowed, then debt
-    assert bucket.level == pytest.approx(-150.0, abs=2.0)
-    started = time.monotonic()
-    await bucket.acquire(10.0)  # must wait to pay the debt back: ~1.6 s
-    assert time.monotonic() - started > 1.4
+    fake = FakeTime()
+    bucket = TokenBucket(per_minute=6000.0, clock=fake.clock, sleep=fake.sleep)  # 100/s, capacity 100
+    await bucket.acquire(250.0)  # larger than capacity: allowed at once, then debt
+    assert fake.slept == [] and bucket.level == pytest.approx(-150.0)
+    await bucket.acquire(10.0)  # must wait to pay the debt back: 160 tokens at 100/s
+    assert fake.now - 1000.0 == pytest.approx(1.6)
+    assert bucket.level == pytest.approx(0.0, abs=1e-6)
 
 
 async def test_rate_limit_corrects_reserved_tokens_from_usage() -> None:
-    limiter = RateLimitBackend(Scripted(ok(tokens=30)), tokens_per_minute=60_000.0)
+    fake = FakeTime()
+    limiter = RateLimitBackend(Scripted(ok(tokens=30)), tokens_per_minute=60_000.0, clock=fake.clock, sleep=fake.sleep)
     assert limiter.tokens is not None
     before = limiter.tokens.level
     await limiter.complete(REQUEST)
     # Reserved estimate_tokens (200) then gave back what the reply did not use.
     assert estimate_tokens(REQUEST) == 200
-    assert limiter.tokens.level == pytest.approx(before - 30, abs=2.0)
+    assert limiter.tokens.level == pytest.approx(before - 30)
 
 
 async def test_requests_per_minute_limit_bounds_throughput() -> None:
-    limiter = RateLimitBackend(Scripted(*[ok()] * 8), requests_per_minute=240.0)  # 4/s, burst 4
-    started = time.monotonic()
+    fake = FakeTime()
+    inner = Scripted(*[ok()] * 8)
+    limiter = RateLimitBackend(inner, requests_per_minute=240.0, clock=fake.clock, sleep=fake.sleep)  # 4/s, burst 4
     await asyncio.gather(*(limiter.complete(REQUEST) for _ in range(8)))
-    assert time.monotonic() - started >= 0.9
+    # 4 from the burst, 4 more at 4/s: the last call goes out 1 s (fake) after the first.
+    assert inner.calls == 8
+    assert fake.now - 1000.0 == pytest.approx(1.0)
 
 
 async def test_in_flight_bound_is_never_exceeded() -> None:

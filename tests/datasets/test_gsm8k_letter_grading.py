@@ -1,13 +1,10 @@
-"""GSM8K number extraction (strict and flexible), letter extraction, and all 1319 GSM8K references."""
+"""GSM8K number extraction (strict and flexible) and letter extraction (references: test_reference_variants)."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
-from datasets.grading import Gsm8kGrader, LetterGrader, grader_for, gsm8k, letter
+from datasets.grading import LetterGrader, grader_for, gsm8k, letter
 from protocols.messages import Problem
 
 # (text, flexible, strict)
@@ -55,23 +52,6 @@ async def test_gsm8k_grade_reasons() -> None:
     assert (none.correct, none.reason) == (False, "no '#### n' or 'The answer is n' found")
     wrong = await flexible.grade(problem, "#### 17")
     assert (wrong.extracted, wrong.reason) == ("17", "not equivalent: 17 vs 18")
-
-
-async def test_gsm8k_every_test_solution_grades_correct(shared_datasets: Path) -> None:
-    lines = (shared_datasets / "gsm8k" / "test.jsonl").read_text(encoding="utf-8").splitlines()
-    assert len(lines) == 1319
-    graders = (Gsm8kGrader("strict"), Gsm8kGrader("flexible"))
-    failures = []
-    for i, line in enumerate(lines):
-        record = json.loads(line)
-        reference = gsm8k.reference_answer(record["answer"])
-        assert "," not in reference
-        problem = Problem(id=str(i), benchmark="gsm8k", question="q", reference=reference, answer_format="gsm8k")
-        for grader in graders:
-            grade = await grader.grade(problem, record["answer"])
-            if not grade.correct:
-                failures.append((i, grade))
-    assert failures == []
 
 
 LETTER_CASES: list[tuple[str, str | None]] = [

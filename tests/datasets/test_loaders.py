@@ -33,6 +33,14 @@ def test_shipped_files_match_their_recorded_digests() -> None:
         assert datasets.paths.sha256_of(root / name) == digest, name
 
 
+def test_every_shipped_file_has_a_digest_and_every_folder_a_source_note() -> None:
+    root = datasets.paths.PACKAGED_DATA
+    listed = {line.split(maxsplit=1)[1].removeprefix("./") for line in (root / "SHA256SUMS").read_text().splitlines()}
+    shipped = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.name != "SHA256SUMS"}
+    assert shipped == listed
+    assert all((folder / "SOURCE.md").is_file() for folder in root.iterdir() if folder.is_dir())
+
+
 def test_data_root_honours_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLMSIM_DATA_DIR", str(tmp_path))
     assert data_root() == tmp_path

@@ -42,6 +42,7 @@ async def test_entry_groups_equivalent_answers_across_models_and_marks_correct_c
         "B": [(_rec("B", 1, "z"), "\\frac{1}{2}"), (_rec("B", 0, None), None)],
     }
     e = await entry_from_samples(PROBLEM, 4, per_model, FakeGrader())
+    assert e.index == 4  # the problem's position, not the last answer class (a shadowed loop variable once)
     assert e.classes == ("0.5", "3") and e.correct_labels == (0,)
     a, b = e.samples["A"], e.samples["B"]
     assert [s.label for s in a] == [0, 1] and [s.correct for s in a] == [True, False]
@@ -61,6 +62,7 @@ async def test_draw_in_process_then_round_trip_through_disk(tmp_path) -> None:
     assert calls == 5 * 2 * 4 and len(models["A"].requests) == 20
     assert all(r.temperature == 0.5 for r in models["A"].requests)
     assert [e.problem_id for e in entries] == [f"p{i}" for i in range(5)]
+    assert [e.index for e in entries] == list(range(5))
     assert [s.correct for s in entries[0].samples["A"]] == [True, True, False, False]
     meta = PoolMeta(
         name="t", dataset="math500", models=("A", "B"), k=4, temperature=0.5, seed=0, n_problems=5, model_calls=calls
@@ -119,3 +121,18 @@ def test_shipped_study_configs_share_one_pool(name) -> None:
 
 def test_problem_fixture_is_boxed() -> None:
     assert isinstance(PROBLEM, Problem) and PROBLEM.answer_format == "boxed"
+
+
+async def test_a_few_shot_pool_sends_plain_prompts_with_stops_for_base_models() -> None:
+    from orchestrators.prompts import FEW_SHOT_STOP
+
+    models = {"A": ScriptedModel("A", answers_by_index("0.5", "2"))}
+    collab = Collaborators(models=models, grader=FakeGrader(), run_id="pool", seed=1)
+    spec = PoolSpec(k=2, temperature=0.8, prompt_style="few_shot", shots=3)
+    entries, _ = await draw_pool_in_process([PROBLEM], collab, ("A",), spec)
+    requests = models["A"].requests
+    assert [r.sample_index for r in requests] == [0, 1]
+    assert all(r.messages == () and r.stop == FEW_SHOT_STOP for r in requests)
+    prompt = requests[0].prompt or ""
+    assert prompt.count("Question:") == 4 and prompt.endswith(f"Question: {PROBLEM.question}\nAnswer:")
+    assert [s.correct for s in entries[0].samples["A"]] == [True, False]
