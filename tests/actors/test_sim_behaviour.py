@@ -220,3 +220,26 @@ def test_a_react_agent_can_beat_match_or_fall_below_its_anchor(problems: list[Pr
     assert weak_with_strong[0] > weak_with_strong[1]  # a weak anchor gains from a strong tool
     assert strong_with_weak[0] < weak_with_strong[0] + 0.5  # sanity: both are probabilities
     assert strong_with_weak[0] <= strong_with_weak[1] + 0.02  # a strong anchor gains little or loses
+
+
+def test_large_models_recognise_right_answers_by_their_class_prior(problems: list[Problem]) -> None:
+    """With the fitted discrimination at 0, only the size-class recognition prior separates judges."""
+    world = World(with_behaviour(discrimination=0.0))
+
+    def right_share(name: str) -> float:
+        card = world.cards.card(name)
+        right = n = 0
+        for p in problems:
+            facts = world.facts(p)
+            if not facts.shared_wrong:
+                continue
+            w = facts.shared_wrong[0]
+            for i in range(2):
+                got = choose(world, card, facts, 0.3, (w, p.reference), "0.123", 0, (name, p.id, i))
+                right += same_answer(got, p.reference)
+                n += 1
+        return right / n
+
+    assert world.cards.card("Qwen2.5-72B-Instruct").collab.recognition > 0
+    assert world.cards.card("Llama-3.1-8B-Instruct").collab.recognition == 0
+    assert right_share("Qwen2.5-72B-Instruct") > right_share("Llama-3.1-8B-Instruct") + 0.05

@@ -45,12 +45,15 @@ class Collab(Strict):
     """How the model behaves when shown other answers (aggregator, judge, debater, verifier, agent)."""
 
     judge_skill: float = Field(ge=0, le=1)
-    """How far it acts on its own confidence: it defends its own answer (right or wrong) against
-    disagreement with probability ``judge_skill`` x its confidence in that answer."""
+    """Scale of its self-belief (x self_weight x confidence) and of its discrimination weights."""
     conformity: float = Field(ge=0, le=1)
-    """Pull of each agreeing peer: it follows a plurality of m with probability 1 - (1 - conformity)^m."""
+    """Scale of the pull of agreeing peers (x conformity_weight x log(1 + supporters))."""
     accept_bias: float = Field(ge=0, le=1)
-    """Verifier: chance of saying CORRECT to an answer other than its own when it does not reject it."""
+    """Verifier: its prior leaning to say CORRECT (the bias term of its verdict)."""
+    recognition: float = Field(default=0.0, ge=0)
+    """Size-class prior (logit) of recognising a right answer, added to the fitted discrimination
+    x judge_skill. 0 for the small and medium classes, whose discrimination the orchestration fit
+    pins; larger models are better judges (see docs/simulator.md)."""
 
 
 class ToolUse(Strict):

@@ -104,7 +104,7 @@ def choose(
 
     utility(answer) = conformity_weight * conformity * log(1 + supporters)   (peer pressure)
                     + recency * [shown last]                                    (recency bias)
-                    + ctx * discrimination * judge_skill * (0.25 + 0.75 know) * (+1 right / -1 wrong)
+                    + ctx * (discrimination * judge_skill + recognition) * (0.25 + 0.75 know) * (+/-1)
                     + ctx * self_weight * judge_skill * q * [own answer]         (self-belief)
     plus a Gumbel draw per answer, keyed; ctx = 1 / (1 + context_decay * extra_context) is
     context degradation. ``know`` is the model's own knowledge of the problem: it may
@@ -115,7 +115,7 @@ def choose(
     c = card.collab
     view = world.view(card, facts)
     ctx = 1.0 / (1.0 + b.context_decay * max(0, extra_context))
-    recognise = ctx * b.discrimination * c.judge_skill * (0.25 + 0.75 * view.know)
+    recognise = ctx * (b.discrimination * c.judge_skill + c.recognition) * (0.25 + 0.75 * view.know)
     belief = ctx * b.self_weight * c.judge_skill * world.answer_prob(card, facts, temperature, mine)
     best, best_u = mine, -math.inf
     for answer, supporters, last in options(candidates, mine):
@@ -195,7 +195,7 @@ def verify(
     """Verifier: a verdict on ``meta.target`` from its own discrimination and its own belief.
 
     P(CORRECT) = sigmoid(logit(accept_bias) + r * (+1 right / -1 wrong) + s * (+1 if the target
-    is its own answer, -1 if not)), with r = ctx * verify_discrimination * judge_skill * (0.25 + 0.75
+    is its own answer, -1 if not)), with r = ctx * (verify_discrimination * judge_skill + recognition) * (0.25 + 0.75
     know) (it can accept a right answer it could not produce, and be fooled by a wrong one)
     and s = ctx * self_weight * judge_skill * q / 2 (it leans to its own solution, right or
     wrong, by its confidence q in it). Verification is not voting in disguise: a verifier
@@ -211,7 +211,7 @@ def verify(
         mine = own_answer(world, card, facts, temperature, base, "verifier")
         view = world.view(card, facts)
         ctx = 1.0 / (1.0 + b.context_decay * max(0, len(meta.candidates) - 1))
-        recognise = ctx * b.verify_discrimination * c.judge_skill * (0.25 + 0.75 * view.know)
+        recognise = ctx * (b.verify_discrimination * c.judge_skill + c.recognition) * (0.25 + 0.75 * view.know)
         lean = ctx * b.self_weight * c.judge_skill * world.answer_prob(card, facts, temperature, mine) / 2.0
         bias = logit(min(max(c.accept_bias, 1e-6), 1 - 1e-6))
         z = bias + (recognise if same_answer(target, facts.reference) else -recognise)
