@@ -69,7 +69,7 @@ ANCHOR = "single_best"
 GRID: dict[str, tuple[float, ...]] = {
     "stickiness": (0.25, 0.5, 1.0, 2.0, 4.0),
     "discrimination": (0.0, 1.5, 3.0),
-    "conformity_weight": (0.5, 1.5, 3.0),
+    "conformity_weight": (0.5, 1.5, 3.0, 5.0),
     "verify_discrimination": (0.0, 1.5, 3.0, 5.0),
 }
 FITTED = tuple(name for params, _ in STAGES for name in params)
