@@ -166,7 +166,7 @@ def test_debaters_follow_the_most_recent_of_two_tied_answers(problems: list[Prob
 
 
 async def verdicts(model: str, problems: list[Problem], wrong: bool, solved: bool) -> float:
-    cards = with_behaviour(discrimination=2.0)  # the rule, at a set discrimination (the fitted one may differ)
+    cards = with_behaviour(verify_discrimination=2.0)  # the rule, at a set value (the fitted one may differ)
     backend = SimBackend(ModelSpec(name=model), seed=0, cards=cards)
     world = World(cards)
     card = world.cards.card(model)
@@ -175,7 +175,10 @@ async def verdicts(model: str, problems: list[Problem], wrong: bool, solved: boo
         facts = world.facts(p)
         if world.view(card, facts).greedy_correct != solved or not facts.shared_wrong:
             continue
-        target = facts.shared_wrong[0] if wrong else p.reference
+        own = world.view(card, facts, "verifier").greedy
+        # A wrong target other than its own answer (agreeing with itself is the lean, tested apart).
+        others = [w for w in (*facts.shared_wrong, *facts.scatter) if not same_answer(w, own)]
+        target = others[0] if wrong else p.reference
         request = req(p, role="verifier", target=target)
         # The verifier's prompt shows the target, so its content hash differs per target.
         shown = (ChatMessage(role="user", content=f"verify {target}: {p.question}"),)
