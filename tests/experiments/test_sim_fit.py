@@ -74,3 +74,17 @@ def test_a_missing_pool_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Ca
     assert main([str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no sample pool" in err[0]
+
+
+def test_a_one_model_pool_fits_and_predicts_self_consistency_only(
+    sim_pool: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pool of one local model (e.g. a small llama.cpp model) has no cross-model statistics."""
+    pool = read_pool(sim_pool)
+    one = tmp_path / "one"
+    entries = [e.model_copy(update={"samples": {MODELS[0]: e.samples[MODELS[0]]}}) for e in pool.entries]
+    write_pool(one, entries, pool.meta.model_copy(update={"models": (MODELS[0],)}))
+    monkeypatch.setattr("experiments.sim_fit.GRIDS", {"stickiness": (1.0, 2.0)})
+    report = run(one, tmp_path / "fit", log=False, passes=1)
+    assert set(report["mean_abs_error"]) == {"self_consistency"}
+    assert report["fitted"]["ability"].keys() == {MODELS[0]}
