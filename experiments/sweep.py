@@ -21,6 +21,7 @@ from pydantic import Field
 from experiments.errors import guarded
 from experiments.pool import Pool, PoolEntry, PoolSample, Strict, StudyConfig, load_study, read_pool, split_ids
 from experiments.results import wilson
+from orchestrators.agent_forest import forest_salt
 from orchestrators.voting import Vote, label_support, majority, model_vote, mux_select
 
 Method = str  # "slm_mux" | "agent_forest" | "self_consistency" | "single"
@@ -46,7 +47,8 @@ def mux_correct(entry: PoolEntry, models: Sequence[str], k: int, val_acc: Mappin
 
 def forest_correct(entry: PoolEntry, models: Sequence[str], k: int) -> bool:
     """Whether Agent Forest (one majority over all models' k samples pooled) is correct."""
-    vote = majority([Vote(s.label, m, s.i) for m in models for s in first_k(entry, m, k)])
+    votes = [Vote(s.label, m, s.i) for m in models for s in first_k(entry, m, k)]
+    vote = majority(votes, salt=forest_salt(0, entry.problem_id))
     return vote.label is not None and vote.label in entry.correct_labels
 
 

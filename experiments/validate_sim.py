@@ -1,6 +1,10 @@
 """Validation report of the SIMULATED models (``slmsim validate-sim``): how sim cards behave.
 
-    python -m experiments.validate_sim [--benchmark math500] [--k 1,3,5,9] [--temperature 0.7]
+    python -m experiments.validate_sim [--seeds 0,1,2] [--plot PATH]     # every calibration figure
+    python -m experiments.validate_sim --detail [--benchmark math500] [--k 1,3,5,9] [--temperature 0.7]
+
+Without ``--detail``: ``experiments.sim_figures`` (every calibration figure at several seeds,
+leave-one-out predictions of the orchestration figures, the temperature table, a plot).
 
 Everything printed here is produced by the simulator (source: sim), graded by the real
 graders. It shows, per card: simulated vs public single-model accuracy and its spread
@@ -19,6 +23,7 @@ import statistics
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from actors.backends.sim.backend import SimBackend
 from actors.backends.sim.cards import SimCards, load_cards
@@ -330,7 +335,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--orchestration", action="store_true", help="also run SLM-MUX and its baselines on the SLM-MUX trio"
     )
+    parser.add_argument("--detail", action="store_true", help="the per-card report (sections [1]-[6])")
+    parser.add_argument("--plot", type=Path, default=Path("runs/validate_sim/figures.png"))
+    parser.add_argument("--quick", action="store_true", help="figures: single-model rows of the SLM-MUX trio only")
     args = parser.parse_args(argv)
+    if not args.detail:
+        from experiments.sim_figures import main as figures_main
+
+        seeds = [int(x) for x in args.seeds.split(",")] if args.seeds != "0,1,2,3,4" else [0, 1, 2]
+        return figures_main(seeds, args.plot, args.quick)
     text = asyncio.run(
         report(
             benchmark=args.benchmark,

@@ -1,4 +1,8 @@
-"""Agent Forest ("More agents is all you need"): one majority vote over all models' samples pooled."""
+"""Agent Forest ("More agents is all you need"): one majority vote over all models' samples pooled.
+
+Ties: more votes; more models behind the answer; the earliest draw; then a seeded uniform
+draw keyed by (run seed, problem id) — documented in docs/slm_mux.md.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,11 @@ from orchestrators.sampling import Extractor, draw_samples, no_answer
 from orchestrators.voting import Vote, majority
 from protocols.config import AgentForestConfig
 from protocols.messages import Problem
+
+
+def forest_salt(seed: int, problem_id: str) -> str:
+    """The key of Agent Forest's last tie rule: one fair draw per (run seed, problem)."""
+    return f"agent_forest/{seed}/{problem_id}"
 
 
 async def agent_forest(problem: Problem, config: AgentForestConfig, collab: Collaborators) -> Outcome:
@@ -25,7 +34,10 @@ async def agent_forest(problem: Problem, config: AgentForestConfig, collab: Coll
         label="agent_forest",
     )
     groups = await extract.group([s.answer for s in samples])
-    vote = majority([Vote(lab, s.model, s.sample_index) for lab, s in zip(groups.labels, samples, strict=True)])
+    # Ties (equal votes, equally many models, same earliest draw index) go to a seeded draw,
+    # not to the alphabetically first model: the paper votes and names no preference.
+    votes = [Vote(lab, s.model, s.sample_index) for lab, s in zip(groups.labels, samples, strict=True)]
+    vote = majority(votes, salt=forest_salt(collab.seed, problem.id))
     details: dict[str, Any] = {
         "k": config.k,
         "models": list(config.models),
@@ -37,7 +49,7 @@ async def agent_forest(problem: Problem, config: AgentForestConfig, collab: Coll
     }
     if vote.label is None:
         return Outcome(final_text=None, trace=tuple(trace), details=details, error=no_answer(samples, "agent_forest"))
-    # The text shown is the earliest draw of the winning answer, under the same order as the tie rule.
+    # The text shown is the earliest draw of the winning answer (first model in config order among equals).
     chosen = min(
         (s for s, lab in zip(samples, groups.labels, strict=True) if lab == vote.label),
         key=lambda s: (s.sample_index, s.model),

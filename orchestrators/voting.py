@@ -9,7 +9,9 @@ Tie rules are explicit and reported, never an accident of list order:
 * ``majority``: more votes; then more distinct models behind the answer; then the
   answer with the earliest draw (lowest ``sample_index`` — draws are i.i.d., so this is
   a seeded random choice, not a preference for config order); then the alphabetically
-  first model name among those earliest draws.
+  first model name among those earliest draws — or, when the caller passes a ``salt``
+  (Agent Forest does: run seed and problem id), a seeded uniform draw among the tied
+  answers, so no model is favoured for its name.
 * ``mux_select``: higher confidence; then higher validation accuracy (models without a
   figure rank below models with one); then more support for the model's answer across
   all models' samples; then the alphabetically first model name.
@@ -17,11 +19,12 @@ Tie rules are explicit and reported, never an accident of list order:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple, TypeVar
 
 Label = int | None
-MajorityTieBreak = Literal["none", "all_invalid", "more_models", "earliest_sample", "model_name"]
+MajorityTieBreak = Literal["none", "all_invalid", "more_models", "earliest_sample", "model_name", "seeded_draw"]
 MuxTieBreak = Literal["none", "all_invalid", "validation_accuracy", "cross_model_support", "model_name"]
 _T = TypeVar("_T")
 _R = TypeVar("_R", bound=str)
@@ -83,8 +86,11 @@ class Majority(NamedTuple):
     tied: tuple[int, ...] = ()
 
 
-def majority(votes: Sequence[Vote]) -> Majority:
-    """Plurality over labelled votes; abstentions count in ``n`` but never win (see module doc for ties)."""
+def majority(votes: Sequence[Vote], salt: str | None = None) -> Majority:
+    """Plurality over labelled votes; abstentions count in ``n`` but never win (see module doc for ties).
+
+    ``salt`` replaces the last tie rule (model name) with a seeded uniform draw keyed by it.
+    """
     by_label: dict[int, list[Vote]] = {}
     for vote in votes:
         if vote.label is not None:
@@ -102,10 +108,18 @@ def majority(votes: Sequence[Vote]) -> Majority:
     rules: list[tuple[MajorityTieBreak, Callable[[int], Any]]] = [
         ("more_models", lambda lab: -len({v.model for v in by_label[lab]})),
         ("earliest_sample", lambda lab: earliest(lab)[0]),
-        ("model_name", lambda lab: earliest(lab)[1]),
     ]
+    if salt is None:
+        rules.append(("model_name", lambda lab: earliest(lab)[1]))
+    else:
+        rules.append(("seeded_draw", lambda lab: seeded_rank(salt, earliest(lab)[1])))
     winner, rule = break_tie(tied, rules)
     return Majority(winner, top, len(votes), rule, tuple(tied))
+
+
+def seeded_rank(salt: str, name: str) -> bytes:
+    """A stable pseudo-random rank of ``name`` under ``salt`` (blake2b): a fair, replayable draw."""
+    return hashlib.blake2b(f"{salt}\x1f{name}".encode(), digest_size=8).digest()
 
 
 def break_tie(candidates: list[_T], rules: list[tuple[_R, Callable[[_T], Any]]]) -> tuple[_T, _R]:

@@ -89,3 +89,17 @@ def test_no_wrong_answer_is_graded_right_on_real_data(shared_datasets: Path) -> 
     for p in load_gsm8k(shared_datasets / "gsm8k" / "test.jsonl", "test"):
         for w in wrong_candidates(p.reference, "gsm8k", ("wrong", p.id), solution=p.metadata["solution"]):
             assert not gsm8k_equiv(p.reference, w), (p.id, p.reference, w)
+
+
+def test_no_scattered_answer_is_graded_right_on_real_data(shared_datasets: Path) -> None:
+    """What lost models say is wrong for the real graders, and GSM8K ones stay plain numbers."""
+    from actors.backends.sim.answers import scatter_answer
+
+    for p in load_math500(shared_datasets / "math500" / "test.jsonl"):
+        for j in range(40):
+            w = scatter_answer(p.reference, "boxed", ("scatter", p.id), j)
+            assert fast_equiv(p.reference, w) is not True, (p.id, p.reference, w)
+    for p in load_gsm8k(shared_datasets / "gsm8k" / "test.jsonl", "test")[:200]:
+        for j in range(40):
+            w = scatter_answer(p.reference, "gsm8k", ("scatter", p.id), j)
+            assert as_number(w) is not None and not gsm8k_equiv(p.reference, w), (p.id, p.reference, w)

@@ -60,13 +60,21 @@ async def texts(backend: SimBackend, problems: list[Problem], **kw: object) -> l
     return out
 
 
-async def test_same_seed_same_completions_and_other_seed_differs(math_problems: list[Problem]) -> None:
+async def test_same_seed_same_completions_and_other_seed_differs_above_zero_temperature(
+    math_problems: list[Problem],
+) -> None:
     spec = ModelSpec(name=MODEL)
-    a = await texts(SimBackend(spec, seed=0), math_problems)
-    b = await texts(SimBackend(spec, seed=0), math_problems)
-    c = await texts(SimBackend(spec, seed=1), math_problems)
+    a = await texts(SimBackend(spec, seed=0), math_problems, temperature=0.7)
+    b = await texts(SimBackend(spec, seed=0), math_problems, temperature=0.7)
+    c = await texts(SimBackend(spec, seed=1), math_problems, temperature=0.7)
     assert a == b
     assert a != c
+
+
+async def test_greedy_completions_do_not_depend_on_the_seed(math_problems: list[Problem]) -> None:
+    spec = ModelSpec(name=MODEL)
+    runs = [await texts(SimBackend(spec, seed=s), math_problems) for s in (0, 1, 2)]
+    assert runs[0] == runs[1] == runs[2]
 
 
 @pytest.mark.parametrize("temperature", [0.0, 0.7])

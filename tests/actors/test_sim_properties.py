@@ -33,7 +33,9 @@ async def test_same_wrong_answer_when_both_wrong_is_realistic(math500: list[Prob
             both += 1
             same += group_key(p, x) == group_key(p, y)
         assert both >= 50
-        assert 0.3 <= same / both <= 0.7, (a, b, same / both)
+        # Shared misconceptions exist across models, but less than a model repeating itself
+        # (cross-model error agreement is well below chance-corrected MCQ figures on free-form math).
+        assert 0.15 <= same / both <= 0.5, (a, b, same / both)
 
 
 async def test_self_consistency_helps_above_one_half_and_hurts_below(math500: list[Problem]) -> None:

@@ -244,12 +244,16 @@ class _SureWorld(World):
         return self.q
 
 
-def test_a_collaborator_cannot_see_whether_its_own_answer_is_right(problems: list[Problem]) -> None:
+def test_without_discrimination_a_collaborator_cannot_see_whether_its_own_answer_is_right(
+    problems: list[Problem],
+) -> None:
     from actors.backends.sim.roles import decide
 
     world = _SureWorld(0.8)
+    cards = world.cards
+    world.cards = cards.model_copy(update={"behaviour": cards.behaviour.model_copy(update={"discrimination": 0.0})})
     card = world.cards.card("Mixtral-8x7B-Instruct")
-    held = 0
+    held = n = 0
     for p in problems[:50]:
         facts = world.facts(p)
         if len(facts.shared_wrong) < 2:
@@ -259,10 +263,10 @@ def test_a_collaborator_cannot_see_whether_its_own_answer_is_right(problems: lis
             key, base = (0, p.id, i), (0, p.id, "base", i)
             kept_right = decide(world, card, facts, 0.3, (other, other), p.reference, key, base) == p.reference
             kept_wrong = decide(world, card, facts, 0.3, (other, other), wrong, key, base) == wrong
-            # Equally sure of a right and of a wrong answer: the same situation, the same choice.
-            assert kept_right == kept_wrong
-            held += kept_right
-    assert 0 < held < 200
+            # Equally sure of a right and of a wrong answer, and blind to rightness: equally often kept.
+            held += kept_right - kept_wrong
+            n += 1
+    assert abs(held) <= 0.1 * n
 
 
 @pytest.mark.parametrize(("q", "m_small", "m_large"), [(1.0, 1, 3), (0.6, 1, 2), (0.9, 2, 3)])
@@ -286,7 +290,7 @@ def test_surer_models_hold_more_and_larger_majorities_erode_it(
     assert hold_rate(_SureWorld(q), m_small) > hold_rate(_SureWorld(q / 3), m_small)
 
 
-async def test_a_verifier_that_cannot_solve_the_problem_rejects_the_right_answer_more(
+async def test_a_verifier_that_cannot_solve_the_problem_accepts_the_right_answer_less(
     problems: list[Problem],
 ) -> None:
     model = "Mixtral-8x7B-Instruct"
@@ -299,6 +303,5 @@ async def test_a_verifier_that_cannot_solve_the_problem_rejects_the_right_answer
         text = await reply_text(backend, req(model, p, "verifier", target=p.reference))
         seen[solved] += 1
         accepted[solved] += text.endswith("Verdict: CORRECT")
-    assert accepted[True] == seen[True]  # it agrees with the answer it reached itself
-    # Judging against its own wrong solution, it accepts the right answer less often than blind acceptance would.
-    assert accepted[False] / seen[False] < load_cards().card(model).collab.accept_bias - 0.1
+    # Judging against its own solution, it accepts the right answer less often when its own differs.
+    assert accepted[False] / seen[False] < accepted[True] / seen[True] - 0.1

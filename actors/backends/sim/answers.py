@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
+from functools import lru_cache
 
 from actors.backends.sim.skill import unit
 
@@ -202,3 +203,64 @@ def wrong_candidates(
         scored.append((u ** (1.0 / _KIND_WEIGHT[kind]), text))
     scored.sort(key=lambda t: -t[0])
     return [text for _, text in scored]
+
+
+@lru_cache(maxsize=8192)
+def scatter_answers(
+    reference: str, answer_format: str, key: tuple[object, ...], count: int, choices: int = 4
+) -> tuple[str, ...]:
+    """The first ``count`` scattered wrong answers of a problem (cached: a pure function of its inputs)."""
+    value = None if answer_format == "letter" else as_number(reference)
+    return tuple(_scatter(reference, answer_format, key, j, choices, value) for j in range(count))
+
+
+def scatter_answer(reference: str, answer_format: str, key: tuple[object, ...], slot: int, choices: int = 4) -> str:
+    """The ``slot``-th scattered wrong answer of a problem: what a model that is lost says.
+
+    Lost models do not make one characteristic slip; they end anywhere. Numbers become
+    another number of the same sign and rough size, symbolic answers get a random integer
+    changed, letters another choice. Never equal to the reference.
+    """
+    value = None if answer_format == "letter" else as_number(reference)
+    return _scatter(reference, answer_format, key, slot, choices, value)
+
+
+def _scatter(
+    reference: str, answer_format: str, key: tuple[object, ...], slot: int, choices: int, value: Fraction | None
+) -> str:
+    u = unit(*key, slot, "a")
+    v = unit(*key, slot, "b")
+    if answer_format == "letter":
+        ref = reference.strip().strip("()").upper()[:1]
+        others = [c for c in LETTERS[: max(choices, 2)] if c != ref] or ["A"]
+        return others[int(u * len(others))]
+    if value is not None:
+        size = max(10, int(abs(value)) * 3)
+        candidate = Fraction(int(u * size) + 1)
+        if value < 0:
+            candidate = -candidate
+        if candidate.numerator == value:
+            candidate += 1 + int(v * 7)
+        if value.denominator != 1 and v < 0.5:
+            candidate = Fraction(int(u * 20) + 1, int(v * 18) + 2)
+        text = render_number(candidate, "frac" if "frac" in reference else "int")
+        # A number stays a number: "2125+1" would be read as 2125 by a lenient GSM8K grader.
+        return text if not same_answer(text, reference) else render_number(value + slot + 1, "int")
+    unit_at = [i for i in (reference.find("\\mbox"), reference.find("\\text")) if i >= 0]
+    unit_start = min(unit_at, default=len(reference))
+    # As for the slips: not in a subscript, a unit, a compact \frac, or a decimal's digits.
+    tokens = [
+        m
+        for m in _INT_TOKEN.finditer(reference)
+        if m.start() < unit_start
+        and not reference[: m.start()].endswith(("_", "_{", "\\frac", "."))
+        and not reference[m.end() :].startswith(".")
+    ]
+    if tokens:
+        m = tokens[int(u * len(tokens))]
+        new = str(int(v * 60) + 2)
+        if new != m.group():
+            text = reference[: m.start()] + new + reference[m.end() :]
+            if not same_answer(text, reference):
+                return text
+    return f"{reference}+{slot + 1}"

@@ -59,9 +59,14 @@ class SimBackend:
         problem = meta.problem or _anonymous_problem(content, chash)
         facts = self.world.facts(problem)
         temperature = request.temperature
-        # T=0 is greedy: the sample does not depend on sample_index.
-        sample = "greedy" if temperature == 0 else request.sample_index
-        base = (self.seed, self.card.name, facts.key, sample)
+        # T=0 is greedy: the whole completion is a property of (model, problem, request) and
+        # depends neither on sample_index nor on the run seed (a real model at T=0 gives the
+        # same answer on every run).
+        base: tuple[object, ...]
+        if temperature == 0:
+            base = ("greedy", self.card.name, facts.key)
+        else:
+            base = (self.seed, self.card.name, facts.key, request.sample_index)
         mal_rate = min(1.0, self.card.malformed_rate + self.spec.faults.malformed)
         key: tuple[object, ...]
         match meta.role:
@@ -75,7 +80,9 @@ class SimBackend:
             case "verifier":
                 reply = roles.verify(self.world, self.card, facts, temperature, meta, (*base, "verifier", chash), base)
             case "agent":
-                key = (*base, "agent", meta.run_id)
+                # Keyed by the transcript (tool answers seen so far), not the run id: the same
+                # transcript gets the same reply.
+                key = (*base, "agent", chash)
                 reply = roles.act(
                     self.world, self.card, facts, temperature, mal_rate, meta, problem.question, key, base
                 )

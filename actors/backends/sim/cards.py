@@ -45,12 +45,15 @@ class Collab(Strict):
     """How the model behaves when shown other answers (aggregator, judge, debater, verifier, agent)."""
 
     judge_skill: float = Field(ge=0, le=1)
-    """How far it acts on its own confidence: it defends its own answer (right or wrong) against
-    disagreement with probability ``judge_skill`` x its confidence in that answer."""
+    """Scale of its self-belief (x self_weight x confidence) and of its discrimination weights."""
     conformity: float = Field(ge=0, le=1)
-    """Pull of each agreeing peer: it follows a plurality of m with probability 1 - (1 - conformity)^m."""
+    """Scale of the pull of agreeing peers (x conformity_weight x log(1 + supporters))."""
     accept_bias: float = Field(ge=0, le=1)
-    """Verifier: chance of saying CORRECT to an answer other than its own when it does not reject it."""
+    """Verifier: its prior leaning to say CORRECT (the bias term of its verdict)."""
+    recognition: float = Field(default=0.0, ge=0)
+    """Size-class prior (logit) of recognising a right answer, added to the fitted discrimination
+    x judge_skill. 0 for the small and medium classes, whose discrimination the orchestration fit
+    pins; larger models are better judges (see docs/simulator.md)."""
 
 
 class ToolUse(Strict):
@@ -118,21 +121,46 @@ class BenchDifficulty(Strict):
 
 
 class Behaviour(Strict):
-    """Global parameters of the simulator's sampling and wrong-answer model."""
+    """Global parameters of the simulator's knowledge, sampling, mistake and collaboration model."""
 
     specific_sd: float = Field(ge=0)
     """Sd of the model-specific per-problem term (complementarity between models)."""
+    knowledge_scale: float = Field(default=1.0, gt=0)
+    """know = sigmoid(knowledge_scale * margin): how close to bimodal per-problem knowledge is."""
+    greedy_temperature: float = Field(default=0.3, gt=0)
+    """Greedy decoding is a seed-free Gumbel-max draw of the native answers at this temperature."""
+    stickiness: float = Field(default=1.0, gt=0)
+    """A sample at 0 < T < 1 follows the greedy path with probability (1 - T) ** stickiness."""
     shared_wrong: int = Field(ge=1)
     """How many of a problem's wrong answers are shared across models."""
     private_wrong: int = Field(ge=0)
     shared_wrong_prob: float = Field(ge=0, le=1)
-    """Chance that a wrong sample comes from the shared pool rather than the model's own."""
+    """Chance that a structured mistake comes from the shared pool rather than the model's own."""
     wrong_decay: tuple[float, float]
     """Range of the per-problem decay of shared wrong-answer weights, exp(-decay * rank)."""
     tilt_sd: float = Field(ge=0)
     """Sd of the model-specific log-tilt of the shared wrong-answer weights."""
+    focus_lost: float = Field(default=0.2, ge=0, le=1)
+    """Share of the wrong mass on structured slips when the model knows nothing (know = 0)."""
+    focus_known: float = Field(default=0.9, ge=0, le=1)
+    """... and when it nearly knows the problem (know -> 1): partial knowledge makes slips repeatable."""
+    scatter_slots: int = Field(default=40, ge=0)
+    """How many scattered wrong answers a problem has (what lost models say, each rarely)."""
     wrong_longer: float = Field(gt=0)
     """Completion-length factor of wrong answers relative to right ones."""
+    discrimination: float = Field(default=1.0, ge=0)
+    """Logit weight of a reviewer's or verifier's recognition of a right answer (x judge_skill)."""
+    verify_discrimination: float = Field(default=1.0, ge=0)
+    """Logit weight of a verifier's recognition of a right target (x judge_skill): a yes/no check of
+    one answer, set apart from choosing among several (``discrimination``)."""
+    conformity_weight: float = Field(default=1.5, ge=0)
+    """Logit pull of log(1 + supporters) of an answer among the candidates (x conformity)."""
+    self_weight: float = Field(default=3.0, ge=0)
+    """Logit pull of a collaborator's own answer, times its confidence in it (x judge_skill)."""
+    recency: float = Field(default=0.5, ge=0)
+    """Logit bonus of the answer shown last (small models follow the most recent answer)."""
+    context_decay: float = Field(default=0.1, ge=0)
+    """Judging and self-belief weights shrink by 1 / (1 + context_decay * extra context items)."""
 
 
 class Prior(Strict):

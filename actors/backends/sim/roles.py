@@ -8,11 +8,12 @@ simulator knows about it). The rules are documented in ``docs/simulator.md``.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 
-from actors.backends.sim.answers import same_answer
+from actors.backends.sim.answers import normalize, same_answer
 from actors.backends.sim.cards import Card
-from actors.backends.sim.skill import unit
+from actors.backends.sim.skill import gumbel, logit, sigmoid, unit
 from actors.backends.sim.text import (
     Malformed,
     bare_answer,
@@ -44,22 +45,6 @@ def malformed_mode(rate: float, *key: object) -> Malformed | None:
     return MALFORMED_MODES[int(unit("malformed-mode", *key) * len(MALFORMED_MODES))]
 
 
-def plurality(candidates: list[str]) -> tuple[str, int] | None:
-    """The most frequent answer and its count (equivalent answers grouped); ties go to the earliest seen."""
-    groups: list[tuple[str, int]] = []
-    for c in candidates:
-        for i, (rep, n) in enumerate(groups):
-            if same_answer(rep, c):
-                groups[i] = (rep, n + 1)
-                break
-        else:
-            groups.append((c, 1))
-    if not groups:
-        return None
-    best = max(n for _, n in groups)
-    return next((rep, n) for rep, n in groups if n == best)
-
-
 def solve(
     world: World, card: Card, facts: Facts, temperature: float, mal_rate: float, key: tuple[object, ...]
 ) -> Reply:
@@ -73,6 +58,76 @@ def solve(
     return Reply(text, draw.answer, draw.correct, factor)
 
 
+def own_answer(
+    world: World, card: Card, facts: Facts, temperature: float, base: tuple[object, ...], context: str
+) -> str:
+    """What a collaborator itself believes: its greedy answer in this prompt situation, or a fresh draw.
+
+    The same model in another prompt (a transcript of peers, a ReAct history) takes another
+    decoding path: at T = 0 its belief is the greedy draw re-keyed by ``context`` (same
+    knowledge, another path; seed-free), at T > 0 a sample independent of its solver sample.
+    """
+    if temperature <= 0:
+        return world.view(card, facts, context).greedy
+    return world.draw(card, facts, temperature, *base, context).answer
+
+
+def options(candidates: tuple[str | None, ...], mine: str) -> list[tuple[str, int, bool]]:
+    """(answer, supporters, shown last) per distinct answer among the candidates, plus the own answer."""
+    groups: list[list[object]] = []
+    shown = [c for c in candidates if c is not None]
+    for i, c in enumerate(shown):
+        for g in groups:
+            if same_answer(str(g[0]), c):
+                g[1] = int(str(g[1])) + 1
+                g[2] = g[2] or i == len(shown) - 1
+                break
+        else:
+            groups.append([c, 1, i == len(shown) - 1])
+    out = [(str(a), int(str(n)), bool(last)) for a, n, last in groups]
+    if not any(same_answer(a, mine) for a, _, _ in out):
+        out.append((mine, 0, False))
+    return out
+
+
+def choose(
+    world: World,
+    card: Card,
+    facts: Facts,
+    temperature: float,
+    candidates: tuple[str | None, ...],
+    mine: str,
+    extra_context: int,
+    key: tuple[object, ...],
+) -> str:
+    """A random-utility (multinomial logit) choice among the candidates' answers and the own one.
+
+    utility(answer) = conformity_weight * conformity * log(1 + supporters)   (peer pressure)
+                    + recency * [shown last]                                    (recency bias)
+                    + ctx * (discrimination * judge_skill + recognition) * (0.25 + 0.75 know) * (+/-1)
+                    + ctx * self_weight * judge_skill * q * [own answer]         (self-belief)
+    plus a Gumbel draw per answer, keyed; ctx = 1 / (1 + context_decay * extra_context) is
+    context degradation. ``know`` is the model's own knowledge of the problem: it may
+    recognise a right answer it could not produce, weakly if it is lost, and a wrong
+    answer can fool it. ``q`` is its confidence in its own answer, right or wrong.
+    """
+    b = world.cards.behaviour
+    c = card.collab
+    view = world.view(card, facts)
+    ctx = 1.0 / (1.0 + b.context_decay * max(0, extra_context))
+    recognise = ctx * (b.discrimination * c.judge_skill + c.recognition) * (0.25 + 0.75 * view.know)
+    belief = ctx * b.self_weight * c.judge_skill * world.answer_prob(card, facts, temperature, mine)
+    best, best_u = mine, -math.inf
+    for answer, supporters, last in options(candidates, mine):
+        u = b.conformity_weight * c.conformity * math.log1p(supporters) + b.recency * last
+        u += recognise if same_answer(answer, facts.reference) else -recognise
+        u += belief if same_answer(answer, mine) else 0.0
+        u += gumbel("choose", *key, normalize(answer))
+        if u > best_u:
+            best, best_u = answer, u
+    return best
+
+
 def decide(
     world: World,
     card: Card,
@@ -82,36 +137,16 @@ def decide(
     own: str | None,
     key: tuple[object, ...],
     base: tuple[object, ...],
+    context: str = "aggregator",
+    extra_context: int | None = None,
 ) -> str:
-    """The confidence-plus-conformity rule shared by aggregator, judge, debater and the agent's final answer.
+    """The final answer of an aggregator, judge, debater or agent: ``choose`` over candidates and its own.
 
-    The model cannot see whether an answer is right (no intrinsic self-correction); it sees
-    only how sure it is of its own answer and what the others say.
-
-    1. Its own answer: its solver answer for this sample (``base`` is the solver's key: the
-       same model on the same problem believes what it would answer alone), or ``own``, a
-       debater's previous answer. Its confidence ``q`` is its own probability of giving that
-       answer again (``World.answer_prob``), right or wrong.
-    2. If the plurality of the candidates (equivalent answers grouped) is its own answer, or
-       there is none, it keeps its own answer.
-    3. Against a plurality of m candidates (m capped at 3) it holds its own answer with
-       probability ``judge_skill * q * (1 - conformity) ** (m - 1)``: the surer it is, the
-       more it resists, and each further agreeing peer erodes the resistance.
-    4. Otherwise it follows that plurality with probability 1 - (1 - conformity) ** m,
-       else it keeps its own answer.
+    ``own`` (a debater's previous answer) overrides the model's own belief (``own_answer``).
     """
-    mine = world.draw(card, facts, temperature, *base).answer if own is None else own
-    top = plurality([c for c in candidates if c is not None])
-    if top is None or same_answer(top[0], mine):
-        return mine
-    m = min(top[1], 3)
-    c = card.collab
-    hold = c.judge_skill * world.answer_prob(card, facts, temperature, mine) * (1.0 - c.conformity) ** (m - 1)
-    if unit("knows", *key) < hold:
-        return mine
-    if unit("conform", *key) < 1.0 - (1.0 - c.conformity) ** m:
-        return top[0]
-    return mine
+    mine = own if own is not None else own_answer(world, card, facts, temperature, base, context)
+    extra = len([x for x in candidates if x is not None]) - 1 if extra_context is None else extra_context
+    return choose(world, card, facts, temperature, candidates, mine, extra, key)
 
 
 def review(
@@ -126,7 +161,21 @@ def review(
 ) -> Reply:
     """Aggregator, judge or debater: choose a final answer among the candidates and its own."""
     own = meta.extra.get("own_answer") if meta.role == "debater" else None
-    answer = decide(world, card, facts, temperature, meta.candidates, own if isinstance(own, str) else None, key, base)
+    rounds = meta.extra.get("round", 1)
+    # Each earlier debate round is more transcript to read: context degradation.
+    extra = len([c for c in meta.candidates if c is not None]) - 1 + (rounds - 1 if isinstance(rounds, int) else 0)
+    answer = decide(
+        world,
+        card,
+        facts,
+        temperature,
+        meta.candidates,
+        own if isinstance(own, str) else None,
+        key,
+        base,
+        context=meta.role,
+        extra_context=extra,
+    )
     mode = malformed_mode(mal_rate, *key)
     text = review_text(facts.answer_format, answer, unit("style", *key), mode)
     if mode is not None:
@@ -143,22 +192,31 @@ def verify(
     key: tuple[object, ...],
     base: tuple[object, ...],
 ) -> Reply:
-    """Verifier: a verdict on ``meta.target``, judged against its own answer to the problem.
+    """Verifier: a verdict on ``meta.target`` from its own discrimination and its own belief.
 
-    It agrees with a target equal to its own answer (consistent-but-wrong included). A
-    different target it rejects with probability ``judge_skill * q`` (``q``: its confidence
-    in its own answer, right or wrong); otherwise it says CORRECT with ``accept_bias``.
+    P(CORRECT) = sigmoid(logit(accept_bias) + r * (+1 right / -1 wrong) + s * (+1 if the target
+    is its own answer, -1 if not)), with r = ctx * (verify_discrimination * judge_skill + recognition) * (0.25 + 0.75
+    know) (it can accept a right answer it could not produce, and be fooled by a wrong one)
+    and s = ctx * self_weight * judge_skill * q / 2 (it leans to its own solution, right or
+    wrong, by its confidence q in it). Verification is not voting in disguise: a verifier
+    lost on the problem still tells right from wrong a little, and says CORRECT to
+    plausible wrong answers at its accept bias.
     """
     target = meta.target
-    mine = world.draw(card, facts, temperature, *base).answer
+    b = world.cards.behaviour
+    c = card.collab
     if target is None:
         verdict = False
-    elif same_answer(target, mine):
-        verdict = True
-    elif unit("knows", *key) < card.collab.judge_skill * world.answer_prob(card, facts, temperature, mine):
-        verdict = False
     else:
-        verdict = unit("accept", *key) < card.collab.accept_bias
+        mine = own_answer(world, card, facts, temperature, base, "verifier")
+        view = world.view(card, facts)
+        ctx = 1.0 / (1.0 + b.context_decay * max(0, len(meta.candidates) - 1))
+        recognise = ctx * (b.verify_discrimination * c.judge_skill + c.recognition) * (0.25 + 0.75 * view.know)
+        lean = ctx * b.self_weight * c.judge_skill * world.answer_prob(card, facts, temperature, mine) / 2.0
+        bias = logit(min(max(c.accept_bias, 1e-6), 1 - 1e-6))
+        z = bias + (recognise if same_answer(target, facts.reference) else -recognise)
+        z += lean if same_answer(target, mine) else -lean
+        verdict = unit("accept", *key) < sigmoid(z)
     return Reply(verdict_text(verdict, unit("style", *key)), "CORRECT" if verdict else "INCORRECT", None, 0.5)
 
 
@@ -184,7 +242,10 @@ def act(
         payload = json.dumps({"query": question})
         text = f"Thought: I should consult {tool} on this problem.\nAction: {tool}\nAction Input: {payload}"
         return Reply(text, None, None, 0.15)
-    answer = decide(world, card, facts, temperature, meta.candidates, None, key, base)
+    # The agent's own belief comes from its own reading of the problem in the ReAct context,
+    # not from its raw tool's sample; it weighs the tool answers by agreement, recency and
+    # its ability to judge them (``choose``), so stacking can beat, match or fall below its anchor.
+    answer = decide(world, card, facts, temperature, meta.candidates, None, key, base, context="agent")
     text = f"Thought: I now know the final answer.\nFinal Answer: {bare_answer(facts.answer_format, answer)}"
     return Reply(text, answer, same_answer(answer, facts.reference), 0.4)
 

@@ -47,24 +47,14 @@ def logit(p: float) -> float:
     return math.log(p / (1.0 - p))
 
 
-def temperature_scale(temperature: float) -> float:
-    """tau(T): the divisor of the skill logit at sampling temperature ``T``.
-
-    tau(0) = 0.5 makes greedy decoding close to the *modal* outcome of the model on
-    the problem; tau grows linearly so hotter samples are less decided (why: a
-    higher temperature spreads probability over more reasoning paths).
-    """
-    return 0.5 + 0.7 * temperature
+def gumbel(*parts: object) -> float:
+    """A standard Gumbel draw determined by ``parts`` (for seed-free argmax draws)."""
+    return -math.log(-math.log(unit(*parts)))
 
 
 def temperature_penalty(temperature: float) -> float:
     """A logit penalty for temperatures above 1, where real small models' text degenerates."""
     return 2.0 * max(0.0, temperature - 1.0)
-
-
-def p_correct(margin: float, temperature: float) -> float:
-    """P(one sample is right) for a skill margin (ability - difficulty - model term) at ``T``."""
-    return sigmoid(margin / temperature_scale(temperature) - temperature_penalty(temperature))
 
 
 def choice(u: float, weights: list[float] | tuple[float, ...]) -> int:

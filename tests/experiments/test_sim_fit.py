@@ -1,0 +1,90 @@
+"""``slmsim calibrate --from POOL``: a known-truth recovery test on a pool drawn from the simulator itself."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from actors.backends.sim import SimBackend, load_cards
+from datasets.synthetic import generate
+from experiments.pool import PoolMeta, PoolSpec, draw_pool_in_process, read_pool, write_pool
+from experiments.sim_fit import main, pool_stats, run
+from experiments.validate_sim import FastGrader
+from orchestrators.base import Collaborators
+from protocols.config import ModelSpec
+
+MODELS = ("Llama-3.2-3B-Instruct", "Qwen2.5-7B-Instruct")
+
+
+@pytest.fixture(scope="module")
+def sim_pool(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """60 synthetic problems x 2 models x k=5 at T=0.7, drawn from the committed cards (the known truth)."""
+    import asyncio
+
+    problems = generate(seed=0, count=60)
+    collab = Collaborators(models={m: SimBackend(ModelSpec(name=m), 0) for m in MODELS}, grader=FastGrader(), seed=0)
+    entries, calls = asyncio.run(draw_pool_in_process(problems, collab, MODELS, PoolSpec(k=5, temperature=0.7)))
+    out = tmp_path_factory.mktemp("pool")
+    meta = PoolMeta(
+        name="sim-truth",
+        dataset="synthetic",
+        models=MODELS,
+        k=5,
+        temperature=0.7,
+        seed=0,
+        n_problems=len(entries),
+        model_calls=calls,
+        sources={"sim": calls},
+    )
+    write_pool(out, entries, meta)
+    return out
+
+
+def test_fit_recovers_the_known_cards_and_predicts_held_out_methods(
+    sim_pool: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small grids around the truth keep the test quick; the command searches the full ones.
+    small = {"shared_sd": (1.0, 2.0), "stickiness": (1.0, 2.0), "focus_lost": (0.5, 0.8)}
+    monkeypatch.setattr("experiments.sim_fit.GRIDS", small)
+    report = run(sim_pool, tmp_path / "fit", log=False, passes=1)
+    truth = load_cards()
+    fitted = report["fitted"]["ability"]
+    # Ordering and size of the abilities are recovered (the truth's synthetic abilities).
+    true_gap = truth.card(MODELS[1]).ability["synthetic"] - truth.card(MODELS[0]).ability["synthetic"]
+    assert (fitted[MODELS[1]] - fitted[MODELS[0]]) * true_gap > 0
+    for m in MODELS:
+        assert abs(fitted[m] - truth.card(m).ability["synthetic"]) < 1.0, m
+    # Held-out predictions of every method are close to the pool's own results.
+    assert set(report["mean_abs_error"]) == {"self_consistency", "slm_mux", "agent_forest"}
+    assert all(err < 8.0 for err in report["mean_abs_error"].values()), report["mean_abs_error"]
+    assert (tmp_path / "fit" / "cards.yaml").read_text().startswith("# FITTED")
+    assert json.loads((tmp_path / "fit" / "report.json").read_text())["n_held_out"] > 20
+
+
+def test_pool_statistics_see_agreement(sim_pool: Path) -> None:
+    pool = read_pool(sim_pool)
+    stats = pool_stats(pool.entries, MODELS)
+    assert 0.0 < stats.wrong_agreement < stats.agreement <= 1.0
+    assert stats.correlation > 0.0  # shared difficulty: models find the same problems hard
+
+
+def test_a_missing_pool_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no sample pool" in err[0]
+
+
+def test_a_one_model_pool_fits_and_predicts_self_consistency_only(
+    sim_pool: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pool of one local model (e.g. a small llama.cpp model) has no cross-model statistics."""
+    pool = read_pool(sim_pool)
+    one = tmp_path / "one"
+    entries = [e.model_copy(update={"samples": {MODELS[0]: e.samples[MODELS[0]]}}) for e in pool.entries]
+    write_pool(one, entries, pool.meta.model_copy(update={"models": (MODELS[0],)}))
+    monkeypatch.setattr("experiments.sim_fit.GRIDS", {"stickiness": (1.0, 2.0)})
+    report = run(one, tmp_path / "fit", log=False, passes=1)
+    assert set(report["mean_abs_error"]) == {"self_consistency"}
+    assert report["fitted"]["ability"].keys() == {MODELS[0]}

@@ -1,0 +1,91 @@
+"""validate-sim's figure table and the orchestration fit's bookkeeping (leave-one-out, save/load, inputs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from actors.backends.sim.cards import INPUTS_PATH
+from experiments.orch_fit import (
+    FITTED,
+    Figure,
+    FitResult,
+    GridPoint,
+    best_point,
+    figures,
+    leave_one_out,
+    load_fit,
+    save_fit,
+    write_inputs,
+)
+from experiments.sim_figures import Row
+
+
+def test_every_orchestration_figure_is_read_with_its_spread() -> None:
+    figs = figures()
+    assert len(figs) == 12
+    assert {f.bench for f in figs} == {"math500", "gsm8k"}
+    mux = next(f for f in figs if f.bench == "math500" and f.method == "slm_mux")
+    assert (mux.value, mux.spread) == (61.8, 1.2)
+
+
+def _result() -> FitResult:
+    # Two grid points: a fits "slm_mux" exactly, b fits "single_best_sc" exactly (paper gains +5.0 / +1.2).
+    a = GridPoint(
+        {"stickiness": 1.0}, {"math500/single_best": 50.0, "math500/slm_mux": 55.0, "math500/single_best_sc": 55.0}
+    )
+    b = GridPoint(
+        {"stickiness": 2.0}, {"math500/single_best": 50.0, "math500/slm_mux": 50.0, "math500/single_best_sc": 51.2}
+    )
+    targets = [f for f in figures() if f.bench == "math500" and f.method in ("slm_mux", "single_best_sc")]
+    return FitResult({"stickiness": 1.0}, [([a, b], targets)])
+
+
+def test_leave_one_out_refits_on_the_other_figures_and_predicts_the_left_one() -> None:
+    loo = leave_one_out(_result())
+    # Without slm_mux, b (which fits single_best_sc) is chosen: it predicts slm_mux at 56.8 + 0.0.
+    assert loo["math500/slm_mux"][1] == {"stickiness": 2.0}
+    assert loo["math500/slm_mux"][0] == pytest.approx(56.8)
+    # Without single_best_sc, a is chosen: it predicts 56.8 + 5.0.
+    assert loo["math500/single_best_sc"][0] == pytest.approx(61.8)
+
+
+def test_best_point_minimises_the_standardised_gain_error() -> None:
+    result = _result()
+    points, targets = result.stages[0]
+    mux_only = [f for f in targets if f.method == "slm_mux"]
+    assert best_point(points, mux_only).params == {"stickiness": 1.0}
+
+
+def test_a_saved_fit_reads_back(tmp_path: Path) -> None:
+    path = tmp_path / "fit.json"
+    save_fit(_result(), path)
+    again = load_fit(path)
+    assert again.values == _result().values
+    assert again.stages[0][0] == _result().stages[0][0]
+    assert isinstance(again.stages[0][1][0], Figure)
+
+
+def test_write_inputs_replaces_only_the_fitted_values(tmp_path: Path) -> None:
+    copy = tmp_path / "inputs.yaml"
+    copy.write_text(INPUTS_PATH.read_text())
+    write_inputs({"stickiness": 3.5, "verify_discrimination": 0.25}, copy)
+    new, old = yaml.safe_load(copy.read_text()), yaml.safe_load(INPUTS_PATH.read_text())
+    assert new["behaviour"]["stickiness"] == 3.5 and new["behaviour"]["verify_discrimination"] == 0.25
+    assert {k: v for k, v in new["behaviour"].items() if k not in ("stickiness", "verify_discrimination")} == {
+        k: v for k, v in old["behaviour"].items() if k not in ("stickiness", "verify_discrimination")
+    }
+    assert new["cards"] == old["cards"]
+    assert set(FITTED) <= set(new["behaviour"])
+
+
+@pytest.mark.parametrize(
+    ("target", "spread", "sims", "ok"),
+    [(50.0, 0.0, (51.9, 52.0), True), (50.0, 0.0, (52.5,), False), (50.0, 3.0, (52.9,), True)],
+)
+def test_a_figure_passes_within_its_spread_or_two_points(
+    target: float, spread: float, sims: tuple[float, ...], ok: bool
+) -> None:
+    assert Row("orchestration", "m", "math500", target, spread, sims).ok is ok
