@@ -232,15 +232,23 @@ async def fake_answers(url: str, card: str) -> None:
 
 
 async def sampling(url: str, backend: Any, card: str, problems: list[Problem]) -> None:
-    from actors.backends.sim.roles import plurality
+    from actors.backends.sim.answers import same_answer
     from experiments.serve.roles import extract_answer
 
     def vote(texts: list[str], p: Problem) -> bool:
+        # Plain plurality over equivalent answers; ties go to the earliest-seen answer.
         answers = [a for a in (extract_answer(t, p.answer_format) for t in texts) if a is not None]
-        top = plurality(answers)
-        from actors.backends.sim.answers import same_answer
-
-        return top is not None and same_answer(top[0], p.reference)
+        groups: list[list[str]] = []
+        for answer in answers:
+            group = next((g for g in groups if same_answer(g[0], answer)), None)
+            if group is None:
+                groups.append([answer])
+            else:
+                group.append(answer)
+        if not groups:
+            return False
+        top = max(groups, key=len)
+        return same_answer(top[0], p.reference)
 
     def distinct(texts: list[str], p: Problem) -> float:
         answers = [extract_answer(t, p.answer_format) for t in texts]
