@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from experiments.errors import report
 from experiments.serve.app import ServerSettings, SimServer, start
 from experiments.serve.faults import parse_faults
 from protocols.config import ModelSpec
@@ -133,12 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         server = build_server(args)
     except (ValueError, ValidationError) as exc:
         line = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-        print(f"serve-sim: {line}", file=sys.stderr)
+        report("serve-sim", line)
         return 2
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve(server, args.host, args.port))
     except ValueError as exc:
-        print(f"serve-sim: {exc}", file=sys.stderr)
+        report("serve-sim", str(exc))
         return 2
     return 0
