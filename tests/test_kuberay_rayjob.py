@@ -35,6 +35,7 @@ def test_the_entrypoint_is_a_valid_run_and_runners_fit_the_workers() -> None:
     config = load_config(REPO / argv[3], argv[4:])
     assert config.run.out_dir.is_relative_to("/runs"), "results go to the mounted volume"
     assert all(m.replicas == "per_node" for m in config.models)
-    offered = json.loads(json.loads(job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["rayStartParams"]["resources"]))
+    workers = job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]
+    offered = json.loads(json.loads(workers["rayStartParams"]["resources"]))  # KubeRay wants a quoted JSON string
     assert all(offered.get(k, 0) >= v for k, v in config.run.runner_resources.items())
     assert yaml.safe_load(job["spec"]["runtimeEnvYAML"])["working_dir"]
