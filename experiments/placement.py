@@ -102,12 +102,12 @@ class ReplicaSet:
         if self._cycle is None:
             import ray
 
-            from actors.model import RemoteModel
+            from actors.model import BatchingRemoteModel
 
             here = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
             local = [h for node, h in self.replicas if node is not None and node == here]
             self.local = len(local)
-            self._cycle = itertools.cycle([RemoteModel(h, self.name) for h in (local or self.handles)])
+            self._cycle = itertools.cycle([BatchingRemoteModel(h, self.name) for h in (local or self.handles)])
         return next(self._cycle)
 
     async def complete(self, request: CompletionRequest) -> Completion | Failure:
