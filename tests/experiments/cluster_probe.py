@@ -96,6 +96,31 @@ class Fault(threading.Thread):
                 os.kill(int(remote[0]["pid"]), signal.SIGKILL)
 
 
+def driver_killed_and_resumed(config: Any, out: Path) -> dict[str, Any]:
+    """``slmsim run`` in a child process, kill -9 once some results are on disk, run it again."""
+    import subprocess
+
+    from experiments.config_io import dump_config
+
+    path = out.parent / f"{out.name}.yaml"
+    path.write_text(dump_config(config))
+    results = out / "results.jsonl"
+    command = [sys.executable, "-m", "experiments.cli", "run", str(path)]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and first.poll() is None:
+        if results.exists() and len(results.read_bytes().splitlines()) >= 12:
+            break
+        time.sleep(0.05)
+    killed_at = len(results.read_bytes().splitlines()) if results.exists() else 0
+    first.kill()
+    first.wait()
+    second = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    events = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    starts = [e for e in events if e["event"] == "run_start"]
+    return {"killed_at": killed_at, "rc": second.returncode, "already_done": starts[-1]["already_done"]}
+
+
 def main(scenario: str, out: Path) -> dict[str, Any]:
     import ray
     from ray.cluster_utils import Cluster
@@ -123,6 +148,10 @@ def main(scenario: str, out: Path) -> dict[str, Any]:
             fault.start()
         started = time.perf_counter()
         config = probe_config(out, cluster.address)
+        if scenario == "kill_driver":
+            resumed = driver_killed_and_resumed(config, out)
+            ids = [json.loads(line)["problem_id"] for line in (out / "results.jsonl").read_text().splitlines()]
+            return {"nodes": nodes, "ids": ids, **resumed}
         pool = ModelPool(config.seed, config.store, store_dir_of(config), config.run.actor_restarts)
         summary = run_experiment(config, models=pool)
         wall = time.perf_counter() - started

@@ -3,6 +3,7 @@
 Each test runs ``tests/experiments/cluster_probe.py`` in its own process with its own
 ``RAY_TMPDIR``, so its cluster never meets the session's ``ray_session`` instance, and
 every process it started is found by an inherited marker and stopped whatever happens.
+The last test kills the driver (``slmsim run`` against the cluster) and re-runs it.
 The cluster: a head (no ``worker`` resource) and two workers offering ``worker``; runners
 ask for ``worker`` (``run.runner_resources``), both models have ``replicas: per_node``.
 """
@@ -92,3 +93,11 @@ def test_an_actor_killed_on_a_remote_node_loses_no_answer(probe: Any) -> None:
     assert report["fault_after"] < N
     _answered_once(report)
     assert any(a["restarts"] >= 1 for a in report["actors"]["ModelActor"]), "the killed replica was restarted"
+
+
+def test_a_driver_killed_mid_run_on_the_cluster_resumes_where_it_stopped(probe: Any) -> None:
+    report = probe("kill_driver")
+    assert 0 < report["killed_at"] < N, "the driver died with problems open"
+    assert report["rc"] == 0
+    assert report["already_done"] >= report["killed_at"], "the re-run starts from what was on disk"
+    assert len(report["ids"]) == N and len(set(report["ids"])) == N, "every problem answered exactly once"
