@@ -62,6 +62,10 @@ class ModelActor:
             self._failed += 1
         return reply
 
+    async def complete_many(self, requests: list[CompletionRequest]) -> list[Completion | Failure]:
+        """Several completions in one actor call (one Ray hop instead of ``len(requests)``)."""
+        return list(await asyncio.gather(*(self.complete(r) for r in requests)))
+
     async def stats(self) -> dict[str, Any]:
         """Counters for reports and benchmarks."""
         return {"model": self.spec.name, "served": self._served, "failed": self._failed}
@@ -88,6 +92,57 @@ class RemoteModel:
             if failure is None:
                 raise
             return failure.model_copy(update={"model": self.name})
+
+
+class BatchingRemoteModel(RemoteModel):
+    """``RemoteModel`` that sends the requests made in one event-loop turn as one actor call.
+
+    An orchestrator asks for its k samples (and other in-flight problems for theirs) all
+    at once; each Ray call costs both processes CPU (task submission, (de)serialising,
+    scheduling), so a batch of k costs about one call. Every request still gets its own
+    reply; a dead actor (after Ray's restarts) fails each request of the batch the same way.
+    """
+
+    MAX_BATCH = 64
+
+    def __init__(self, handle: Any, name: str) -> None:
+        super().__init__(handle, name)
+        self._pending: list[tuple[CompletionRequest, asyncio.Future[Completion | Failure]]] = []
+        self._sending: set[asyncio.Task[None]] = set()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"handle": self.handle, "name": self.name, "_pending": [], "_sending": set()}
+
+    async def complete(self, request: CompletionRequest) -> Completion | Failure:
+        future: asyncio.Future[Completion | Failure] = asyncio.get_running_loop().create_future()
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._pending.append((request, future))
+        return await future
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        for start in range(0, len(pending), self.MAX_BATCH):
+            task = asyncio.ensure_future(self._send(pending[start : start + self.MAX_BATCH]))
+            self._sending.add(task)  # a reference, so the task is not collected mid-flight
+            task.add_done_callback(self._sending.discard)
+
+    async def _send(self, batch: list[tuple[CompletionRequest, asyncio.Future[Completion | Failure]]]) -> None:
+        try:
+            replies: list[Completion | Failure] = await self.handle.complete_many.remote([r for r, _ in batch])
+        except Exception as exc:
+            failure = actor_failure(exc, f"model actor {self.name!r}")
+            for _, future in batch:
+                if future.done():
+                    continue
+                if failure is None:
+                    future.set_exception(exc)
+                else:
+                    future.set_result(failure.model_copy(update={"model": self.name}))
+            return
+        for (_, future), reply in zip(batch, replies, strict=True):
+            if not future.done():
+                future.set_result(reply)
 
 
 def actor_failure(exc: BaseException, who: str) -> Failure | None:

@@ -1,6 +1,7 @@
 """Requests per second through the full stack vs a bare aiohttp client, against serve-sim.
 
     python -m benchmarks.throughput [--latency-s 2.0] [--in-flight 64,256] [--rounds 4] [--repeats 3]
+    python -m benchmarks.throughput --latency-s 0.25,1,2 --in-flight 64,256,1024   # the issue #14 table
 
 Starts ``slmsim serve-sim`` (a subprocess, fixed extra latency per request), then for
 each concurrency C measures, in the same run and against the same server:
@@ -107,6 +108,7 @@ class AskJob:
 
     def __init__(self, model: Any) -> None:
         self.model = model
+        self._remote: Any = None
 
     async def __call__(self, problem: Problem, index: int) -> ProblemResult:
         request = CompletionRequest(
@@ -115,7 +117,11 @@ class AskJob:
             max_tokens=64,
             sample_index=index,
         )
-        reply = await self.model.complete.remote(request)
+        if self._remote is None:  # the runner's own adapter, as OrchestratorJob uses (batched calls)
+            from actors.model import BatchingRemoteModel
+
+            self._remote = BatchingRemoteModel(self.model, "bench")
+        reply = await self._remote.complete(request)
         error = reply if isinstance(reply, Failure) else None
         return ProblemResult(
             run_id="bench", problem_id=problem.id, index=index, benchmark="bench", orchestrator="bench",
@@ -219,32 +225,42 @@ def main(argv: list[str] | None = None) -> int:
     # 2 s is a short small-model completion (a few hundred tokens at ~150 tok/s). At 1 s and 256 in
     # flight a 2-core machine measures ~0.85: each Ray hop costs ~1 ms of CPU per request, and a
     # fixed latency returns all 256 replies in one burst, so the burst queues in the model actor.
-    parser.add_argument("--latency-s", type=float, default=2.0, help="serve-sim's fixed latency per request")
+    parser.add_argument(
+        "--latency-s", default="2.0", help="serve-sim's fixed latency per request; comma-separated for a table"
+    )
     parser.add_argument("--in-flight", default="64,256", help="comma-separated concurrency levels")
     parser.add_argument("--rounds", type=int, default=4, help="requests per level = rounds x in-flight")
     parser.add_argument("--repeats", type=int, default=3, help="alternating bare/full measurements per level")
     args = parser.parse_args(argv)
     levels = [int(x) for x in args.in_flight.split(",")]
+    latencies = [float(x) for x in args.latency_s.split(",")]
 
     from experiments.rayrt import ensure_ray
 
     # A SIGTERM (e.g. from `timeout`) must still stop the server subprocess in `finally`.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    port = free_port()
-    server = start_server(port, args.latency_s)
-    try:
-        print("starting Ray ...", flush=True)
-        ensure_ray()
-        print(
-            f"serve-sim at 127.0.0.1:{port}, {args.latency_s}s latency per request; "
-            f"{args.rounds} x in-flight requests per measurement, {args.repeats} repeats (median)"
-        )
-        results = asyncio.run(measure(f"http://127.0.0.1:{port}/v1", levels, args.rounds, args.repeats))
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-    ratios = ", ".join(f"{level} in flight {f / b:.2f}" for level, (b, f) in results.items())
-    print(f"ratio full/bare: {ratios}")
+    table: dict[float, dict[int, tuple[float, float]]] = {}
+    for latency in latencies:
+        port = free_port()
+        server = start_server(port, latency)
+        try:
+            print("starting Ray ...", flush=True)
+            ensure_ray()
+            print(
+                f"serve-sim at 127.0.0.1:{port}, {latency}s latency per request; "
+                f"{args.rounds} x in-flight requests per measurement, {args.repeats} repeats (median)"
+            )
+            table[latency] = asyncio.run(measure(f"http://127.0.0.1:{port}/v1", levels, args.rounds, args.repeats))
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+        ratios = ", ".join(f"{level} in flight {f / b:.2f}" for level, (b, f) in table[latency].items())
+        print(f"ratio full/bare at {latency}s: {ratios}")
+    print("\n| latency | " + " | ".join(f"{level} in flight" for level in levels) + " |")
+    print("|---|" + "---|" * len(levels))
+    for latency, results in table.items():
+        cells = " | ".join(f"{f / b:.2f} ({f:.0f}/{b:.0f} req/s)" for b, f in results.values())
+        print(f"| {latency:g} s | {cells} |")
     return 0
 
 

@@ -27,6 +27,7 @@ DELEGATED = {
     "sweep": ("experiments.sweep", "test-time scaling sweeps from a sample pool (no model calls)"),
     "select": ("experiments.selection", "SLM-MUX model selection search over a sample pool"),
     "stack-search": ("experiments.stack_search", "hierarchical tool stacking: warm-up, stacking search, test"),
+    "scale": ("experiments.scale", "scaling experiment: one run over a grid of runners, replicas and nodes"),
     "alpha-umi": ("experiments.alpha_umi", "alpha-UMi planner/caller/summarizer: static evaluation, loop, GLPFT data"),
 }
 

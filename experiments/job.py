@@ -44,9 +44,9 @@ class OrchestratorJob:
         return state
 
     def _models(self) -> dict[str, Model]:
-        from actors.model import RemoteModel
+        from actors.model import BatchingRemoteModel
 
-        return {n: RemoteModel(m, n) if _is_handle(m) else m for n, m in self.models.items()}
+        return {n: BatchingRemoteModel(m, n) if _is_handle(m) else m for n, m in self.models.items()}
 
     def _tools(self) -> dict[str, Any]:
         if not self.tools:

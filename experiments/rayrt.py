@@ -75,28 +75,57 @@ def ensure_ray(address: str | None = None, *, attempts: int = RAY_START_ATTEMPTS
 
 
 def spawn_model(
-    spec: ModelSpec, seed: int, store: StoreSpec, store_dir: Path | None, restarts: int = DEFAULT_RESTARTS
+    spec: ModelSpec,
+    seed: int,
+    store: StoreSpec,
+    store_dir: Path | None,
+    restarts: int = DEFAULT_RESTARTS,
+    node_id: str | None = None,
 ) -> Any:
-    """A model actor; async, so ``max_concurrency`` bounds requests it interleaves."""
+    """A model actor; async, so ``max_concurrency`` bounds requests it interleaves.
+
+    ``node_id`` pins it softly to a node (see ``experiments.placement``); ``spec.resources``
+    restricts it to nodes offering those custom resources.
+    """
     import ray
+
+    from experiments.placement import affinity
 
     return (
         ray.remote(ModelActor)
-        .options(num_cpus=ACTOR_CPUS, max_concurrency=max(1000, 4 * spec.max_in_flight), **supervised(restarts))
+        .options(
+            num_cpus=ACTOR_CPUS,
+            resources=dict(spec.resources) or None,
+            max_concurrency=max(1000, 4 * spec.max_in_flight),
+            **affinity(node_id),
+            **supervised(restarts),
+        )
         .remote(spec, seed, store, str(store_dir) if store_dir else None)
     )
 
 
-def spawn_runner(job: ProblemJob, problems_in_flight: int, timeout_s: float, restarts: int = DEFAULT_RESTARTS) -> Any:
-    """A runner actor evaluating problems of a shard, ``problems_in_flight`` at once."""
+def spawn_runner(
+    job: ProblemJob,
+    problems_in_flight: int,
+    timeout_s: float,
+    restarts: int = DEFAULT_RESTARTS,
+    strategy: str = "SPREAD",
+    resources: dict[str, float] | None = None,
+) -> Any:
+    """A runner actor evaluating problems of a shard, ``problems_in_flight`` at once.
+
+    ``strategy`` is Ray's scheduling strategy (SPREAD: runners on different nodes);
+    ``resources`` restricts runners to nodes offering those custom resources.
+    """
     import ray
 
     return (
         ray.remote(Runner)
         .options(
             num_cpus=ACTOR_CPUS,
+            resources=dict(resources or {}) or None,
             max_concurrency=problems_in_flight + 16,
-            scheduling_strategy="SPREAD",
+            scheduling_strategy=strategy,
             **supervised(restarts),
         )
         .remote(job, problems_in_flight, timeout_s)

@@ -24,6 +24,7 @@ import structlog
 from experiments.config_io import ConfigError, dump_config
 from experiments.errors import RunAborted
 from experiments.job import OrchestratorJob
+from experiments.placement import ReplicaSet, alive_nodes, check_runner_resources, replica_nodes
 from experiments.preflight import check_existing_run, check_run, load_dataset
 from experiments.progress import Progress
 from experiments.rayrt import DEFAULT_RESTARTS, ensure_ray, is_actor_death, spawn_model, spawn_runner
@@ -41,6 +42,8 @@ EXECUTION_FIELDS = {
     "timeout_s",
     "max_retries",
     "time_scale",
+    "replicas",
+    "resources",
 }
 
 
@@ -70,7 +73,11 @@ def store_dir_of(config: ExperimentConfig) -> Path:
 
 
 class ModelPool:
-    """One model actor per model spec, shared by every run that uses the pool."""
+    """The model actors of each model spec, shared by every run that uses the pool.
+
+    A spec with ``replicas: 1`` (the default) gets one actor handle; more replicas get a
+    ``ReplicaSet`` placed over the cluster's nodes (``experiments.placement``).
+    """
 
     def __init__(self, seed: int, store: StoreSpec, store_dir: Path | None, restarts: int = DEFAULT_RESTARTS) -> None:
         self.seed = seed
@@ -87,14 +94,35 @@ class ModelPool:
             if known is not None and known != spec:
                 raise ConfigError(f"model {spec.name!r} is already in the pool with a different spec")
             if known is None:
-                self.handles[spec.name] = spawn_model(spec, self.seed, self.store, self.store_dir, self.restarts)
+                self.handles[spec.name] = self._spawn(spec)
                 self.specs[spec.name] = spec
         return {s.name: self.handles[s.name] for s in specs}
+
+    def _spawn(self, spec: ModelSpec) -> Any:
+        if spec.replicas == 1 and not spec.resources:
+            return spawn_model(spec, self.seed, self.store, self.store_dir, self.restarts)
+        try:
+            nodes = replica_nodes(spec, alive_nodes())
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        replicas = [
+            (node, spawn_model(spec, self.seed, self.store, self.store_dir, self.restarts, node)) for node in nodes
+        ]
+        return replicas[0][1] if len(replicas) == 1 else ReplicaSet(spec.name, replicas)
+
+    def actors(self) -> list[tuple[str, Any]]:
+        """Every model actor with a name for messages, one per replica."""
+        out = []
+        for name, handle in self.handles.items():
+            group = handle.handles if isinstance(handle, ReplicaSet) else [handle]
+            suffix = len(group) > 1
+            out += [(f"model actor {name!r}" + (f" replica {i}" if suffix else ""), h) for i, h in enumerate(group)]
+        return out
 
     def shutdown(self) -> None:
         import ray
 
-        for handle in self.handles.values():
+        for _, handle in self.actors():
             ray.kill(handle)
         self.handles.clear()
         self.specs.clear()
@@ -252,13 +280,24 @@ async def _run_locked(
             ensure_ray(config.run.address)
             supervisor = Supervisor(config.run.actor_restarts)
             handles = pool.ensure(config.models)
-            for name, handle in handles.items():
-                supervisor.add(f"model actor {name!r}", handle)
+            for name, handle in pool.actors():
+                supervisor.add(name, handle)
             tools, extras = await _spawn_collaborators(config, handles, supervisor)
             job = OrchestratorJob(config, run_id, handles, tools, extras)
             run = config.run
+            try:
+                check_runner_resources(run.runner_resources, alive_nodes())
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
             runners = [
-                spawn_runner(job, run.problems_in_flight, run.problem_timeout_s, run.actor_restarts)
+                spawn_runner(
+                    job,
+                    run.problems_in_flight,
+                    run.problem_timeout_s,
+                    run.actor_restarts,
+                    run.runner_strategy,
+                    dict(run.runner_resources),
+                )
                 for _ in range(min(run.runners, len(todo)))
             ]
             for n, runner in enumerate(runners):

@@ -210,8 +210,17 @@ def actor_name(node: Node, config: StackingConfig, seed: int, model_ids: dict[st
 
 
 def _handle_id(handle: Any) -> str:
+    handle = getattr(handle, "handles", [handle])[0]  # a ReplicaSet: named by its first replica
     actor_id = getattr(handle, "_actor_id", None)
     return actor_id.hex() if actor_id is not None else str(id(handle))
+
+
+def _as_model(handle: Any, name: str) -> Any:
+    """A model actor handle as a ``Model``; a ``ReplicaSet`` (``replicas:`` > 1) already is one."""
+    from actors.model import RemoteModel
+    from experiments.placement import ReplicaSet
+
+    return handle if isinstance(handle, ReplicaSet) else RemoteModel(handle, name)
 
 
 def spawn_for_run(config: ExperimentConfig, model_handles: dict[str, Any]) -> dict[str, Any]:
@@ -226,9 +235,8 @@ def spawn_for_run(config: ExperimentConfig, model_handles: dict[str, Any]) -> di
     import ray
 
     from actors.agent import AgentActor, ModelTool, RemoteTool
-    from actors.model import RemoteModel
     from datasets import grader_for
-    from experiments.rayrt import ACTOR_CPUS
+    from experiments.rayrt import ACTOR_CPUS, supervised
     from orchestrators.react import ask_model, react_loop
 
     stacking = config.orchestrator
@@ -241,7 +249,7 @@ def spawn_for_run(config: ExperimentConfig, model_handles: dict[str, Any]) -> di
     model_ids = {name: _handle_id(h) for name, h in model_handles.items()}
 
     def model_tool(name: str) -> ModelTool:
-        remote = RemoteModel(model_handles[name], name)
+        remote = _as_model(model_handles[name], name)
         return ModelTool(name, remote, ask_model, grader_for, stacking, config.seed)
 
     def build(node: Node) -> Any:
@@ -258,12 +266,15 @@ def spawn_for_run(config: ExperimentConfig, model_handles: dict[str, Any]) -> di
                 get_if_exists=True,
                 num_cpus=ACTOR_CPUS,
                 max_concurrency=1000,
+                # Supervised like model actors: a ReAct step is a pure function of its
+                # request chain (models answer by request), so a re-submitted call is safe.
+                **supervised(config.run.actor_restarts),
             )
             .remote(
                 tool_label(node),
                 layer_of(node),
                 node.model,
-                RemoteModel(model_handles[node.model], node.model),
+                _as_model(model_handles[node.model], node.model),
                 tools,
                 react_loop,
                 grader_for,

@@ -60,6 +60,20 @@ class ModelSpec(Strict):
     time_scale: float = Field(default=0.0, ge=0.0)
     """sim: real seconds slept per simulated second of latency (0 = no sleeping)."""
     faults: FaultSpec = Field(default_factory=FaultSpec)
+    replicas: int | Literal["per_node"] = 1
+    """How many model actors serve this model: a count (spread over nodes), or ``per_node``
+    (one on every node alive at start). A runner calls a replica on its own node when there
+    is one. Execution only: replicas never change a result."""
+    resources: dict[str, float] = Field(default_factory=dict)
+    """Ray custom resources each replica needs, e.g. ``{gpu_box: 0.01}``: the replicas go only
+    to nodes started with that resource (``ray start --resources='{"gpu_box": 1}'``)."""
+
+    @field_validator("replicas")
+    @classmethod
+    def _replicas_positive(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and not 1 <= value <= 256:
+            raise ValueError(f"replicas must be 1..256 or 'per_node', got {value}")
+        return value
 
     @model_validator(mode="after")
     def _backend_fields(self) -> ModelSpec:
@@ -124,6 +138,10 @@ class RunSpec(Strict):
     backend's own retries, the defaults ride out an outage of about 75 s)."""
     actor_restarts: int = Field(default=3, ge=0, le=100)
     """How many times each model, judge and runner actor is restarted after its process dies."""
+    runner_strategy: Literal["SPREAD", "DEFAULT"] = "SPREAD"
+    """Ray scheduling strategy of runner actors: SPREAD puts them on different nodes."""
+    runner_resources: dict[str, float] = Field(default_factory=dict)
+    """Ray custom resources each runner actor needs: runners go only to nodes offering them."""
 
 
 # --- orchestrators -----------------------------------------------------------

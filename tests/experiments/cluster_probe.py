@@ -1,0 +1,186 @@
+"""A run on a 3-node Ray cluster started in this process, with an optional fault mid-run.
+
+``python -m tests.experiments.cluster_probe SCENARIO OUT_DIR`` prints one JSON line:
+where every actor ran, and what the run wrote. Run in its own process (with its own
+``RAY_TMPDIR``) by tests/experiments/test_cluster.py, so the cluster never meets the
+test session's Ray instance. Scenarios: ``placement`` (no fault), ``remove_node`` (a
+worker node removed mid-run), ``kill_remote`` (kill -9 of a model actor on a worker node).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+N_PROBLEMS = 60
+# Node death found in ~2 s instead of Ray's default ~30 s, so the probe stays short.
+FAST_HEALTH = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500, "health_check_failure_threshold": 4}
+
+
+def probe_config(out: Path, address: str) -> Any:
+    from experiments.config_io import config_from_tree
+
+    model = {"time_scale": 0.02, "replicas": "per_node"}
+    return config_from_tree(
+        {
+            "name": "cluster-probe",
+            "dataset": {"name": "synthetic", "limit": N_PROBLEMS},
+            "models": [
+                {"name": "L", "card": "Llama-3.1-8B-Instruct", **model},
+                {"name": "G", "card": "Gemma-2-27B-Instruct", **model},
+            ],
+            "orchestrator": {"kind": "slm_mux", "models": ["L", "G"], "k": 3},
+            "run": {
+                "out_dir": str(out),
+                "address": address,
+                "runners": 2,
+                "problems_in_flight": 4,
+                "progress": False,
+                "runner_resources": {"worker": 0.01},
+                "retry_backoff_s": 0.5,
+            },
+        }
+    )
+
+
+def actors_by_class() -> dict[str, list[dict[str, Any]]]:
+    import ray
+
+    out: dict[str, list[dict[str, Any]]] = {}
+    for actor in ray._private.state.actors().values():  # the GCS table: no dashboard needed
+        out.setdefault(actor["ActorClassName"], []).append(
+            {
+                "node": actor["Address"]["NodeID"],
+                "pid": actor["Pid"],
+                "state": actor["State"],
+                "restarts": actor["NumRestarts"],
+            }
+        )
+    return out
+
+
+class Fault(threading.Thread):
+    """Once ``after`` results are on disk, inject the scenario's fault on worker node 2."""
+
+    def __init__(self, scenario: str, results: Path, cluster: Any, victim_node: Any, after: int = 12) -> None:
+        super().__init__(daemon=True)
+        self.scenario, self.results, self.cluster, self.victim_node = scenario, results, cluster, victim_node
+        self.after = after
+        self.done_at: int | None = None
+        self.killed: dict[str, Any] | None = None
+
+    def run(self) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.results.exists() and len(self.results.read_bytes().splitlines()) >= self.after:
+                break
+            time.sleep(0.05)
+        self.done_at = len(self.results.read_bytes().splitlines()) if self.results.exists() else 0
+        if self.scenario == "remove_node":
+            self.cluster.remove_node(self.victim_node, allow_graceful=False)
+        elif self.scenario == "kill_remote":
+            remote = [
+                a
+                for a in actors_by_class().get("ModelActor", [])
+                if a["node"] == self.victim_node.node_id and a["state"] == "ALIVE"
+            ]
+            if remote:
+                self.killed = remote[0]
+                os.kill(int(remote[0]["pid"]), signal.SIGKILL)
+
+
+def driver_killed_and_resumed(config: Any, out: Path) -> dict[str, Any]:
+    """``slmsim run`` in a child process, kill -9 once some results are on disk, run it again."""
+    import subprocess
+
+    from experiments.config_io import dump_config
+
+    path = out.parent / f"{out.name}.yaml"
+    path.write_text(dump_config(config))
+    results = out / "results.jsonl"
+    command = [sys.executable, "-m", "experiments.cli", "run", str(path)]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and first.poll() is None:
+        if results.exists() and len(results.read_bytes().splitlines()) >= 12:
+            break
+        time.sleep(0.05)
+    killed_at = len(results.read_bytes().splitlines()) if results.exists() else 0
+    first.kill()
+    first.wait()
+    second = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    events = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    starts = [e for e in events if e["event"] == "run_start"]
+    return {"killed_at": killed_at, "rc": second.returncode, "already_done": starts[-1]["already_done"]}
+
+
+def main(scenario: str, out: Path) -> dict[str, Any]:
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from experiments.placement import ReplicaSet
+    from experiments.runner import ModelPool, run_experiment, store_dir_of
+
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 1,
+            "resources": {"head": 1},
+            "include_dashboard": False,
+            "_system_config": FAST_HEALTH,
+        },
+    )
+    try:
+        workers = [cluster.add_node(num_cpus=1, resources={"worker": 1, f"w{i}": 1}) for i in (1, 2)]
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, logging_level=logging.WARNING)
+        assert cluster.head_node is not None
+        nodes = {"head": cluster.head_node.node_id, "w1": workers[0].node_id, "w2": workers[1].node_id}
+        fault = Fault(scenario, out / "results.jsonl", cluster, workers[1])
+        if scenario != "placement":
+            fault.start()
+        started = time.perf_counter()
+        config = probe_config(out, cluster.address)
+        if scenario == "kill_driver":
+            resumed = driver_killed_and_resumed(config, out)
+            ids = [json.loads(line)["problem_id"] for line in (out / "results.jsonl").read_text().splitlines()]
+            return {"nodes": nodes, "ids": ids, **resumed}
+        pool = ModelPool(config.seed, config.store, store_dir_of(config), config.run.actor_restarts)
+        summary = run_experiment(config, models=pool)
+        wall = time.perf_counter() - started
+        served = []  # (model, node the replica was placed on, calls it served)
+        for name, handle in pool.handles.items():
+            assert isinstance(handle, ReplicaSet)
+            for node, replica in handle.replicas:
+                served.append((name, node, ray.get(replica.stats.remote())["served"]))
+        pool.shutdown()
+        if fault.is_alive():
+            fault.join(5)
+        ids = [json.loads(line)["problem_id"] for line in (out / "results.jsonl").read_text().splitlines()]
+        return {
+            "nodes": nodes,
+            "actors": actors_by_class(),
+            "n": summary.n,
+            "errors": summary.errors,
+            "open": summary.open_failures,
+            "ids": ids,
+            "served": served,
+            "fault_after": fault.done_at,
+            "killed": fault.killed,
+            "alive_nodes": sum(1 for n in ray.nodes() if n["Alive"]),
+            "wall_s": round(wall, 2),
+        }
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+if __name__ == "__main__":
+    print("PROBE " + json.dumps(main(sys.argv[1], Path(sys.argv[2]))), flush=True)
