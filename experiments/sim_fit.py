@@ -1,25 +1,28 @@
 """Fit the simulator to a recorded pool of samples and test its predictions (``slmsim calibrate --from POOL``).
 
-    slmsim calibrate --from runs/my_pool [--out DIR] [--holdout 0.5] [--seed 0]
+    slmsim calibrate --from runs/my_pool [more pools] [--out DIR] [--holdout 0.5] [--seed 0] [--folds 2]
 
 A pool (``experiments.pool``: k samples per model per problem, from live, replayed or
-simulated models) is split by a seeded hash of the problem ids into a *fit* half and a
-*held-out* half. On the fit half the simulator's parameters are fitted to the pool:
+simulated models; one pool per temperature, each fitted on its own) is split by a seeded
+hash of the problem ids into two halves. On the fit half the simulator's parameters are
+fitted to the pool:
 
 - per model: its ability, so that its mean single-sample accuracy at the pool's
   temperature matches (bisection on the simulator's exact expected accuracy);
-- per-problem structure: the benchmark's shared difficulty sd (how alike models'
-  per-problem accuracies are: the mean pairwise correlation across models);
+- per-problem structure: the benchmark's shared difficulty sd (the mean pairwise
+  correlation across models, and the spread of each model's per-problem accuracy);
 - sampling: ``stickiness`` (how often a model repeats itself: within-model agreement);
 - mistakes: ``focus_lost`` (how often two wrong samples of a model agree).
 
 The three global parameters are fitted by coordinate search over small grids (the
-abilities are refitted at every grid point). Then the fitted simulator draws a pool for
-the held-out problems, and self-consistency (best model on the fit half), SLM-MUX and
-Agent Forest over all models are scored per k on both pools with the same functions as
-the sweeps (``experiments.sweep.evaluate``): the error is the fitted simulator's
-prediction error on problems it never saw. Written to ``--out`` (default
-``POOL/sim_fit``): ``cards.yaml`` (the fitted cards, labelled) and ``report.json``.
+abilities are refitted at every grid point), on expectations over copies of the fit
+problems with fresh per-problem terms (``replicas``). The fitted simulator then predicts
+the held-out half as an average over such copies (their own terms are unknown), and
+self-consistency (best model on the fit half), SLM-MUX and Agent Forest over all models
+are scored per k on both sides with the sweeps' functions (``experiments.sweep.evaluate``),
+averaged over k-subsets of the samples. With 2 folds the halves swap and the table pools
+both. Written to ``--out`` (default ``POOL/sim_fit``): ``cards.yaml`` (fold 1's fitted
+cards, labelled) and ``report.json``. Docs: ``docs/simulator.md``.
 """
 
 from __future__ import annotations
@@ -45,8 +48,8 @@ from protocols.messages import Problem
 
 GRIDS: dict[str, tuple[float, ...]] = {
     "shared_sd": (0.5, 1.0, 1.5, 2.0, 3.0),
-    "stickiness": (0.5, 1.0, 2.0, 4.0),
-    "focus_lost": (0.2, 0.4, 0.6, 0.8, 0.95),
+    "stickiness": (0.5, 1.0, 2.0, 4.0, 8.0),
+    "focus_lost": (0.05, 0.2, 0.4, 0.6, 0.8, 0.95),
 }
 TEMPLATE = "Qwen2.5-7B-Instruct"
 """Non-skill traits (tokens, speed, collaboration) of a pool model that has no card."""
