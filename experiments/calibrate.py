@@ -2,7 +2,7 @@
 
     python -m experiments.calibrate           # fit and write actors/backends/sim/cards.yaml
     python -m experiments.calibrate --check   # verify the committed cards (exit 1 if off by > 1.5 points)
-    python -m experiments.calibrate --from POOL_DIR   # fit to a recorded pool (experiments.sim_fit)
+    python -m experiments.calibrate --from POOL_DIR [POOL_DIR ...]   # fit to recorded pools (sim_fit)
 
 Only single-model figures are used (``datasets/data/calibration/public_results.yaml``); no
 orchestration result enters the fit. For each card and benchmark the ability is chosen
@@ -405,8 +405,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--from",
         dest="pool",
+        nargs="+",
         default=None,
-        help="fit to a recorded pool directory instead (experiments.sim_fit) and report held-out prediction errors",
+        help="fit to recorded pool directories instead (experiments.sim_fit; e.g. one per temperature)"
+        " and report held-out prediction errors",
     )
     parser.add_argument("--out", default=None, help="with --from: where to write cards.yaml and report.json")
     parser.add_argument("--holdout", default="0.5", help="with --from: share of the pool's problems held out")
@@ -414,7 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.pool is not None:
         from experiments.sim_fit import main as fit_main
 
-        return fit_main([args.pool, "--holdout", args.holdout, *(["--out", args.out] if args.out else [])])
+        return fit_main([*args.pool, "--holdout", args.holdout, *(["--out", args.out] if args.out else [])])
     if not args.check:
         asyncio.run(calibrate())
         print(f"wrote {CARDS_PATH}")

@@ -48,7 +48,9 @@ def test_fit_recovers_the_known_cards_and_predicts_held_out_methods(
     # Small grids around the truth keep the test quick; the command searches the full ones.
     small = {"shared_sd": (1.0, 2.0), "stickiness": (1.0, 2.0), "focus_lost": (0.5, 0.8)}
     monkeypatch.setattr("experiments.sim_fit.GRIDS", small)
-    report = run(sim_pool, tmp_path / "fit", log=False, passes=1)
+    monkeypatch.setattr("experiments.sim_fit.REPLICAS_FIT", 2)
+    monkeypatch.setattr("experiments.sim_fit.REPLICAS_PREDICT", 4)
+    report = run(sim_pool, tmp_path / "fit", log=False, passes=1, folds=1)
     truth = load_cards()
     fitted = report["fitted"]["ability"]
     # Ordering and size of the abilities are recovered (the truth's synthetic abilities).
@@ -85,6 +87,8 @@ def test_a_one_model_pool_fits_and_predicts_self_consistency_only(
     entries = [e.model_copy(update={"samples": {MODELS[0]: e.samples[MODELS[0]]}}) for e in pool.entries]
     write_pool(one, entries, pool.meta.model_copy(update={"models": (MODELS[0],)}))
     monkeypatch.setattr("experiments.sim_fit.GRIDS", {"stickiness": (1.0, 2.0)})
-    report = run(one, tmp_path / "fit", log=False, passes=1)
+    monkeypatch.setattr("experiments.sim_fit.REPLICAS_FIT", 2)
+    monkeypatch.setattr("experiments.sim_fit.REPLICAS_PREDICT", 4)
+    report = run(one, tmp_path / "fit", log=False, passes=1, folds=1)
     assert set(report["mean_abs_error"]) == {"self_consistency"}
     assert report["fitted"]["ability"].keys() == {MODELS[0]}
