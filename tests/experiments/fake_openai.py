@@ -36,6 +36,7 @@ class FakeOpenAI:
         self.status = 200
         """Answer every request with this HTTP status (e.g. 400: a permanent client error)."""
         self._down = False
+        self._prompt_rank: dict[str, int] = {}
         self._tasks: set[asyncio.Future[None]] = set()
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -117,7 +118,10 @@ class FakeOpenAI:
         if self.echo_key:
             auth = request.headers.get("Authorization", "")
             key = auth.removeprefix("Bearer ")
-            if self.requests % 2 == 0:  # an error body that echoes the key in every encoding
+            # Every other distinct prompt (in first-seen order) always fails, so exactly half the
+            # problems error whatever the concurrency, batching or retries.
+            rank = self._prompt_rank.setdefault(prompt, len(self._prompt_rank))
+            if rank % 2 == 0:  # an error body that echoes the key in every encoding
                 echo = {
                     "raw": auth,
                     "url": urllib.parse.quote(key, safe=""),
