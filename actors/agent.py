@@ -1,6 +1,6 @@
 """A stacking agent as an actor whose tools are other actors, and the tool adapters it uses.
 
-``AgentActor`` is a plain class (tested in-process); ``experiments.structure`` makes
+``AgentActor`` is a plain class (tested in-process); ``experiments.studies.stacking.structure`` makes
 it remote in one place. Its ReAct loop and the raw-model tool call are injected as
 module-level functions (``orchestrators.react.react_loop`` / ``ask_model``), because
 actors may not import orchestrators; a module-level function pickles by reference.

@@ -150,7 +150,7 @@ def _kill_when(out: Path, after: int, class_name: str, done: dict[str, Any]) -> 
 
 
 def _mux(out: Path, problems: int) -> Any:
-    from experiments.config_io import config_from_tree
+    from experiments.runtime.config_io import config_from_tree
 
     return config_from_tree(
         {
@@ -174,7 +174,7 @@ def kill(problems: int) -> None:
     """An uninterrupted slm_mux run, then the same run with one actor class killed mid-run."""
     import ray
 
-    from experiments.runner import run_experiment
+    from experiments.runtime.driver import run_experiment
 
     ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR)
     work = Path(tempfile.mkdtemp(prefix="probe-kill-"))

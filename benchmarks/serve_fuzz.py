@@ -35,7 +35,9 @@ def threaded_server(
     problems: list[Problem], cards: tuple[str, ...] = (CARD,), seed: int = 0, **settings: Any
 ) -> Iterator[tuple[str, int]]:
     """A SimServer on a free loopback port, served by an event loop in a daemon thread: yields (host, port)."""
-    from experiments.serve_sim import ProblemLookup, ServerSettings, SimServer, sim_backends, start
+    from experiments.serve.app import ServerSettings, SimServer, start
+    from experiments.serve.cli import sim_backends
+    from experiments.serve.lookup import ProblemLookup
 
     loop = asyncio.new_event_loop()
     ready = threading.Event()

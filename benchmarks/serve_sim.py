@@ -192,7 +192,7 @@ async def health(session: aiohttp.ClientSession, url: str, left: list[int]) -> N
 
 
 def lookup_rates(problems: list[Problem]) -> None:
-    from experiments.problem_lookup import ProblemLookup
+    from experiments.serve.lookup import ProblemLookup
     from experiments.serve.wire import parse_request
 
     lookup = ProblemLookup(problems)
@@ -323,7 +323,7 @@ async def run(args: argparse.Namespace) -> None:
 
     from actors.backends.factory import base_backend
     from datasets import load_problems
-    from experiments.local_llm import wait_ready
+    from experiments.serve.local_llm import wait_ready
     from protocols.config import DatasetSpec
 
     math500 = load_problems(DatasetSpec(name="math500"))
@@ -332,7 +332,7 @@ async def run(args: argparse.Namespace) -> None:
         lookup_rates(math500 + gsm8k)
     cards = [args.card, "Qwen2.5-7B-Instruct", "Gemma-2-27B-Instruct"]
     port = free_port()
-    command = [sys.executable, "-m", "experiments.serve_sim", "--port", str(port), "--cards", ",".join(cards)]
+    command = [sys.executable, "-m", "experiments.serve.cli", "--port", str(port), "--cards", ",".join(cards)]
     proc = subprocess.Popen(command, cwd=Path(__file__).resolve().parents[1])
     url = f"http://127.0.0.1:{port}/v1"
     try:

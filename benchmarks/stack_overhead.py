@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from experiments.config_io import load_config
+from experiments.runtime.config_io import load_config
 from protocols.config import ExperimentConfig
 
 DEMO = "experiments/configs/demo_synthetic.yaml"
@@ -41,8 +41,8 @@ def _config(path: str, problems: int, out: Path, extra: list[str]) -> Experiment
 async def in_process(config: ExperimentConfig) -> tuple[int, float]:
     """(completions, seconds) for the orchestrator on in-process model objects."""
     from actors.model import ModelActor
-    from experiments.job import OrchestratorJob
-    from experiments.preflight import load_dataset
+    from experiments.runtime.job import OrchestratorJob
+    from experiments.runtime.preflight import load_dataset
 
     problems = load_dataset(config.dataset)
     models = {m.name: ModelActor(m, config.seed, config.store, None) for m in config.models}
@@ -62,7 +62,7 @@ async def in_process(config: ExperimentConfig) -> tuple[int, float]:
 
 
 def through_stack(config: ExperimentConfig) -> tuple[int, float]:
-    from experiments.runner import run_experiment
+    from experiments.runtime.driver import run_experiment
 
     started = time.perf_counter()
     summary = run_experiment(config)

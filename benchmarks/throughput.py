@@ -60,9 +60,9 @@ def free_port() -> int:
 
 def start_server(port: int, latency_s: float) -> subprocess.Popen[bytes]:
     """serve-sim in a subprocess; returns once it answers ``/v1/models``."""
-    from experiments.local_llm import wait_ready
+    from experiments.serve.local_llm import wait_ready
 
-    command = [sys.executable, "-m", "experiments.serve_sim", "--port", str(port), "--cards", CARD]
+    command = [sys.executable, "-m", "experiments.serve.cli", "--port", str(port), "--cards", CARD]
     command += ["--latency-s", str(latency_s), "--no-lookup"]
     proc = subprocess.Popen(command, cwd=Path(__file__).resolve().parents[1])
     try:
@@ -139,7 +139,7 @@ class FullStack:
     """A runner actor whose job asks a model actor (openai backend) per problem; spawned once per level."""
 
     def __init__(self, base_url: str, in_flight: int) -> None:
-        from experiments.rayrt import spawn_model, spawn_runner
+        from experiments.runtime.spawn import spawn_model, spawn_runner
 
         spec = ModelSpec(
             name="bench", backend="openai", base_url=base_url, model_id=CARD, max_in_flight=in_flight, timeout_s=60
@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     levels = [int(x) for x in args.in_flight.split(",")]
     latencies = [float(x) for x in args.latency_s.split(",")]
 
-    from experiments.rayrt import ensure_ray
+    from experiments.runtime.spawn import ensure_ray
 
     # A SIGTERM (e.g. from `timeout`) must still stop the server subprocess in `finally`.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -1,6 +1,6 @@
 """The experiment configuration: one frozen model per run, validated once at the edge.
 
-YAML loading and ``key=value`` overrides live in ``experiments.config_io``; this
+YAML loading and ``key=value`` overrides live in ``experiments.runtime.config_io``; this
 module only defines the shapes (stdlib + pydantic, like all of ``protocols``).
 """
 

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 import yaml
 
-from experiments.config_io import load_config
+from experiments.runtime.config_io import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFEST = REPO / "deploy" / "kuberay-rayjob.yaml"
@@ -31,7 +31,7 @@ def test_the_schema_rejects_a_misspelt_field() -> None:
 def test_the_entrypoint_is_a_valid_run_and_runners_fit_the_workers() -> None:
     job = yaml.safe_load(MANIFEST.read_text())
     argv = shlex.split(job["spec"]["entrypoint"])
-    assert argv[:3] == ["python", "-m", "experiments.runner"]
+    assert argv[:3] == ["python", "-m", "experiments.runtime.driver"]
     config = load_config(REPO / argv[3], argv[4:])
     assert config.run.out_dir.is_relative_to("/runs"), "results go to the mounted volume"
     assert all(m.replicas == "per_node" for m in config.models)

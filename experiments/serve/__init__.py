@@ -1,7 +1,6 @@
-"""serve-sim: the simulated models behind an OpenAI-compatible HTTP API (see docs/serve_sim.md)."""
+"""serve-sim: the simulated models behind an OpenAI-compatible HTTP API (see docs/serve_sim.md).
 
-from experiments.serve.app import ServerSettings, SimServer, start
-from experiments.serve.faults import ServerFaults, parse_faults
-from experiments.serve.wire import BadRequest
-
-__all__ = ["BadRequest", "ServerFaults", "ServerSettings", "SimServer", "parse_faults", "start"]
+Modules: lookup (which benchmark problem a prompt is about), wire (OpenAI wire format),
+roles (collaboration roles inferred from the conversation), features, faults, app, cli,
+local_llm (the real Gemma 3 270M on llama.cpp).
+"""

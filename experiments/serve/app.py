@@ -22,10 +22,10 @@ from typing import Any
 
 from aiohttp import web
 
-from experiments.problem_lookup import ProblemLookup
 from experiments.serve import features as ft
 from experiments.serve.faults import FaultInjector, ServerFaults
 from experiments.serve.guard import GuardedSite
+from experiments.serve.lookup import ProblemLookup
 from experiments.serve.reply import (
     Choice,
     chat_message,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from experiments.errors import report
+from experiments.runtime.errors import report
 from experiments.serve.app import ServerSettings, SimServer, start
 from experiments.serve.faults import parse_faults
 from protocols.config import ModelSpec
@@ -94,7 +94,7 @@ def settings_of(args: argparse.Namespace) -> ServerSettings:
 def build_server(args: argparse.Namespace) -> SimServer:
     """The server the flags describe (``ValueError`` naming a bad card, alias or problems file)."""
     from actors.backends.sim.cards import load_cards
-    from experiments.problem_lookup import ProblemLookup, load_lookup
+    from experiments.serve.lookup import ProblemLookup, load_lookup
 
     settings = settings_of(args)
     cards = [c.strip() for c in args.cards.split(",") if c.strip()]
@@ -142,3 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         report("serve-sim", str(exc))
         return 2
     return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -11,7 +11,7 @@ import pytest
 from actors.backends.sim import SimBackend
 from actors.backends.sim.cards import load_cards
 from actors.backends.sim.tooluse import CALL_SHARE, EMPTY_ARGS_SHARE, Skill, choose_call, skill_of
-from experiments.alpha_umi.static_run import evaluate_step
+from experiments.studies.alpha_umi.static_run import evaluate_step
 from orchestrators.alpha_umi.metrics import aggregate
 from orchestrators.alpha_umi.static import StaticStep, build_steps
 from protocols.alpha_umi import AgentSpec, AlphaUmiConfig
@@ -47,7 +47,7 @@ def _run(steps: list[StaticStep], agent: AgentSpec, seed: int) -> dict[str, floa
     async def go() -> list[object]:
         return list(await asyncio.gather(*(evaluate_step(s, config, models, "t") for s in steps)))  # type: ignore[arg-type]
 
-    from experiments.alpha_umi.static_run import step_score
+    from experiments.studies.alpha_umi.static_run import step_score
 
     m = aggregate([step_score(r) for r in asyncio.run(go())])  # type: ignore[arg-type]
     return {"plan_acc": m.plan_acc, "act_em": m.act_em, "hallu": m.hallu, "arg_f1": m.arg_f1, "rouge_l": m.rouge_l}

@@ -11,7 +11,9 @@ from aiohttp import web
 
 from actors.backends.openai import OpenAIBackend, parse_retry_after, render_prompt, wire_seed
 from actors.backends.wrappers import RetryBackend
-from experiments.serve_sim import ProblemLookup, ServerFaults, ServerSettings, SimServer, start
+from experiments.serve.app import ServerSettings, SimServer, start
+from experiments.serve.faults import ServerFaults
+from experiments.serve.lookup import ProblemLookup
 from protocols.config import ModelSpec, Price
 from protocols.messages import ChatMessage, Completion, CompletionRequest, Failure, Problem, Usage
 

@@ -8,8 +8,8 @@ import pytest
 
 from actors.backends.sim import load_cards
 from actors.backends.sim.world import World
-from experiments.calibrate import load_benchmark
-from experiments.validate_sim import Judge, answers, group_key, majority
+from experiments.studies.simulator.calibrate import load_benchmark
+from experiments.studies.simulator.validate import Judge, answers, group_key, majority
 from protocols.messages import Problem
 
 TRIO = ("Llama-3.1-8B-Instruct", "Mixtral-8x7B-Instruct", "Gemma-2-27B-Instruct")

@@ -25,7 +25,7 @@ FAST_HEALTH = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500
 
 
 def probe_config(out: Path, address: str) -> Any:
-    from experiments.config_io import config_from_tree
+    from experiments.runtime.config_io import config_from_tree
 
     model = {"time_scale": 0.02, "replicas": "per_node"}
     return config_from_tree(
@@ -100,7 +100,7 @@ def driver_killed_and_resumed(config: Any, out: Path) -> dict[str, Any]:
     """``slmsim run`` in a child process, kill -9 once some results are on disk, run it again."""
     import subprocess
 
-    from experiments.config_io import dump_config
+    from experiments.runtime.config_io import dump_config
 
     path = out.parent / f"{out.name}.yaml"
     path.write_text(dump_config(config))
@@ -125,8 +125,8 @@ def main(scenario: str, out: Path) -> dict[str, Any]:
     import ray
     from ray.cluster_utils import Cluster
 
-    from experiments.placement import ReplicaSet
-    from experiments.runner import ModelPool, run_experiment, store_dir_of
+    from experiments.runtime.driver import ModelPool, run_experiment, store_dir_of
+    from experiments.runtime.placement import ReplicaSet
 
     cluster = Cluster(
         initialize_head=True,

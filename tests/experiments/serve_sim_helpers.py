@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from experiments.serve_sim import ProblemLookup, ServerSettings, SimServer, start
+from experiments.serve.app import ServerSettings, SimServer, start
+from experiments.serve.lookup import ProblemLookup
 from protocols.messages import Completion, CompletionRequest, Failure, Problem, Usage
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from experiments.pool import Pool, PoolEntry, PoolMeta, PoolSample
+from experiments.studies.slm_mux.sample_pool import Pool, PoolEntry, PoolMeta, PoolSample
 
 
 def entry(

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from experiments.alpha_umi import main
-from experiments.alpha_umi.loop_run import run_loop_async
-from experiments.alpha_umi.static_run import run_static_async
-from experiments.config_io import load_model
+from experiments.runtime.config_io import load_model
+from experiments.studies.alpha_umi import main
+from experiments.studies.alpha_umi.loop_run import run_loop_async
+from experiments.studies.alpha_umi.static_run import run_static_async
 from protocols.alpha_umi import AlphaUmiConfig, LoopSummary, StaticSummary
 
 pytestmark = [pytest.mark.ray]

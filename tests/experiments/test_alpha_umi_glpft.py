@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments.alpha_umi import main
-from experiments.alpha_umi.glpft import FILES, backbone_samples, caller_samples, planner_samples
+from experiments.studies.alpha_umi import main
+from experiments.studies.alpha_umi.glpft import FILES, backbone_samples, caller_samples, planner_samples
 from orchestrators.alpha_umi.prompts import TOOLBENCH_PLANNER, tool_doc, tool_names
 
 DATA = Path(__file__).resolve().parents[2] / "datasets" / "data" / "alpha_umi_toolbench" / "out_of_domain.json"

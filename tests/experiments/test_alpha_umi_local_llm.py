@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from experiments.alpha_umi.loop_run import run_loop_async
-from experiments.config_io import load_model
-from experiments.local_llm import missing_packages, start_server, stop_server
+from experiments.runtime.config_io import load_model
+from experiments.serve.local_llm import missing_packages, start_server, stop_server
+from experiments.studies.alpha_umi.loop_run import run_loop_async
 from protocols.alpha_umi import AlphaUmiConfig
 
 pytestmark = [pytest.mark.llm, pytest.mark.ray, pytest.mark.slow]

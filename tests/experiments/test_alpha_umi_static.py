@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from rouge import Rouge
 
-from experiments.alpha_umi.static_run import run_static_async
-from experiments.config_io import validate_tree
+from experiments.runtime.config_io import validate_tree
+from experiments.studies.alpha_umi.static_run import run_static_async
 from orchestrators.alpha_umi.metrics import aggregate, parse_output, rouge_l_f, score_step
 from orchestrators.alpha_umi.static import StaticStep, build_steps
 from protocols.alpha_umi import AlphaUmiConfig, StaticSummary

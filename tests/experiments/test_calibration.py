@@ -7,7 +7,7 @@ import math
 import pytest
 
 from actors.backends.sim import load_cards
-from experiments.calibrate import (
+from experiments.studies.simulator.calibrate import (
     FITTED,
     INPUTS_PATH,
     TOLERANCE,
@@ -67,7 +67,7 @@ def test_gpqa_structure_fit_is_within_tolerance() -> None:
 async def test_committed_cards_match_their_targets_within_tolerance(names: tuple[str, ...]) -> None:
     """The real pipeline (sim backend + real graders, T=0, all problems) on the committed cards.
 
-    ``python -m experiments.calibrate --check`` does this for every card.
+    ``python -m experiments.studies.simulator.calibrate --check`` does this for every card.
     """
     rows = await check(load_cards(), names)
     assert len(rows) == 3 * len(names)
@@ -76,7 +76,7 @@ async def test_committed_cards_match_their_targets_within_tolerance(names: tuple
 
 
 async def test_validation_report_is_labelled_simulated_and_has_every_section() -> None:
-    from experiments.validate_sim import TRIO, orchestration_report, report
+    from experiments.studies.simulator.validate import TRIO, orchestration_report, report
 
     text = await report(ks=(1, 3), seeds=(0, 1), names=TRIO, limit=60)
     assert text.startswith("=") and "SIMULATED" in text.splitlines()[0]

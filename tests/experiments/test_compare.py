@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments.compare import common_dir, configs_from_tree, load_comparison, render, write_report
-from experiments.config_io import ConfigError
+from experiments.runtime.config_io import ConfigError
+from experiments.studies.compare import common_dir, configs_from_tree, load_comparison, render, write_report
 from protocols.messages import Usage
 from protocols.summary import RunSummary
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from experiments.compare import configs_from_tree, run_comparison, write_report
-from experiments.results import RESULTS, read_results
+from experiments.runtime.results import RESULTS, read_results
+from experiments.studies.compare import configs_from_tree, run_comparison, write_report
 
 MODELS = ["Llama-3.1-8B-Instruct", "Mixtral-8x7B-Instruct", "Gemma-2-27B-Instruct"]
 

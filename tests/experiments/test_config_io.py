@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.config_io import ConfigError, apply_overrides, load_config
+from experiments.runtime.config_io import ConfigError, apply_overrides, load_config
 
 GOOD = """
 name: t

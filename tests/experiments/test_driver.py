@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments.config_io import load_config
-from experiments.runner import run_experiment
+from experiments.runtime.config_io import load_config
+from experiments.runtime.driver import run_experiment
 from protocols.messages import ProblemResult
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from experiments.config_io import config_from_tree, read_tree
-from experiments.local_llm import MODEL_ALIAS, missing_packages, server_command, start_server, stop_server
-from experiments.runner import run_experiment
+from experiments.runtime.config_io import config_from_tree, read_tree
+from experiments.runtime.driver import run_experiment
+from experiments.serve.local_llm import MODEL_ALIAS, missing_packages, server_command, start_server, stop_server
 
 pytestmark = [pytest.mark.llm, pytest.mark.ray, pytest.mark.slow]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.pool import (
+from experiments.studies.slm_mux.sample_pool import (
     PoolMeta,
     PoolSpec,
     StudyConfig,
@@ -83,7 +83,7 @@ async def test_draw_in_process_then_round_trip_through_disk(tmp_path) -> None:
 
 
 def test_missing_pool_names_the_command(tmp_path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"python -m experiments\.pool"):
+    with pytest.raises(FileNotFoundError, match="slmsim pool"):
         read_pool(tmp_path)
 
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from experiments.config_io import ConfigError, config_from_tree
-from experiments.errors import RunAborted
-from experiments.preflight import check_models, check_writable_dir, first_bad_utf8_line, load_dataset
-from experiments.results import ResultsWriter, is_final, latest, read_results, summarize
-from experiments.rundir_lock import RunDirBusy, hold
+from experiments.runtime.config_io import ConfigError, config_from_tree
+from experiments.runtime.errors import RunAborted
+from experiments.runtime.lock import RunDirBusy, hold
+from experiments.runtime.preflight import check_models, check_writable_dir, first_bad_utf8_line, load_dataset
+from experiments.runtime.results import ResultsWriter, is_final, latest, read_results, summarize
 from protocols.config import DatasetSpec, ModelSpec, StoreSpec
 from protocols.messages import (
     CallRecord,
@@ -159,7 +159,7 @@ def test_bad_line_inside_results_names_file_and_line(tmp_path: Path) -> None:
 HOLDER = """
 import sys, time
 from pathlib import Path
-from experiments.rundir_lock import hold
+from experiments.runtime.lock import hold
 with hold(Path(sys.argv[1]), "slmsim run holder"):
     print("held", flush=True)
     time.sleep(120)
@@ -236,7 +236,7 @@ def test_dataset_errors_name_the_file_and_line(tmp_path: Path) -> None:
 def test_ray_start_failure_is_retried_then_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     import ray
 
-    from experiments import rayrt
+    from experiments.runtime import spawn as rayrt
 
     calls = []
 

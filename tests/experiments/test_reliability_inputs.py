@@ -86,7 +86,7 @@ def _existing_run(results: bytes, config_yaml: bytes | None = None) -> Setup:
     """A run directory left by an earlier run of the same experiment, then damaged."""
 
     def setup(tmp: Path) -> list[str]:
-        from experiments.config_io import dump_config, load_config
+        from experiments.runtime.config_io import dump_config, load_config
 
         path = _config(tmp)
         run = tmp / "run"
@@ -101,7 +101,7 @@ def _existing_run(results: bytes, config_yaml: bytes | None = None) -> Setup:
 
 
 def _other_experiment(tmp: Path) -> list[str]:
-    from experiments.config_io import dump_config, load_config
+    from experiments.runtime.config_io import dump_config, load_config
 
     path = _config(tmp)
     (tmp / "run").mkdir()
@@ -290,7 +290,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(
 HOLD = """
 import sys, time
 from pathlib import Path
-from experiments.rundir_lock import hold
+from experiments.runtime.lock import hold
 with hold(Path(sys.argv[1]), "slmsim run t"):
     print("held", flush=True)
     time.sleep(120)

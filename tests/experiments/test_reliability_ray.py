@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 
 from experiments.cli import main
-from experiments.config_io import config_from_tree, dump_config
-from experiments.runner import run_experiment
+from experiments.runtime.config_io import config_from_tree, dump_config
+from experiments.runtime.driver import run_experiment
 from protocols.config import ExperimentConfig
 from protocols.messages import ProblemResult
 from tests.experiments.fake_openai import FakeOpenAI

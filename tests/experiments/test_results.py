@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.results import ResultsWriter, read_results, summarize, wilson
+from experiments.runtime.results import ResultsWriter, read_results, summarize, wilson
 from protocols.messages import CallRecord, Completion, Failure, ProblemResult, Totals, Usage
 
 

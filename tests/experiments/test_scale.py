@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from experiments.config_io import read_tree
-from experiments.scale import ScaleSpec, Target, answer, critical_path_s, main, point_config, write_outputs
+from experiments.runtime.config_io import read_tree
+from experiments.studies.scale import ScaleSpec, Target, answer, critical_path_s, main, point_config, write_outputs
 from protocols.messages import CallRecord, Completion, ProblemResult
 from tests.processes import kill_all, marked_processes
 
@@ -32,7 +32,7 @@ def test_a_grid_point_changes_only_execution_knobs(tmp_path: Path) -> None:
     assert config.dataset.limit == 50 and config.run.runners == 4 and config.run.problems_in_flight == 8
     assert all(m.time_scale == 0.2 and m.replicas == "per_node" for m in config.models)
     assert config.run.out_dir == tmp_path / "points" / "n2-r4-f8-repper_node"
-    from experiments.runner import run_id_of
+    from experiments.runtime.driver import run_id_of
 
     other = point_config(read_tree(DEMO), spec, {**point, "runners": 1, "replicas": 1}, "127.0.0.1:1")
     assert run_id_of(config) == run_id_of(other), "the grid's points are the same experiment"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from experiments.pool import SelectionSpec, SplitSpec, StudyConfig, split_ids
-from experiments.selection import (
+from experiments.studies.slm_mux.sample_pool import SelectionSpec, SplitSpec, StudyConfig, split_ids
+from experiments.studies.slm_mux.selection import (
     fold_of,
     mux_cross_validated,
     offers_of,

@@ -10,7 +10,9 @@ import aiohttp
 import openai
 import pytest
 
-from experiments.serve_sim import ProblemLookup, ServerFaults, ServerSettings, SimServer, parse_faults, start
+from experiments.serve.app import ServerSettings, SimServer, start
+from experiments.serve.faults import ServerFaults, parse_faults
+from experiments.serve.lookup import ProblemLookup
 from protocols.messages import Problem
 from tests.experiments.serve_sim_helpers import DUCKS, ONE, PROBLEMS, MakeServer, Recorder, Served
 
@@ -258,7 +260,7 @@ async def test_official_client_streams_chat_and_completions_in_several_chunks(se
 
 
 async def test_real_simulator_answers_a_known_problem_with_text_matching_usage() -> None:
-    from experiments.serve_sim import sim_backends
+    from experiments.serve.cli import sim_backends
 
     server = SimServer(sim_backends(["Llama-3.1-8B-Instruct"], 0, 0.0), ServerSettings(), ProblemLookup(PROBLEMS))
     runner, port = await start(server, "127.0.0.1", 0)
@@ -321,7 +323,7 @@ def test_lookup_is_one_pass_over_a_big_prompt() -> None:
     ],
 )
 def test_bad_flags_exit_2_with_one_line(argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from experiments.serve_sim import main
+    from experiments.serve.cli import main
 
     assert main([*argv, "--no-lookup"]) == 2
     err = capsys.readouterr().err.strip()
@@ -329,7 +331,7 @@ def test_bad_flags_exit_2_with_one_line(argv: list[str], needle: str, capsys: py
 
 
 def test_a_problems_file_is_loaded_and_a_bad_line_is_named(tmp_path: Path) -> None:
-    from experiments.problem_lookup import load_problem_file
+    from experiments.serve.lookup import load_problem_file
 
     good = tmp_path / "mine.jsonl"
     good.write_text(

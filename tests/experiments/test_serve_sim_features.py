@@ -11,8 +11,10 @@ import openai
 import pytest
 
 from datasets import load_problems
+from experiments.serve.app import ServerSettings, SimServer, start
+from experiments.serve.cli import sim_backends
+from experiments.serve.lookup import ProblemLookup
 from experiments.serve.roles import extract_answer
-from experiments.serve_sim import ProblemLookup, ServerSettings, SimServer, sim_backends, start
 from protocols.config import DatasetSpec
 from protocols.messages import Problem
 

@@ -133,7 +133,9 @@ def test_a_client_can_force_the_role() -> None:
 async def test_an_aggregator_over_http_listens_to_its_references() -> None:
     """The issue's MoA bug: an aggregator whose references are mostly right must not answer alone."""
     from datasets import load_problems
-    from experiments.serve_sim import ProblemLookup, ServerSettings, SimServer, sim_backends, start
+    from experiments.serve.app import ServerSettings, SimServer, start
+    from experiments.serve.cli import sim_backends
+    from experiments.serve.lookup import ProblemLookup
     from protocols.config import DatasetSpec
 
     problems = load_problems(DatasetSpec(name="math500"))[200:260]

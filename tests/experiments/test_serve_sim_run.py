@@ -26,7 +26,7 @@ from typing import NamedTuple
 import pytest
 import yaml
 
-from experiments.local_llm import wait_ready
+from experiments.serve.local_llm import wait_ready
 from protocols.summary import RunSummary
 
 pytestmark = [pytest.mark.slow]

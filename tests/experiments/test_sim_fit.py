@@ -9,9 +9,9 @@ import pytest
 
 from actors.backends.sim import SimBackend, load_cards
 from datasets.synthetic import generate
-from experiments.pool import PoolMeta, PoolSpec, draw_pool_in_process, read_pool, write_pool
-from experiments.sim_fit import main, pool_stats, run
-from experiments.validate_sim import FastGrader
+from experiments.studies.simulator.pool_fit import main, pool_stats, run
+from experiments.studies.simulator.validate import FastGrader
+from experiments.studies.slm_mux.sample_pool import PoolMeta, PoolSpec, draw_pool_in_process, read_pool, write_pool
 from orchestrators.base import Collaborators
 from protocols.config import ModelSpec
 
@@ -47,9 +47,9 @@ def test_fit_recovers_the_known_cards_and_predicts_held_out_methods(
 ) -> None:
     # Small grids around the truth keep the test quick; the command searches the full ones.
     small = {"shared_sd": (1.0, 2.0), "stickiness": (1.0, 2.0), "focus_lost": (0.5, 0.8)}
-    monkeypatch.setattr("experiments.sim_fit.GRIDS", small)
-    monkeypatch.setattr("experiments.sim_fit.REPLICAS_FIT", 2)
-    monkeypatch.setattr("experiments.sim_fit.REPLICAS_PREDICT", 4)
+    monkeypatch.setattr("experiments.studies.simulator.pool_fit.GRIDS", small)
+    monkeypatch.setattr("experiments.studies.simulator.pool_fit.REPLICAS_FIT", 2)
+    monkeypatch.setattr("experiments.studies.simulator.pool_fit.REPLICAS_PREDICT", 4)
     report = run(sim_pool, tmp_path / "fit", log=False, passes=1, folds=1)
     truth = load_cards()
     fitted = report["fitted"]["ability"]
@@ -86,9 +86,9 @@ def test_a_one_model_pool_fits_and_predicts_self_consistency_only(
     one = tmp_path / "one"
     entries = [e.model_copy(update={"samples": {MODELS[0]: e.samples[MODELS[0]]}}) for e in pool.entries]
     write_pool(one, entries, pool.meta.model_copy(update={"models": (MODELS[0],)}))
-    monkeypatch.setattr("experiments.sim_fit.GRIDS", {"stickiness": (1.0, 2.0)})
-    monkeypatch.setattr("experiments.sim_fit.REPLICAS_FIT", 2)
-    monkeypatch.setattr("experiments.sim_fit.REPLICAS_PREDICT", 4)
+    monkeypatch.setattr("experiments.studies.simulator.pool_fit.GRIDS", {"stickiness": (1.0, 2.0)})
+    monkeypatch.setattr("experiments.studies.simulator.pool_fit.REPLICAS_FIT", 2)
+    monkeypatch.setattr("experiments.studies.simulator.pool_fit.REPLICAS_PREDICT", 4)
     report = run(one, tmp_path / "fit", log=False, passes=1, folds=1)
     assert set(report["mean_abs_error"]) == {"self_consistency"}
     assert report["fitted"]["ability"].keys() == {MODELS[0]}

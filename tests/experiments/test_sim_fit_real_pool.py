@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments.pool import read_pool
-from experiments.sim_fit import _dataset_problems, problem_of, run, subset_accuracy
+from experiments.studies.simulator.pool_fit import _dataset_problems, problem_of, run, subset_accuracy
+from experiments.studies.slm_mux.sample_pool import read_pool
 
 POOLS = Path(__file__).resolve().parents[1] / "fixtures" / "pool_gemma270m"
 MODEL = "gemma-3-270m"
@@ -18,9 +18,9 @@ def test_fit_and_predict_on_the_real_pool_is_within_its_sampling_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Small grids and fewer problem replicas keep it to seconds; the command searches the full grids.
-    monkeypatch.setattr("experiments.sim_fit.GRIDS", {"shared_sd": (0.5, 1.0), "stickiness": (4.0,)})
-    monkeypatch.setattr("experiments.sim_fit.REPLICAS_FIT", 4, raising=False)
-    monkeypatch.setattr("experiments.sim_fit.REPLICAS_PREDICT", 8, raising=False)
+    monkeypatch.setattr("experiments.studies.simulator.pool_fit.GRIDS", {"shared_sd": (0.5, 1.0), "stickiness": (4.0,)})
+    monkeypatch.setattr("experiments.studies.simulator.pool_fit.REPLICAS_FIT", 4, raising=False)
+    monkeypatch.setattr("experiments.studies.simulator.pool_fit.REPLICAS_PREDICT", 8, raising=False)
     report = run(POOLS / "t0.3", tmp_path / "fit", log=False, passes=1)
     # The pool's own sampling sd of a held-out accuracy is ~7.7 points (40 problems); the
     # broken loop (shipped GSM8K records standing in for the pool's problems, one realised

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments.config_io import ConfigError
-from experiments.stack_search import (
+from experiments.runtime.config_io import ConfigError
+from experiments.studies.stacking.search import (
     Evaluation,
     layer_candidates,
     load_search_config,
@@ -19,8 +19,8 @@ from experiments.stack_search import (
     train_sample,
     warm_up,
 )
-from experiments.stack_tables import markdown_table
-from experiments.structure import Node, agent, parse_structure, render, x_k
+from experiments.studies.stacking.structure import Node, agent, parse_structure, render, x_k
+from experiments.studies.stacking.tables import markdown_table
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -181,8 +181,8 @@ def test_agent_helper_defaults_to_anchor_model() -> None:
 
 
 def test_candidate_run_ids_do_not_depend_on_the_search_directory(tmp_path: Path) -> None:
-    from experiments.runner import run_id_of
-    from experiments.stack_search import SearchDriver
+    from experiments.runtime.driver import run_id_of
+    from experiments.studies.stacking.search import SearchDriver
 
     config = load_search_config(REPO / "experiments" / "configs" / "stacking_math500.yaml")
     tree = x_k("Qwen2.5-72B-Instruct", 1)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.stack_search import load_search_config, run_search_async
+from experiments.studies.stacking.search import load_search_config, run_search_async
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from experiments.structure import (
+from experiments.studies.stacking.structure import (
     AgentNode,
     ModelNode,
     StructureError,

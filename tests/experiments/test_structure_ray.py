@@ -49,7 +49,7 @@ def test_spawn_for_run_builds_a_working_tree_and_shares_named_agents(ray_session
     from ray import cloudpickle
 
     from actors.model import ModelActor
-    from experiments.structure import spawn_for_run
+    from experiments.studies.stacking.structure import spawn_for_run
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     cfg = config()

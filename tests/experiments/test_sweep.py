@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from experiments.pool import SplitSpec, StudyConfig, SweepSpec, split_ids
-from experiments.sweep import (
+from experiments.studies.slm_mux.sample_pool import SplitSpec, StudyConfig, SweepSpec, split_ids
+from experiments.studies.slm_mux.sweep import (
     Point,
     choose_k,
     evaluate,

@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from actors.backends.sim.cards import INPUTS_PATH
-from experiments.orch_fit import (
+from experiments.studies.simulator.figures import Row
+from experiments.studies.simulator.orch_fit import (
     FITTED,
     Figure,
     FitResult,
@@ -20,7 +21,6 @@ from experiments.orch_fit import (
     save_fit,
     write_inputs,
 )
-from experiments.sim_figures import Row
 
 
 def test_every_orchestration_figure_is_read_with_its_spread() -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from actors.tool_env import ReplayToolEnv, canonical
-from experiments.alpha_umi.calc_tasks import calculator_records
-from experiments.alpha_umi.loop_run import loop_tasks
-from experiments.config_io import validate_tree
+from experiments.runtime.config_io import validate_tree
+from experiments.studies.alpha_umi.calc_tasks import calculator_records
+from experiments.studies.alpha_umi.loop_run import loop_tasks
 from orchestrators.alpha_umi.loop import LoopTask, run_agent, run_multi, run_single
 from orchestrators.alpha_umi.prompts import PLANNER_CUE, PROMPTS, SEP
 from orchestrators.alpha_umi.roles import RoleCaller

@@ -1,0 +1,7 @@
+"""``python -m experiments.cli`` is ``slmsim``."""
+
+import sys
+
+from experiments.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The run machinery every study shares: driver, run directory, results, progress, Ray start-up."""

@@ -1,0 +1,438 @@
+"""The parallel experiment driver: shard problems over runner actors, stream results to disk.
+
+``run_experiment(config)`` is the whole life of a run: check everything that can be
+checked before Ray starts (``experiments.runtime.preflight``), lock the run directory, load
+problems, skip those already done (resume), spawn supervised model and runner actors,
+keep a bounded number of problems in flight, re-attempt problems that hit a transient
+failure, append each result as it arrives, then write the summary. Killing it at any
+point loses no finished result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from experiments.runtime.config_io import ConfigError, dump_config
+from experiments.runtime.errors import RunAborted
+from experiments.runtime.job import OrchestratorJob
+from experiments.runtime.lock import hold
+from experiments.runtime.placement import ReplicaSet, alive_nodes, check_runner_resources, replica_nodes
+from experiments.runtime.preflight import check_existing_run, check_run, load_dataset
+from experiments.runtime.progress import Progress
+from experiments.runtime.results import CONFIG, LOG, SUMMARY, ResultsWriter, summarize
+from experiments.runtime.spawn import DEFAULT_RESTARTS, ensure_ray, is_actor_death, spawn_model, spawn_runner
+from protocols.config import ExperimentConfig, ModelSpec, RunSpec, SlmMuxConfig, StackingConfig, StoreSpec
+from protocols.messages import Problem, ProblemResult, transient_failure
+from protocols.summary import RunSummary
+
+# Per-model knobs that change how fast or how politely a run executes, never its results.
+EXECUTION_FIELDS = {
+    "max_in_flight",
+    "requests_per_minute",
+    "tokens_per_minute",
+    "timeout_s",
+    "max_retries",
+    "time_scale",
+    "replicas",
+    "resources",
+}
+
+
+def config_identity(config: ExperimentConfig) -> dict[str, Any]:
+    """What makes two runs the same experiment: everything but how it executes.
+
+    Resuming may change ``run.*``, the response store's mode (a recorded run re-run in
+    replay mode is the same experiment, so it gets the same run id) and per-model
+    execution knobs (e.g. more requests in flight), but not the dataset, models,
+    orchestrator or seed. Each completion still says where it came from (``source``).
+    """
+    tree = config.model_dump(mode="json", exclude={"run", "store"})
+    for model in tree["models"]:
+        for key in EXECUTION_FIELDS:
+            model.pop(key, None)
+    return tree
+
+
+def run_id_of(config: ExperimentConfig) -> str:
+    """A deterministic id: the config name plus a hash of its identity."""
+    digest = hashlib.sha256(json.dumps(config_identity(config), sort_keys=True).encode()).hexdigest()[:10]
+    return f"{config.name}-{digest}"
+
+
+def store_dir_of(config: ExperimentConfig) -> Path:
+    return config.store.path or (config.run.out_dir / "store")
+
+
+class ModelPool:
+    """The model actors of each model spec, shared by every run that uses the pool.
+
+    A spec with ``replicas: 1`` (the default) gets one actor handle; more replicas get a
+    ``ReplicaSet`` placed over the cluster's nodes (``experiments.runtime.placement``).
+    """
+
+    def __init__(self, seed: int, store: StoreSpec, store_dir: Path | None, restarts: int = DEFAULT_RESTARTS) -> None:
+        self.seed = seed
+        self.store = store
+        self.store_dir = store_dir
+        self.restarts = restarts
+        self.handles: dict[str, Any] = {}
+        self.specs: dict[str, ModelSpec] = {}
+
+    def ensure(self, specs: tuple[ModelSpec, ...] | list[ModelSpec]) -> dict[str, Any]:
+        """Spawn the models not yet in the pool; a name reused with another spec is an error."""
+        for spec in specs:
+            known = self.specs.get(spec.name)
+            if known is not None and known != spec:
+                raise ConfigError(f"model {spec.name!r} is already in the pool with a different spec")
+            if known is None:
+                self.handles[spec.name] = self._spawn(spec)
+                self.specs[spec.name] = spec
+        return {s.name: self.handles[s.name] for s in specs}
+
+    def _spawn(self, spec: ModelSpec) -> Any:
+        if spec.replicas == 1 and not spec.resources:
+            return spawn_model(spec, self.seed, self.store, self.store_dir, self.restarts)
+        try:
+            nodes = replica_nodes(spec, alive_nodes())
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        replicas = [
+            (node, spawn_model(spec, self.seed, self.store, self.store_dir, self.restarts, node)) for node in nodes
+        ]
+        return replicas[0][1] if len(replicas) == 1 else ReplicaSet(spec.name, replicas)
+
+    def actors(self) -> list[tuple[str, Any]]:
+        """Every model actor with a name for messages, one per replica."""
+        out = []
+        for name, handle in self.handles.items():
+            group = handle.handles if isinstance(handle, ReplicaSet) else [handle]
+            suffix = len(group) > 1
+            out += [(f"model actor {name!r}" + (f" replica {i}" if suffix else ""), h) for i, h in enumerate(group)]
+        return out
+
+    def shutdown(self) -> None:
+        import ray
+
+        for _, handle in self.actors():
+            ray.kill(handle)
+        self.handles.clear()
+        self.specs.clear()
+
+
+class Supervisor:
+    """The run's supervised actors by name; tells an actor that is dead for good from one restarting."""
+
+    def __init__(self, restarts: int) -> None:
+        self.restarts = restarts
+        self.actors: dict[str, Any] = {}
+
+    def add(self, name: str, handle: Any) -> None:
+        self.actors[name] = handle
+
+    async def dead(self, timeout_s: float = 30.0) -> str | None:
+        """One line naming the first actor that died beyond its restart budget, or None.
+
+        A restarting actor answers once it is back (or not within ``timeout_s``: then it is
+        not known to be dead, and the run goes on).
+        """
+        for name, handle in self.actors.items():
+            try:
+                await asyncio.wait_for(handle.__ray_ready__.remote(), timeout_s)
+            except TimeoutError:
+                continue
+            except Exception as exc:
+                if is_actor_death(exc):
+                    return self.why(name, exc)
+                raise
+        return None
+
+    def why(self, name: str, exc: BaseException) -> str:
+        cause = " ".join(str(exc).split())[:200]
+        return (
+            f"{name} died and its restart budget ({self.restarts}, run.actor_restarts) is spent: {cause}; "
+            "finished results are kept, re-run the same command to resume"
+        )
+
+
+def prepare_run_dir(config: ExperimentConfig) -> Path:
+    """Create the run directory, or check (again, now under the lock) that it holds this same experiment."""
+    check_existing_run(config)
+    out = config.run.out_dir
+    saved = out / CONFIG
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = saved.with_suffix(".tmp")
+    tmp.write_text(dump_config(config))
+    tmp.replace(saved)
+    return out
+
+
+def make_logger(path: Path) -> tuple[Any, Any]:
+    """A structlog JSON-lines logger writing to ``path`` (no global configuration touched)."""
+    fh = path.open("a", encoding="utf-8")
+    logger = structlog.wrap_logger(
+        structlog.WriteLogger(fh),
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.JSONRenderer(sort_keys=True),
+        ],
+    )
+    return logger, fh
+
+
+async def _spawn_collaborators(
+    config: ExperimentConfig, model_handles: dict[str, Any], supervisor: Supervisor
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Actors an orchestrator needs beyond models: agent trees, the MUX judge."""
+    tools: dict[str, Any] = {}
+    extras: dict[str, Any] = {}
+    if isinstance(config.orchestrator, StackingConfig):
+        from experiments.studies.stacking.structure import spawn_for_run
+
+        tools = spawn_for_run(config, model_handles)
+    if isinstance(config.orchestrator, SlmMuxConfig):
+        from experiments.runtime.spawn import spawn_mux_judge
+
+        extras["mux_judge"] = spawn_mux_judge(config.run.actor_restarts)
+        supervisor.add("the MuxJudge actor", extras["mux_judge"])
+    return tools, extras
+
+
+async def run_experiment_async(
+    config: ExperimentConfig,
+    *,
+    models: ModelPool | None = None,
+    problems: list[Problem] | None = None,
+    progress_label: str | None = None,
+    retry_failed: bool = False,
+) -> RunSummary:
+    """Run (or resume) one experiment into ``config.run.out_dir``; returns its summary.
+
+    Resume skips the problems with a final result; problems whose result carries a
+    transient failure are attempted again (every failed one with ``retry_failed``).
+
+    Args:
+        config: the validated experiment.
+        models: a shared pool of model actors (e.g. all candidates of a search layer);
+            a private pool is made and torn down when None.
+        problems: the problems to use instead of loading ``config.dataset``.
+        progress_label: the progress bar's title (defaults to the config name).
+        retry_failed: also re-attempt problems recorded with a permanent failure.
+
+    Raises:
+        ConfigError, DatasetError: bad input, found before anything is written.
+        RunDirBusy: another driver holds the run directory.
+        RunAborted: an actor died beyond its restart budget, or Ray would not start;
+            the results that finished are on disk and a re-run resumes.
+    """
+    started = time.perf_counter()
+    # Before the run directory exists: bad input leaves nothing behind.
+    check_run(config)
+    if problems is None:
+        problems = load_dataset(config.dataset)
+    with hold(config.run.out_dir, f"slmsim run {config.name}"):
+        return await _run_locked(config, models, problems, progress_label, retry_failed, started)
+
+
+async def _run_locked(
+    config: ExperimentConfig,
+    models: ModelPool | None,
+    problems: list[Problem],
+    progress_label: str | None,
+    retry_failed: bool,
+    started: float,
+) -> RunSummary:
+    out = prepare_run_dir(config)
+    run_id = run_id_of(config)
+    writer = ResultsWriter(out, retry_failed=retry_failed)
+    done = writer.done_ids
+    todo = [(i, p) for i, p in enumerate(problems) if p.id not in done]
+    log, log_fh = make_logger(out / LOG)
+    log.info(
+        "run_start",
+        run_id=run_id,
+        name=config.name,
+        orchestrator=config.orchestrator.kind,
+        problems=len(problems),
+        already_done=len(problems) - len(todo),
+        reattempted=len([p for _, p in todo if p.id in writer.results]),
+    )
+    own_pool = models is None
+    pool = models or ModelPool(config.seed, config.store, store_dir_of(config), config.run.actor_restarts)
+    bar = Progress(
+        total=len(problems),
+        done=[r for pid, r in writer.results.items() if pid in done],
+        label=progress_label or config.name,
+        enabled=config.run.progress,
+    )
+    aborted: RunAborted | None = None
+    try:
+        if todo:
+            ensure_ray(config.run.address)
+            supervisor = Supervisor(config.run.actor_restarts)
+            handles = pool.ensure(config.models)
+            for name, handle in pool.actors():
+                supervisor.add(name, handle)
+            tools, extras = await _spawn_collaborators(config, handles, supervisor)
+            job = OrchestratorJob(config, run_id, handles, tools, extras)
+            run = config.run
+            try:
+                check_runner_resources(run.runner_resources, alive_nodes())
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+            runners = [
+                spawn_runner(
+                    job,
+                    run.problems_in_flight,
+                    run.problem_timeout_s,
+                    run.actor_restarts,
+                    run.runner_strategy,
+                    dict(run.runner_resources),
+                )
+                for _ in range(min(run.runners, len(todo)))
+            ]
+            for n, runner in enumerate(runners):
+                supervisor.add(f"runner actor {n}", runner)
+            try:
+                await _drive(todo, runners, config.run, writer, bar, log, supervisor)
+            except RunAborted as exc:
+                aborted = exc
+                log.info("run_aborted", run_id=run_id, reason=str(exc))
+        ordered = writer.finalize()
+    finally:
+        writer.close()
+        bar.close()
+        if own_pool and pool.handles:
+            pool.shutdown()
+    summary = summarize(
+        ordered,
+        run_id=run_id,
+        name=config.name,
+        orchestrator=config.orchestrator.kind,
+        dataset=config.dataset.name,
+        n_expected=len(problems),
+    ).model_copy(update={"wall_s": time.perf_counter() - started})
+    (out / SUMMARY).write_text(summary.model_dump_json(indent=2) + "\n")
+    log.info(
+        "run_end",
+        run_id=run_id,
+        n=summary.n,
+        accuracy=summary.accuracy,
+        open_failures=summary.open_failures,
+        wall_s=summary.wall_s,
+    )
+    log_fh.close()
+    if aborted is not None:
+        raise aborted
+    return summary
+
+
+def backoff_s(run: RunSpec, attempt: int) -> float:
+    """Wait before re-attempt ``attempt + 1`` of a problem: doubling, capped, with jitter."""
+    return min(120.0, run.retry_backoff_s * 2**attempt) * random.uniform(0.75, 1.0)
+
+
+async def _drive(
+    todo: list[tuple[int, Problem]],
+    runners: list[Any],
+    run: RunSpec,
+    writer: ResultsWriter,
+    bar: Progress,
+    log: Any,
+    supervisor: Supervisor,
+) -> None:
+    """Keep ``run.problems_in_flight`` problems in flight on each runner; record results as they land.
+
+    A result carrying a transient failure is attempted again (``run.problem_retries``
+    times, with backoff) before it is recorded as open.
+    """
+    queue: asyncio.Queue[tuple[int, Problem]] = asyncio.Queue()
+    for item in todo:
+        queue.put_nowait(item)
+    # A backend that stays down would have every problem wait through all its retries:
+    # after this many problems in a row end open, stop and let a re-run pick them up.
+    give_up_after = max(16, 2 * len(runners) * run.problems_in_flight)
+    streak = 0
+
+    async def attempt(runner_name: str, runner: Any, problem: Problem, index: int) -> ProblemResult:
+        try:
+            result: ProblemResult = await runner.run.remote(problem, index)
+        except Exception as exc:
+            if is_actor_death(exc):
+                raise RunAborted(supervisor.why(runner_name, exc)) from None
+            raise
+        return result
+
+    async def feed(runner_name: str, runner: Any) -> None:
+        nonlocal streak
+        while not queue.empty():
+            index, problem = queue.get_nowait()
+            for tries in range(run.problem_retries + 1):
+                result = await attempt(runner_name, runner, problem, index)
+                failure = transient_failure(result)
+                if failure is None or tries == run.problem_retries:
+                    break
+                if failure.error == "actor":
+                    reason = await supervisor.dead()
+                    if reason is not None:
+                        raise RunAborted(reason)
+                wait = backoff_s(run, tries)
+                log.info(
+                    "problem_retry",
+                    problem_id=problem.id,
+                    attempt=tries + 1,
+                    error=failure.error,
+                    message=failure.message[:200],
+                    wait_s=round(wait, 3),
+                )
+                await asyncio.sleep(wait)
+            if writer.append(result):
+                bar.update(result)
+                log.info(
+                    "problem_done",
+                    problem_id=result.problem_id,
+                    correct=result.correct,
+                    error=result.error.error if result.error else None,
+                    open=failure is not None,
+                    wall_s=round(result.wall_s, 4),
+                )
+            streak = streak + 1 if failure is not None else 0
+            if streak >= give_up_after and failure is not None:
+                raise RunAborted(
+                    f"{streak} problems in a row still failed after {run.problem_retries} re-attempts "
+                    f"(last: {failure.error}: {failure.message[:160]}); the backend looks down; "
+                    "finished results are kept, re-run the same command once it is back"
+                )
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for n, runner in enumerate(runners):
+                for _ in range(run.problems_in_flight):
+                    group.create_task(feed(f"runner actor {n}", runner))
+    except* RunAborted as group:
+        raise group.exceptions[0] from None
+
+
+def run_experiment(config: ExperimentConfig, **kwargs: Any) -> RunSummary:
+    """Synchronous entry point around ``run_experiment_async``."""
+    return asyncio.run(run_experiment_async(config, **kwargs))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m experiments.runtime.driver CONFIG [key=value ...]`` (also what ``ray job submit`` runs)."""
+    from experiments.cli import main as cli_main
+
+    return cli_main(["run", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""What a user studies: one package (or module) per experiment."""

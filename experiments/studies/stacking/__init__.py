@@ -1,0 +1,1 @@
+"""The hierarchical tool-stacking study: structures, the search driver, its tables."""
