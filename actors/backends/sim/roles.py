@@ -9,33 +9,23 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 
 from actors.backends.sim.answers import normalize, same_answer
 from actors.backends.sim.cards import Card
 from actors.backends.sim.skill import gumbel, logit, sigmoid, unit
 from actors.backends.sim.text import (
     Malformed,
+    Reply,
     bare_answer,
     review_text,
     solver_text,
     verdict_text,
 )
+from actors.backends.sim.tooluse import tool_reply
 from actors.backends.sim.world import Facts, World
 from protocols.messages import RequestMeta
 
 MALFORMED_MODES: tuple[Malformed, ...] = ("truncated", "no_final", "unclosed_box")
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """A rendered reply and what it means: the answer it carries (None if none) and its kind."""
-
-    text: str
-    answer: str | None
-    correct: bool | None
-    length_factor: float = 1.0
-    finish_reason: str = "stop"
 
 
 def malformed_mode(rate: float, *key: object) -> Malformed | None:
@@ -252,7 +242,4 @@ def act(
 
 def tool_role(card: Card, meta: RequestMeta, key: tuple[object, ...]) -> Reply:
     """alpha-UMi planner / caller / summarizer acting on the gold next turn with the card's accuracies."""
-    from actors.backends.sim.tooluse import tool_reply
-
-    reply: Reply = tool_reply(card, meta, key)
-    return reply
+    return tool_reply(card, meta, key)

@@ -9,7 +9,20 @@ never find an answer in them: what the grader extracts is exactly the final line
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A rendered reply and what it means: the answer it carries (None if none) and its kind."""
+
+    text: str
+    answer: str | None
+    correct: bool | None
+    length_factor: float = 1.0
+    finish_reason: str = "stop"
+
 
 Malformed = Literal["truncated", "no_final", "unclosed_box"]
 

@@ -43,6 +43,7 @@ from typing import Any, NamedTuple
 
 from actors.backends.sim.cards import Card, ToolUse
 from actors.backends.sim.skill import unit
+from actors.backends.sim.text import Reply
 from protocols.messages import RequestMeta
 
 DECISIONS = ("caller", "conclusion", "give up")
@@ -78,10 +79,8 @@ def skill_of(tu: ToolUse) -> Skill:
     return Skill(plan, tool, hallu, min(1.0, max(0.0, value)), r / (2.0 - r))
 
 
-def tool_reply(card: Card, meta: RequestMeta, key: tuple[object, ...]) -> Any:
+def tool_reply(card: Card, meta: RequestMeta, key: tuple[object, ...]) -> Reply:
     """The reply of one planner, caller, summarizer or backbone turn."""
-    from actors.backends.sim.roles import Reply
-
     gold = meta.extra.get("gold_next")
     gold_text = gold if isinstance(gold, str) else ""
     skill = skill_of(card.tool_use)
