@@ -1,9 +1,10 @@
 """A stacking agent as an actor whose tools are other actors, and the tool adapters it uses.
 
-``AgentActor`` is a plain class (tested in-process); ``experiments.studies.stacking.structure`` makes
-it remote in one place. Its ReAct loop and the raw-model tool call are injected as
-module-level functions (``orchestrators.react.react_loop`` / ``ask_model``), because
-actors may not import orchestrators; a module-level function pickles by reference.
+``AgentActor`` is a plain class (tested in-process); ``RemoteTool.spawn`` makes it remote, the
+one place that does (``experiments.runtime.agent_tree`` builds a structure's tree with it).
+Its ReAct loop and the raw-model tool call are injected as module-level functions
+(``orchestrators.react.react_loop`` / ``ask_model``), because actors may not import
+orchestrators; a module-level function pickles by reference.
 """
 
 from __future__ import annotations
@@ -192,6 +193,20 @@ class RemoteTool:
     def __init__(self, handle: Any, name: str = "agent") -> None:
         self.handle = handle
         self.name = name
+
+    @classmethod
+    def spawn(cls, actor_name: str, options: Mapping[str, Any], *args: Any, name: str = "agent") -> RemoteTool:
+        """A named ``AgentActor(*args)`` (the existing one if an actor of that name is alive)."""
+        import ray
+
+        handle = ray.remote(AgentActor).options(name=actor_name, get_if_exists=True, **options).remote(*args)
+        return cls(handle, name)
+
+    def shutdown(self) -> None:
+        """End the agent actor (while others hold its name it would otherwise live on)."""
+        import ray
+
+        ray.kill(self.handle)
 
     async def ask(self, problem: Problem, query: str, run_id: str) -> ToolAnswer:
         return await self.handle.ask.remote(problem, query, run_id)  # type: ignore[no-any-return]

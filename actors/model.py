@@ -14,7 +14,7 @@ from protocols.messages import Completion, CompletionRequest, Failure
 class ModelActor:
     """Serves one model's completions through its backend chain.
 
-    A plain class (testable in-process); ``actors.spawn`` makes it remote. The
+    A plain class (testable in-process); ``experiments.runtime.spawn.spawn_model`` makes it remote. The
     backend chain is built lazily inside the actor's own process and event loop,
     because HTTP sessions must belong to the loop that uses them.
     """

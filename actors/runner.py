@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 from actors.model import actor_failure
 from protocols.messages import Failure, Problem, ProblemResult
@@ -53,3 +53,13 @@ class Runner:
     async def done(self) -> int:
         """How many problems this runner finished."""
         return self._done
+
+
+class RemoteRunner:
+    """A runner actor as a plain object: ``await run(problem, index)`` (awaits the ref, never ``ray.get``)."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    async def run(self, problem: Problem, index: int) -> ProblemResult:
+        return await self.handle.run.remote(problem, index)  # type: ignore[no-any-return]

@@ -183,5 +183,18 @@ class RemoteToolEnv:
     def __init__(self, handle: Any) -> None:
         self.handle = handle
 
+    @classmethod
+    def spawn(cls, records: dict[str, dict[str, Any]], local_tools: tuple[str, ...], **options: Any) -> RemoteToolEnv:
+        """The replayed tool world as one async actor (``options``: Ray actor options)."""
+        import ray
+
+        return cls(ray.remote(ReplayToolEnv).options(**options).remote(records, local_tools))
+
+    def shutdown(self) -> None:
+        """End the actor (the run that spawned it is over)."""
+        import ray
+
+        ray.kill(self.handle)
+
     async def call(self, request: ToolCall) -> Observation:
         return await self.handle.call.remote(request)  # type: ignore[no-any-return]

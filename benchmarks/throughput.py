@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 
 import aiohttp
 
+from actors.runner import RemoteRunner
 from protocols.config import ModelSpec, StoreSpec
 from protocols.messages import ChatMessage, CompletionRequest, Failure, Problem, ProblemResult
 
@@ -160,7 +161,7 @@ class FullStack:
             nonlocal ok, failed
             while queue:
                 index, problem = queue.pop()
-                result: ProblemResult = await self.runner.run.remote(problem, index)
+                result: ProblemResult = await RemoteRunner(self.runner).run(problem, index)
                 if result.error is None:
                     ok += 1
                 else:

@@ -8,7 +8,7 @@ answer wins; ties go to the higher validation accuracy, then to the rules docume
 
 The decision lives in ``MuxJudge``, a plain class. Grading texts (extraction, sympy /
 math-verify equivalence) is CPU work; the experiments layer therefore runs the judge as
-a Ray actor (``ray.remote(MuxJudge)``) and passes it as ``collab.extras["mux_judge"]``, so
+a Ray actor and passes it, behind a facade with an async ``select``, as ``collab.extras["mux_judge"]``, so
 the runner's event loop only moves messages. Without it an in-process judge is used.
 """
 
@@ -26,7 +26,7 @@ from protocols.interfaces import Grader
 from protocols.messages import Frozen, Problem
 
 MUX_JUDGE = "mux_judge"
-"""The ``Collaborators.extras`` key of the judge (a ``MuxJudge`` or a Ray handle on one)."""
+"""The ``Collaborators.extras`` key of the judge (a ``MuxJudge``, or ``actors.handles.RemoteJudge`` over its actor)."""
 
 
 class JudgeSample(Frozen):
@@ -152,10 +152,8 @@ class MuxJudge:
 
 
 async def ask_judge(judge: Any, *args: Any) -> MuxVerdict:
-    """Call ``select`` on a plain judge or on a Ray actor handle (whose ``.remote`` returns an awaitable ref)."""
-    method = judge.select
-    remote = getattr(method, "remote", None)
-    result = remote(*args) if remote is not None else method(*args)
+    """Call ``select`` on the judge: a plain ``MuxJudge``, or a facade over its actor whose ``select`` is async."""
+    result = judge.select(*args)
     verdict = await result if inspect.isawaitable(result) else result
     if not isinstance(verdict, MuxVerdict):
         raise TypeError(f"mux judge returned {type(verdict).__name__!r}, expected MuxVerdict")

@@ -31,8 +31,8 @@ def test_the_schema_rejects_a_misspelt_field() -> None:
 def test_the_entrypoint_is_a_valid_run_and_runners_fit_the_workers() -> None:
     job = yaml.safe_load(MANIFEST.read_text())
     argv = shlex.split(job["spec"]["entrypoint"])
-    assert argv[:3] == ["python", "-m", "experiments.runtime.driver"]
-    config = load_config(REPO / argv[3], argv[4:])
+    assert argv[:4] == ["python", "-m", "experiments.cli", "run"]
+    config = load_config(REPO / argv[4], argv[5:])
     assert config.run.out_dir.is_relative_to("/runs"), "results go to the mounted volume"
     assert all(m.replicas == "per_node" for m in config.models)
     workers = job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]

@@ -125,3 +125,31 @@ def load_config(path: str | Path, overrides: Sequence[str] | None = None) -> Exp
 def dump_config(config: ExperimentConfig) -> str:
     """The resolved config as YAML (what ``config.yaml`` in a run directory holds)."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+# Per-model knobs that change how fast or how politely a run executes, never its results.
+EXECUTION_FIELDS = {
+    "max_in_flight",
+    "requests_per_minute",
+    "tokens_per_minute",
+    "timeout_s",
+    "max_retries",
+    "time_scale",
+    "replicas",
+    "resources",
+}
+
+
+def config_identity(config: ExperimentConfig) -> dict[str, Any]:
+    """What makes two runs the same experiment: everything but how it executes.
+
+    Resuming may change ``run.*``, the response store's mode (a recorded run re-run in
+    replay mode is the same experiment, so it gets the same run id) and per-model
+    execution knobs (e.g. more requests in flight), but not the dataset, models,
+    orchestrator or seed. Each completion still says where it came from (``source``).
+    """
+    tree = config.model_dump(mode="json", exclude={"run", "store"})
+    for model in tree["models"]:
+        for key in EXECUTION_FIELDS:
+            model.pop(key, None)
+    return tree

@@ -14,14 +14,13 @@ import asyncio
 import hashlib
 import json
 import random
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from experiments.runtime.config_io import ConfigError, dump_config
+from experiments.runtime.config_io import ConfigError, config_identity, dump_config
 from experiments.runtime.errors import RunAborted
 from experiments.runtime.job import OrchestratorJob
 from experiments.runtime.lock import hold
@@ -33,33 +32,6 @@ from experiments.runtime.spawn import DEFAULT_RESTARTS, ensure_ray, is_actor_dea
 from protocols.config import ExperimentConfig, ModelSpec, RunSpec, SlmMuxConfig, StackingConfig, StoreSpec
 from protocols.messages import Problem, ProblemResult, transient_failure
 from protocols.summary import RunSummary
-
-# Per-model knobs that change how fast or how politely a run executes, never its results.
-EXECUTION_FIELDS = {
-    "max_in_flight",
-    "requests_per_minute",
-    "tokens_per_minute",
-    "timeout_s",
-    "max_retries",
-    "time_scale",
-    "replicas",
-    "resources",
-}
-
-
-def config_identity(config: ExperimentConfig) -> dict[str, Any]:
-    """What makes two runs the same experiment: everything but how it executes.
-
-    Resuming may change ``run.*``, the response store's mode (a recorded run re-run in
-    replay mode is the same experiment, so it gets the same run id) and per-model
-    execution knobs (e.g. more requests in flight), but not the dataset, models,
-    orchestrator or seed. Each completion still says where it came from (``source``).
-    """
-    tree = config.model_dump(mode="json", exclude={"run", "store"})
-    for model in tree["models"]:
-        for key in EXECUTION_FIELDS:
-            model.pop(key, None)
-    return tree
 
 
 def run_id_of(config: ExperimentConfig) -> str:
@@ -196,7 +168,7 @@ async def _spawn_collaborators(
     tools: dict[str, Any] = {}
     extras: dict[str, Any] = {}
     if isinstance(config.orchestrator, StackingConfig):
-        from experiments.studies.stacking.structure import spawn_for_run
+        from experiments.runtime.agent_tree import spawn_for_run
 
         tools = spawn_for_run(config, model_handles)
     if isinstance(config.orchestrator, SlmMuxConfig):
@@ -425,14 +397,3 @@ async def _drive(
 def run_experiment(config: ExperimentConfig, **kwargs: Any) -> RunSummary:
     """Synchronous entry point around ``run_experiment_async``."""
     return asyncio.run(run_experiment_async(config, **kwargs))
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m experiments.runtime.driver CONFIG [key=value ...]`` (also what ``ray job submit`` runs)."""
-    from experiments.cli import main as cli_main
-
-    return cli_main(["run", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

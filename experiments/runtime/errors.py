@@ -9,8 +9,10 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 EXIT_BAD_INPUT = 2
 EXIT_UNFINISHED = 1
@@ -34,11 +36,25 @@ def one_line(exc: BaseException) -> str:
 
 
 def error_line(command: str, message: str) -> str:
-    return f"slmsim {command}: error: {message}"
+    return f"slmsim {command}: error: {message}" if command else f"slmsim: error: {message}"
 
 
 def report(command: str, message: str) -> None:
     print(error_line(command, message), file=sys.stderr)
+
+
+class CommandParser(argparse.ArgumentParser):
+    """``argparse`` in the one error style: a bad flag or argument is one line and exit 2.
+
+    ``prog`` is ``slmsim <command>``; argparse's usage block is not printed on an error
+    (``--help`` shows it), so every command fails the same way, whatever the cause.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        # A sub-command's parser (``slmsim alpha-umi run``) reports as its command.
+        words = self.prog.split()
+        report(words[1] if len(words) > 1 else "", message)
+        raise SystemExit(EXIT_BAD_INPUT)
 
 
 def guarded(command: str, body: Callable[[], int]) -> int:

@@ -6,14 +6,13 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from actors.agent import RemoteTool
+from actors.handles import RemoteJudge, is_actor_handle
+from actors.model import BatchingRemoteModel
 from orchestrators import Collaborators, Outcome, run_orchestrator
 from protocols.config import ExperimentConfig
 from protocols.interfaces import Grader, Model
 from protocols.messages import Failure, Problem, ProblemResult, totals_of
-
-
-def _is_handle(obj: Any) -> bool:
-    return hasattr(getattr(obj, "complete", None), "remote") or hasattr(getattr(obj, "ask", None), "remote")
 
 
 class OrchestratorJob:
@@ -44,16 +43,10 @@ class OrchestratorJob:
         return state
 
     def _models(self) -> dict[str, Model]:
-        from actors.model import BatchingRemoteModel
-
-        return {n: BatchingRemoteModel(m, n) if _is_handle(m) else m for n, m in self.models.items()}
+        return {n: BatchingRemoteModel(m, n) if is_actor_handle(m) else m for n, m in self.models.items()}
 
     def _tools(self) -> dict[str, Any]:
-        if not self.tools:
-            return {}
-        from actors.agent import RemoteTool
-
-        return {n: RemoteTool(t) if _is_handle(t) else t for n, t in self.tools.items()}
+        return {n: RemoteTool(t) if is_actor_handle(t) else t for n, t in self.tools.items()}
 
     def collaborators(self, problem: Problem) -> Collaborators:
         """The collaborators for a problem's answer format (one grader per format)."""
@@ -68,7 +61,8 @@ class OrchestratorJob:
                 run_id=self.run_id,
                 seed=self.config.seed,
                 tools=self._tools(),
-                extras=self.extras,
+                # An actor handle among the extras is the MUX judge: the orchestrator sees its facade.
+                extras={k: RemoteJudge(v) if is_actor_handle(v) else v for k, v in self.extras.items()},
             )
         return self._collab[fmt]
 

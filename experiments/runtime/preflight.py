@@ -100,8 +100,7 @@ def check_existing_run(config: ExperimentConfig) -> None:
     """A run directory left by an earlier run holds this same experiment and readable results."""
     import yaml
 
-    from experiments.runtime.config_io import config_from_tree
-    from experiments.runtime.driver import config_identity
+    from experiments.runtime.config_io import config_from_tree, config_identity
     from experiments.runtime.results import CONFIG, RESULTS, read_results
 
     out = config.run.out_dir

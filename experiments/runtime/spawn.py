@@ -20,6 +20,7 @@ from actors.model import ModelActor
 from actors.runner import ProblemJob, Runner
 from experiments.runtime.errors import RunAborted
 from protocols.config import ModelSpec, StoreSpec
+from protocols.interfaces import Backend
 
 # Actors spend their time awaiting I/O or other actors, not computing; reserving a
 # CPU each would cap a 2-core laptop at two actors. CPU-heavy grading runs in the
@@ -81,11 +82,12 @@ def spawn_model(
     store_dir: Path | None,
     restarts: int = DEFAULT_RESTARTS,
     node_id: str | None = None,
+    backend: Backend | None = None,
 ) -> Any:
     """A model actor; async, so ``max_concurrency`` bounds requests it interleaves.
 
     ``node_id`` pins it softly to a node (see ``experiments.runtime.placement``); ``spec.resources``
-    restricts it to nodes offering those custom resources.
+    restricts it to nodes offering those custom resources; ``backend`` replaces the spec's (tests).
     """
     import ray
 
@@ -100,7 +102,7 @@ def spawn_model(
             **affinity(node_id),
             **supervised(restarts),
         )
-        .remote(spec, seed, store, str(store_dir) if store_dir else None)
+        .remote(spec, seed, store, str(store_dir) if store_dir else None, backend)
     )
 
 

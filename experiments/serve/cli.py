@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from experiments.runtime.errors import report
+from experiments.runtime.errors import CommandParser, report
 from experiments.serve.app import ServerSettings, SimServer, start
 from experiments.serve.faults import parse_faults
 from protocols.config import ModelSpec
@@ -39,7 +39,7 @@ def parse_aliases(values: list[str]) -> dict[str, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="slmsim serve-sim", description="serve simulated models over an OpenAI API")
+    parser = CommandParser(prog="slmsim serve-sim", description="serve simulated models over an OpenAI API")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8088)
     parser.add_argument(

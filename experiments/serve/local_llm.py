@@ -19,7 +19,6 @@ library in its wheel. The evaluation is in README.md ("Development").
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import os
@@ -29,6 +28,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from experiments.runtime.errors import CommandParser
 
 MODEL_ALIAS = "gemma-3-270m"
 DEFAULT_PORT = 8089
@@ -135,7 +136,7 @@ def stop_server(proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``slmsim local-llm`` / ``python -m experiments.serve.local_llm``."""
-    parser = argparse.ArgumentParser(prog="slmsim local-llm", description=__doc__.split("\n")[0])
+    parser = CommandParser(prog="slmsim local-llm", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="assemble the model and serve it on 127.0.0.1 (foreground)")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)

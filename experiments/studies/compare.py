@@ -9,24 +9,25 @@ runs into ``<base.run.out_dir>/<label>``. A top-level ``backend`` mapping is all
 the holder of a YAML anchor that the models merge (``<<: *backend``), so switching every
 model from simulated to live is a one-line change (see ``docs/slm_mux.md``).
 
-``python -m experiments.studies.compare CONFIG.yaml [key=value ...]`` (overrides address the
-file's tree, e.g. ``base.dataset.limit=50``).
+``slmsim compare CONFIG.yaml [key=value ...]`` (overrides address the file's tree, e.g.
+``base.dataset.limit=50``).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import copy
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from experiments.runtime.errors import guarded
+from experiments.runtime.config_io import ConfigError, apply_overrides, config_from_tree, read_tree
+from experiments.runtime.driver import ModelPool, run_experiment_async
+from experiments.runtime.lock import hold
+from experiments.runtime.names import slug
+from experiments.runtime.preflight import check_run, load_dataset
 from experiments.runtime.results import SIMULATED_SOURCES, source_kinds
-from experiments.studies.slm_mux.sample_pool import slug
 from protocols.config import ExperimentConfig
 from protocols.summary import RunSummary
 
@@ -35,8 +36,6 @@ RESERVED = {"base", "methods", "backend"}
 
 def configs_from_tree(tree: dict[str, Any]) -> list[ExperimentConfig]:
     """One validated experiment config per method of a comparison tree."""
-    from experiments.runtime.config_io import ConfigError, config_from_tree
-
     unknown = sorted(set(tree) - RESERVED)
     if unknown:
         raise ConfigError(f"comparison: unknown top-level key(s) {unknown}; expected base, methods, backend")
@@ -67,17 +66,11 @@ def configs_from_tree(tree: dict[str, Any]) -> list[ExperimentConfig]:
 
 def load_comparison(path: str | Path, overrides: Sequence[str] = ()) -> list[ExperimentConfig]:
     """Read a comparison YAML (+ overrides) into one experiment config per method."""
-    from experiments.runtime.config_io import apply_overrides, read_tree
-
     return configs_from_tree(apply_overrides(read_tree(path), list(overrides)))
 
 
 async def run_comparison_async(configs: Sequence[ExperimentConfig], *, parallel: int = 2) -> list[RunSummary]:
     """Run every config (up to ``parallel`` at once), sharing model actors; summaries in input order."""
-    from experiments.runtime.driver import ModelPool, run_experiment_async
-    from experiments.runtime.lock import hold
-    from experiments.runtime.preflight import check_run, load_dataset
-
     if not configs:
         return []
     # Check every method and load each distinct dataset once, up front, so bad input
@@ -200,42 +193,3 @@ def common_dir(configs: Sequence[ExperimentConfig]) -> Path:
     """The directory holding every method's run directory."""
     parents = {c.run.out_dir.parent for c in configs}
     return parents.pop() if len(parents) == 1 else Path("runs") / "comparison"
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m experiments.studies.compare CONFIG.yaml [key=value ...]``: run every method and compare at cost."""
-    parser = argparse.ArgumentParser(prog="python -m experiments.studies.compare", description=main.__doc__)
-    parser.add_argument("config")
-    parser.add_argument("overrides", nargs="*")
-    parser.add_argument("--parallel", type=int, default=2, help="methods run at once (default 2)")
-    parser.add_argument("--only", default=None, help="comma-separated method labels (name suffixes) to run")
-    args = parser.parse_args(argv)
-
-    def body() -> int:
-        from experiments.runtime.errors import EXIT_UNFINISHED, report
-        from experiments.runtime.preflight import check_run
-
-        configs = load_comparison(args.config, args.overrides)
-        if args.only:
-            wanted = {slug(x.strip()) for x in args.only.split(",")}
-            configs = [c for c in configs if c.run.out_dir.name in wanted]
-            if not configs:
-                raise ValueError(f"--only {args.only!r} matches no method")
-        for config in configs:
-            check_run(config)
-        summaries = run_comparison(configs, parallel=args.parallel)
-        paths = write_report(configs, summaries, common_dir(configs))
-        print(render(configs, summaries))
-        print("written: " + ", ".join(str(p) for p in paths))
-        unfinished = [(c, s) for c, s in zip(configs, summaries, strict=True) if s.open_failures or s.missing]
-        if unfinished:
-            names = ", ".join(f"{label_of(c)} ({s.open_failures + s.missing})" for c, s in unfinished)
-            report("compare", f"methods with problems still open after transient failures: {names}; re-run to retry")
-            return EXIT_UNFINISHED
-        return 0
-
-    return guarded("compare", body)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -23,7 +23,6 @@ N problems in T minutes" from the measured points (``scale.md``).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import logging
@@ -37,7 +36,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from experiments.runtime.config_io import config_from_tree, load_model, read_tree
-from experiments.runtime.errors import guarded
+from experiments.runtime.errors import CommandParser, guarded
 from protocols.config import ExperimentConfig
 from protocols.messages import CallRecord, ProblemResult
 
@@ -294,7 +293,7 @@ def scale(path: Path, overrides: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="slmsim scale", description=__doc__.split("\n")[0])
+    parser = CommandParser(prog="slmsim scale", description=__doc__.split("\n")[0])
     parser.add_argument("config", type=Path, help="the scale YAML (experiment, problems, time_scale, grid, target)")
     parser.add_argument("overrides", nargs="*", help="key=value overrides of the scale YAML, e.g. problems=2000")
     args = parser.parse_args(argv)

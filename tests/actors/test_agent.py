@@ -130,7 +130,6 @@ def test_per_layer_of_an_empty_trace() -> None:
 def test_agent_actor_whose_tool_is_an_agent_actor(ray_session: None) -> None:
     import asyncio
 
-    import ray
     from ray import cloudpickle
 
     # The fakes live in this test module, which Ray workers cannot import by name.
@@ -140,20 +139,29 @@ def test_agent_actor_whose_tool_is_an_agent_actor(ray_session: None) -> None:
     def tool(name: str) -> ModelTool:
         return ModelTool(name, models[name], ask_model, box_grader, CONFIG)
 
-    remote = ray.remote(AgentActor).options(num_cpus=0)
-    inner = remote.remote("B_agent1", 1, "B", models["B"], {"B": tool("B")}, react_loop, box_grader, CONFIG)
-    outer = remote.remote(
+    options = {"num_cpus": 0}
+    inner = RemoteTool.spawn(
+        "test-agent-B1", options, "B_agent1", 1, "B", models["B"], {"B": tool("B")}, react_loop, box_grader, CONFIG,
+        name="B_agent1",
+    )  # fmt: skip
+    outer = RemoteTool.spawn(
+        "test-agent-A2",
+        options,
         "A_agent2",
         2,
         "A",
         models["A"],
-        {"A": tool("A"), "B_agent1": RemoteTool(inner, "B_agent1")},
+        {"A": tool("A"), "B_agent1": inner},
         react_loop,
         box_grader,
         CONFIG,
     )
-    collab = Collaborators(models={}, grader=BoxGrader(), tools={"root": RemoteTool(outer)})
-    outcome = asyncio.run(stacking(problem(), CONFIG, collab))
+    collab = Collaborators(models={}, grader=BoxGrader(), tools={"root": outer})
+    try:
+        outcome = asyncio.run(stacking(problem(), CONFIG, collab))
+    finally:
+        outer.shutdown()
+        inner.shutdown()
     assert outcome.error is None and outcome.answer == "2"
     assert totals_of(outcome.trace).calls == 7
     assert set(outcome.details["per_layer"]) == {"layer_0", "layer_1", "layer_2"}

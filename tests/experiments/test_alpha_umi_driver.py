@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from experiments.cli.alpha_umi import main
 from experiments.runtime.config_io import load_model
-from experiments.studies.alpha_umi import main
 from experiments.studies.alpha_umi.loop_run import run_loop_async
 from experiments.studies.alpha_umi.static_run import run_static_async
 from protocols.alpha_umi import AlphaUmiConfig, LoopSummary, StaticSummary

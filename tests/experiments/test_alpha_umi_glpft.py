@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.studies.alpha_umi import main
+from experiments.cli.alpha_umi import main
 from experiments.studies.alpha_umi.glpft import FILES, backbone_samples, caller_samples, planner_samples
 from orchestrators.alpha_umi.prompts import TOOLBENCH_PLANNER, tool_doc, tool_names
 

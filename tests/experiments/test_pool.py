@@ -6,20 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from experiments.studies.slm_mux.sample_pool import (
-    PoolMeta,
-    PoolSpec,
-    StudyConfig,
-    draw_pool_in_process,
-    entry_from_samples,
-    load_study,
-    read_pool,
-    split_ids,
-    write_pool,
-)
+from experiments.studies.slm_mux.config import PoolSpec, StudyConfig, load_study
+from experiments.studies.slm_mux.sample_pool import PoolMeta, entry_from_samples, read_pool, split_ids, write_pool
 from orchestrators.base import Collaborators
 from protocols.config import DatasetSpec, ModelSpec, RunSpec
 from protocols.messages import CallRecord, Completion, Problem, Usage
+from tests.experiments.slm_pool_fakes import draw_pool_in_process
 from tests.orchestrators.slm_fakes import FAIL, PROBLEM, FakeGrader, ScriptedModel, answers_by_index
 
 CONFIGS = Path(__file__).resolve().parents[2] / "experiments" / "configs"

@@ -71,7 +71,7 @@ def test_ray_job_submit_runs_the_experiment(head_node: tuple[str, dict[str, str]
     out = tmp_path / "job-run"
     command = [
         ray_bin, "job", "submit", f"--address={address}", "--working-dir", ".",
-        "--", sys.executable, "-m", "experiments.runtime.driver", CONFIG,
+        "--", sys.executable, "-m", "experiments.cli", "run", CONFIG,
         f"run.out_dir={out}", "dataset.limit=30", "run.progress=false",
     ]  # fmt: skip
     # The head's dashboard agent comes up a little after `ray start` returns; until it

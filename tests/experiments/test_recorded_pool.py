@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments.studies.slm_mux.sample_pool import load_study, read_pool
+from experiments.studies.slm_mux.config import load_study
+from experiments.studies.slm_mux.sample_pool import read_pool
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "pool_gemma270m"
 TEMPERATURES = ("0.3", "0.8")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from experiments.studies.slm_mux.sample_pool import SelectionSpec, SplitSpec, StudyConfig, split_ids
+from experiments.studies.slm_mux.config import SelectionSpec, SplitSpec, StudyConfig
+from experiments.studies.slm_mux.sample_pool import split_ids
 from experiments.studies.slm_mux.selection import (
     fold_of,
     mux_cross_validated,

@@ -11,9 +11,11 @@ from actors.backends.sim import SimBackend, load_cards
 from datasets.synthetic import generate
 from experiments.studies.simulator.pool_fit import main, pool_stats, run
 from experiments.studies.simulator.validate import FastGrader
-from experiments.studies.slm_mux.sample_pool import PoolMeta, PoolSpec, draw_pool_in_process, read_pool, write_pool
+from experiments.studies.slm_mux.config import PoolSpec
+from experiments.studies.slm_mux.sample_pool import PoolMeta, read_pool, write_pool
 from orchestrators.base import Collaborators
 from protocols.config import ModelSpec
+from tests.experiments.slm_pool_fakes import draw_pool_in_process
 
 MODELS = ("Llama-3.2-3B-Instruct", "Qwen2.5-7B-Instruct")
 

@@ -9,18 +9,11 @@ from pathlib import Path
 import pytest
 
 from experiments.runtime.config_io import ConfigError
-from experiments.studies.stacking.search import (
-    Evaluation,
-    layer_candidates,
-    load_search_config,
-    max_overlap,
-    rank_key,
-    stack,
-    train_sample,
-    warm_up,
-)
-from experiments.studies.stacking.structure import Node, agent, parse_structure, render, x_k
+from experiments.studies.stacking.config import load_search_config
+from experiments.studies.stacking.search import train_sample
 from experiments.studies.stacking.tables import markdown_table
+from orchestrators.stacking_search import Evaluation, layer_candidates, max_overlap, rank_key, stack, warm_up
+from orchestrators.stacking_structure import Node, agent, parse_structure, render, x_k
 
 REPO = Path(__file__).resolve().parents[2]
 

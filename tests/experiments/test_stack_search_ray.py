@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments.studies.stacking.search import load_search_config, run_search_async
+from experiments.studies.stacking.config import load_search_config
+from experiments.studies.stacking.search import run_search_async
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from experiments.studies.stacking.structure import (
+from experiments.runtime.agent_tree import actor_name
+from orchestrators.stacking_structure import (
     AgentNode,
     ModelNode,
     StructureError,
-    actor_name,
     agent,
     layer_of,
     models_of,

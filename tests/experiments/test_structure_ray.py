@@ -7,10 +7,12 @@ import sys
 
 import pytest
 
-from actors.agent import RemoteTool
+from actors.handles import actor_key
+from experiments.runtime.agent_tree import spawn_for_run
+from experiments.runtime.spawn import spawn_model
 from orchestrators.base import Collaborators
 from orchestrators.stacking import stacking
-from protocols.config import ExperimentConfig, ModelSpec, StackingConfig
+from protocols.config import ExperimentConfig, ModelSpec, StackingConfig, StoreSpec
 from protocols.messages import Completion, CompletionRequest, Failure, Problem, Usage, totals_of
 
 STRUCTURE = "Agent[A-1.5b_x, B.v2_1]@A-1.5b_x"
@@ -48,19 +50,14 @@ def test_spawn_for_run_builds_a_working_tree_and_shares_named_agents(ray_session
     import ray
     from ray import cloudpickle
 
-    from actors.model import ModelActor
-    from experiments.studies.stacking.structure import spawn_for_run
-
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     cfg = config()
-    handles = {
-        m.name: ray.remote(ModelActor).options(num_cpus=0).remote(m, 0, None, None, PolicyBackend()) for m in cfg.models
-    }
+    handles = {m.name: spawn_model(m, 0, StoreSpec(), None, backend=PolicyBackend()) for m in cfg.models}
     first = spawn_for_run(cfg, handles)
     again = spawn_for_run(cfg, handles)
-    assert first["root"]._actor_id == again["root"]._actor_id  # the same named actor
+    assert actor_key(first["root"].handle) == actor_key(again["root"].handle)  # the same named actor
 
-    collab = Collaborators(models={}, grader=None, tools={"root": RemoteTool(first["root"])})  # type: ignore[arg-type]
+    collab = Collaborators(models={}, grader=None, tools={"root": first["root"]})  # type: ignore[arg-type]
     outcome = asyncio.run(stacking(PROBLEM, cfg.orchestrator, collab))  # type: ignore[arg-type]
     assert outcome.error is None and outcome.answer == "2"
     # root: 3 agent calls + A as tool (1); B.v2_1: 2 agent calls + B.v2 as tool (1)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from experiments.studies.slm_mux.sample_pool import SplitSpec, StudyConfig, SweepSpec, split_ids
+from experiments.studies.slm_mux.config import SplitSpec, StudyConfig, SweepSpec
+from experiments.studies.slm_mux.sample_pool import split_ids
 from experiments.studies.slm_mux.sweep import (
     Point,
     choose_k,

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from actors.handles import RemoteJudge
 from orchestrators.base import Collaborators
 from orchestrators.dispatch import run_orchestrator
 from orchestrators.slm_mux import MUX_JUDGE, JudgeSample, MuxJudge, MuxVerdict, slm_mux
@@ -117,9 +118,9 @@ class RemoteLike:
         self.select = self._Method(MuxJudge(FakeGrader()))
 
 
-async def test_judge_handle_with_remote_method_is_awaited() -> None:
+async def test_judge_behind_its_actor_facade_is_awaited() -> None:
     handle = RemoteLike()
-    collab, _ = _collab({"A": answers_by_index("2", "2", "3")}, **{MUX_JUDGE: handle})
+    collab, _ = _collab({"A": answers_by_index("2", "2", "3")}, **{MUX_JUDGE: RemoteJudge(handle)})
     out = await slm_mux(PROBLEM, SlmMuxConfig(models=("A",), k=3), collab)
     assert out.answer == "2" and handle.select.calls == 1
 

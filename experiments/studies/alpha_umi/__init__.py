@@ -1,5 +1,1 @@
-"""alpha-UMi experiments: the static evaluation, the end-to-end loop and the GLPFT data builder."""
-
-from experiments.studies.alpha_umi.cli import main
-
-__all__ = ["main"]
+"""alpha-UMi experiments: the static evaluation, the end-to-end loop, the GLPFT data (``slmsim alpha-umi``)."""

@@ -13,7 +13,7 @@ from collections import Counter
 from typing import Any
 
 from actors import calculator
-from actors.tool_env import RemoteToolEnv, ReplayToolEnv, task_world
+from actors.tool_env import RemoteToolEnv, task_world
 from experiments.runtime.progress import Progress
 from experiments.runtime.results import SUMMARY, ResultsWriter, count_sources
 from experiments.runtime.spawn import ACTOR_CPUS
@@ -67,11 +67,9 @@ def loop_tasks(config: AlphaUmiConfig) -> tuple[list[LoopTask], dict[str, dict[s
     return tasks, by_id
 
 
-def spawn_env(records: dict[str, dict[str, Any]], local_tools: tuple[str, ...]) -> Any:
+def spawn_env(records: dict[str, dict[str, Any]], local_tools: tuple[str, ...]) -> RemoteToolEnv:
     """The tool world as one async actor shared by every task of the run."""
-    import ray
-
-    return ray.remote(ReplayToolEnv).options(num_cpus=ACTOR_CPUS, max_concurrency=1000).remote(records, local_tools)
+    return RemoteToolEnv.spawn(records, local_tools, num_cpus=ACTOR_CPUS, max_concurrency=1000)
 
 
 async def run_task(
@@ -145,13 +143,12 @@ async def run_loop_async(config: AlphaUmiConfig, env: ToolEnv | None = None) -> 
     writer = ResultsWriter(out)
     todo = [(i, t) for i, t in enumerate(tasks) if t.task_id not in writer.done_ids]
     pool = model_pool(config) if todo else None
-    env_handle = None
+    spawned: RemoteToolEnv | None = None
     bar = Progress(len(tasks), list(writer.results.values()), config.name, enabled=config.run.progress)
     try:
         if todo and env is None:
             local = tuple(config.env.local_tools) + (("calculator",) if config.dataset.name == "calculator" else ())
-            env_handle = spawn_env(records, local)
-            env = RemoteToolEnv(env_handle)
+            env = spawned = spawn_env(records, local)
         models: dict[str, Any] = remote_models(pool) if pool is not None else {}
         queue: asyncio.Queue[tuple[int, LoopTask]] = asyncio.Queue()
         for item in todo:
@@ -174,10 +171,8 @@ async def run_loop_async(config: AlphaUmiConfig, env: ToolEnv | None = None) -> 
         bar.close()
         if pool is not None:
             pool.shutdown()
-        if env_handle is not None:
-            import ray
-
-            ray.kill(env_handle)
+        if spawned is not None:
+            spawned.shutdown()
     summary = summarize_loop(config, ordered, len(tasks)).model_copy(update={"wall_s": time.perf_counter() - started})
     (out / SUMMARY).write_text(summary.model_dump_json(indent=2) + "\n")
     return summary

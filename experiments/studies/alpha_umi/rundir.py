@@ -15,8 +15,8 @@ import yaml
 
 from datasets.paths import PACKAGED_DATA
 from datasets.records import read_json
-from experiments.runtime.config_io import ConfigError, validate_tree
-from experiments.runtime.driver import EXECUTION_FIELDS, ModelPool
+from experiments.runtime.config_io import EXECUTION_FIELDS, ConfigError, validate_tree
+from experiments.runtime.driver import ModelPool
 from experiments.runtime.results import CONFIG
 from orchestrators.alpha_umi.static import load_records
 from protocols.alpha_umi import AlphaUmiConfig
@@ -25,7 +25,7 @@ DEFAULT_TOOLBENCH = PACKAGED_DATA / "alpha_umi_toolbench" / "out_of_domain.json"
 
 
 def identity(config: AlphaUmiConfig) -> dict[str, Any]:
-    """Everything but how the run executes (as ``experiments.runtime.driver.config_identity``)."""
+    """Everything but how the run executes (as ``experiments.runtime.config_io.config_identity``)."""
     tree = config.model_dump(mode="json", exclude={"run", "store"})
     for model in tree["models"]:
         for key in EXECUTION_FIELDS:

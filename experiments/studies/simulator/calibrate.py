@@ -1,8 +1,8 @@
 """Fit the simulator's model cards to public single-model accuracies (``slmsim calibrate``).
 
-    python -m experiments.studies.simulator.calibrate           # fit and write actors/backends/sim/cards.yaml
-    slmsim calibrate --check   # verify the committed cards (exit 1 if off by > 1.5 points)
-    python -m experiments.studies.simulator.calibrate --from POOL_DIR [POOL_DIR ...]   # fit to recorded pools (sim_fit)
+    slmsim calibrate                              # fit and write actors/backends/sim/cards.yaml
+    slmsim calibrate --check                      # verify the committed cards (exit 1 if off by > 1.5 points)
+    slmsim calibrate --from POOL_DIR [POOL_DIR ...]   # fit to recorded pools (studies.simulator.pool_fit)
 
 Only single-model figures are used (``datasets/data/calibration/public_results.yaml``); no
 orchestration result enters the fit. For each card and benchmark the ability is chosen
@@ -14,10 +14,8 @@ threshold, so the accuracy curve is a step function that is searched directly.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import math
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -397,47 +395,3 @@ async def check(cards: SimCards, names: Sequence[str] | None = None, seed: int =
         sim = 100.0 * expected_accuracy(cards, name, gpqa)
         rows.append(CheckRow(card=name, bench="gpqa*", sim=sim, target=target.value, source=target.source))
     return rows
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m experiments.studies.simulator.calibrate", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--check", action="store_true", help="verify the committed cards instead of fitting")
-    parser.add_argument(
-        "--from",
-        dest="pool",
-        nargs="+",
-        default=None,
-        help="fit to recorded pool directories instead (studies.simulator.pool_fit; e.g. one per temperature)"
-        " and report held-out prediction errors",
-    )
-    parser.add_argument("--out", default=None, help="with --from: where to write cards.yaml and report.json")
-    parser.add_argument("--holdout", default="0.5", help="with --from: share of the pool's problems held out")
-    args = parser.parse_args(argv)
-    if args.pool is not None:
-        from experiments.studies.simulator.pool_fit import main as fit_main
-
-        return fit_main([*args.pool, "--holdout", args.holdout, *(["--out", args.out] if args.out else [])])
-    if not args.check:
-        asyncio.run(calibrate())
-        print(f"wrote {CARDS_PATH}")
-    rows = asyncio.run(check(load_cards()))
-    print("SIMULATED (source: sim) single-model T=0 accuracy vs calibration target, seed 0")
-    print(f"{'card':34} {'bench':8} {'sim':>6} {'target':>6} {'diff':>6}  source")
-    bad = 0
-    for r in rows:
-        diff = r.sim - r.target
-        flag = "" if abs(diff) <= TOLERANCE else "  <-- OFF"
-        bad += bool(flag)
-        print(f"{r.card:34} {r.bench:8} {r.sim:6.1f} {r.target:6.1f} {diff:+6.1f}  {r.source}{flag}")
-    print("gpqa*: expected accuracy over GPQA-Diamond's domain structure (the questions are not shipped)")
-    if bad:
-        print(f"{bad} row(s) off by more than {TOLERANCE} points", file=sys.stderr)
-        return 1
-    print(f"all within {TOLERANCE} points")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -27,7 +27,6 @@ cards, labelled) and ``report.json``. Docs: ``docs/simulator.md``.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import math
@@ -42,6 +41,7 @@ import yaml
 from actors.backends.sim.answers import normalize, same_answer
 from actors.backends.sim.cards import SimCards, load_cards
 from actors.backends.sim.world import World, stick_prob
+from experiments.runtime.errors import CommandParser
 from experiments.studies.slm_mux.sample_pool import Pool, PoolEntry, PoolSample, read_pool, split_ids
 from experiments.studies.slm_mux.sweep import evaluate
 from protocols.messages import Problem
@@ -487,7 +487,7 @@ def format_report(report: dict) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="slmsim calibrate --from", description=__doc__.split("\n")[0])
+    parser = CommandParser(prog="slmsim calibrate --from", description=__doc__.split("\n")[0])
     parser.add_argument(
         "pool", type=Path, nargs="+", help="pool directories (pool.jsonl + pool_meta.json), e.g. one per temperature"
     )

@@ -1,7 +1,7 @@
 """Validation report of the SIMULATED models (``slmsim validate-sim``): how sim cards behave.
 
-    python -m experiments.studies.simulator.validate [--seeds 0,1,2] [--plot PATH]     # every calibration figure
-    python -m experiments.studies.simulator.validate --detail [--benchmark math500] [--k 1,3,5,9] [--temperature 0.7]
+    slmsim validate-sim [--seeds 0,1,2] [--plot PATH]     # every calibration figure
+    slmsim validate-sim --detail [--benchmark math500] [--k 1,3,5,9] [--temperature 0.7]
 
 Without ``--detail``: ``experiments.studies.simulator.figures`` (every calibration figure at several seeds,
 leave-one-out predictions of the orchestration figures, the temperature table, a plot).
@@ -16,14 +16,12 @@ k; accuracy as a function of sample agreement; and the self-consistency property
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
 import statistics
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from actors.backends.sim.backend import SimBackend
 from actors.backends.sim.cards import SimCards, load_cards
@@ -327,48 +325,3 @@ async def orchestration_report(benchmark: str = "math500", seed: int = 0, limit:
             right += o.final_text is not None and (await grader.grade(p, o.final_text)).correct
         lines.append(f"  {label:32} {pct(right / len(problems))}")
     return "\n".join(lines)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m experiments.studies.simulator.validate", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--benchmark", default="math500", choices=["math500", "gsm8k"])
-    parser.add_argument("--k", default="1,3,5,9", help="comma-separated sample counts for majority vote")
-    parser.add_argument("--temperature", type=float, default=0.7)
-    parser.add_argument("--seeds", default="0,1,2,3,4", help="seeds for the accuracy spread (first = reference)")
-    parser.add_argument("--cards", default="", help="comma-separated card names (default: all)")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N problems")
-    parser.add_argument("--exact", action="store_true", help="settle undecided MATH pairs with sympy (slow)")
-    parser.add_argument(
-        "--orchestration", action="store_true", help="also run SLM-MUX and its baselines on the SLM-MUX trio"
-    )
-    parser.add_argument("--detail", action="store_true", help="the per-card report (sections [1]-[6])")
-    parser.add_argument("--plot", type=Path, default=Path("runs/validate_sim/figures.png"))
-    parser.add_argument("--quick", action="store_true", help="figures: single-model rows of the SLM-MUX trio only")
-    args = parser.parse_args(argv)
-    if not args.detail:
-        from experiments.studies.simulator.figures import main as figures_main
-
-        seeds = [int(x) for x in args.seeds.split(",")] if args.seeds != "0,1,2,3,4" else [0, 1, 2]
-        return figures_main(seeds, args.plot, args.quick)
-    text = asyncio.run(
-        report(
-            benchmark=args.benchmark,
-            ks=[int(x) for x in args.k.split(",")],
-            temperature=args.temperature,
-            seeds=[int(x) for x in args.seeds.split(",")],
-            names=[c for c in args.cards.split(",") if c] or None,
-            limit=args.limit,
-            exact=args.exact,
-        )
-    )
-    print(text)
-    if args.orchestration:
-        print(asyncio.run(orchestration_report(args.benchmark, limit=args.limit)))
-        print(BANNER)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -12,118 +12,35 @@ sweeps read only ``pool.jsonl``; they never call a model (``model_calls: 0``).
 Sample i of a model is the same draw whichever study reads it, so "the first k
 samples" of a model is a valid k-sample run for every k <= pool.k.
 
-``slmsim pool CONFIG.yaml [key=value ...]`` draws (or resumes) the pool.
+``slmsim pool CONFIG.yaml [key=value ...]`` draws (or resumes) the pool; its config is
+``experiments.studies.slm_mux.config.StudyConfig``.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hashlib
-import json
-import re
-import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
-from experiments.runtime.errors import guarded
-from orchestrators.base import Collaborators
-from orchestrators.single import self_consistency
+from datasets import grader_for
+from experiments.runtime.driver import ModelPool, run_experiment_async
+from experiments.runtime.errors import RunAborted
+from experiments.runtime.names import slug
+from experiments.runtime.preflight import check_run, load_dataset
+from experiments.runtime.results import RESULTS, read_results
+from experiments.studies.slm_mux.config import StudyConfig
 from orchestrators.voting import group_answers
-from protocols.config import (
-    DatasetSpec,
-    ExperimentConfig,
-    ModelSpec,
-    RunSpec,
-    SelfConsistencyConfig,
-    StoreSpec,
-)
+from protocols.config import ExperimentConfig, ModelSpec, SelfConsistencyConfig, Strict
 from protocols.interfaces import Grader
 from protocols.messages import CallRecord, Completion, Failure, Problem, TraceEvent
 
 POOL_FILE = "pool.jsonl"
 POOL_META = "pool_meta.json"
-
-
-class Strict(BaseModel):
-    """Base of the study config sections: immutable, unknown keys are errors."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class PoolSpec(Strict):
-    """How the pool is drawn."""
-
-    k: int = Field(default=9, ge=1, le=64)
-    temperature: float = Field(default=0.5, ge=0.0, le=2.0)
-    max_tokens: int | None = Field(default=None, gt=0)
-    prompt_style: Literal["chat", "few_shot"] = "chat"
-    """``few_shot``: a plain completions prompt with ``shots`` worked examples (base models)."""
-    shots: int = Field(default=4, ge=0, le=16)
-
-
-class SplitSpec(Strict):
-    """The validation/test split of the pool's problems (by a seeded hash of the problem id)."""
-
-    validation_fraction: float = Field(default=0.5, gt=0.0, lt=1.0)
-    seed: int = 0
-
-
-class SelectionSpec(Strict):
-    """Model-selection search (``experiments.studies.slm_mux.selection``)."""
-
-    sizes: tuple[int, ...] = (2, 3, 4, 5)
-    k: int = Field(default=3, ge=1)
-    lam: float = Field(default=1.0, ge=0.0)
-    """The weight of the contradiction penalty."""
-    confident_threshold: float = Field(default=1.0, gt=0.0, le=1.0)
-    """A model is "consistently wrong" when its top answer is wrong with at least this confidence."""
-    folds: int = Field(default=5, ge=2, le=50)
-    objective: Literal["union_contradiction", "mux_cv"] = "union_contradiction"
-    top: int = Field(default=20, ge=1)
-
-
-class SweepSpec(Strict):
-    """Test-time scaling sweeps (``experiments.studies.slm_mux.sweep``)."""
-
-    models: tuple[str, ...] | None = None
-    """The subset swept over k; None: all pool models."""
-    k_values: tuple[int, ...] | None = None
-    """None: 1..pool.k."""
-    k_for_models: int | None = None
-    """k of the number-of-models sweep; None: the k chosen on validation."""
-
-
-class StudyConfig(Strict):
-    """An SLM-MUX study: one pool of samples and the searches and sweeps computed from it."""
-
-    name: str = "slm_mux_study"
-    seed: int = 0
-    dataset: DatasetSpec = Field(default_factory=DatasetSpec)
-    models: tuple[ModelSpec, ...] = Field(min_length=1)
-    pool: PoolSpec = Field(default_factory=PoolSpec)
-    split: SplitSpec = Field(default_factory=SplitSpec)
-    selection: SelectionSpec = Field(default_factory=SelectionSpec)
-    sweep: SweepSpec = Field(default_factory=SweepSpec)
-    run: RunSpec = Field(default_factory=RunSpec)
-    store: StoreSpec = Field(default_factory=StoreSpec)
-    backend: dict[str, Any] | None = None
-    """Unused by the code: the holder of the YAML anchor the models merge (``<<: *backend``)."""
-
-    @property
-    def model_names(self) -> tuple[str, ...]:
-        return tuple(m.name for m in self.models)
-
-
-def load_study(path: str | Path, overrides: Sequence[str] = ()) -> StudyConfig:
-    """YAML + ``key=value`` overrides -> a validated study config (one-line error otherwise)."""
-    from experiments.runtime.config_io import load_model
-
-    return load_model(StudyConfig, path, overrides)
 
 
 # --- the pool's records ------------------------------------------------------------
@@ -231,58 +148,13 @@ async def entry_from_samples(
     )
 
 
-def _pairs(trace: Sequence[TraceEvent], details: Mapping[str, Any]) -> list[tuple[CallRecord, str | None]]:
+def sample_pairs(trace: Sequence[TraceEvent], details: Mapping[str, Any]) -> list[tuple[CallRecord, str | None]]:
     """A self-consistency trace's calls with the answers its orchestrator extracted (same order)."""
     calls = _calls_of(trace)
     answers = list(details.get("answers") or [None] * len(calls))
     if len(answers) != len(calls):
         raise ValueError(f"self-consistency details hold {len(answers)} answers for {len(calls)} calls")
     return list(zip(calls, answers, strict=True))
-
-
-async def draw_pool_in_process(
-    problems: Sequence[Problem],
-    collab: Collaborators,
-    models: Sequence[str],
-    pool: PoolSpec,
-    *,
-    concurrency: int = 32,
-) -> tuple[list[PoolEntry], int]:
-    """Draw the pool without Ray (tests, small studies): models are ``collab.models``.
-
-    Returns the entries and the number of model calls made.
-    """
-    sem = asyncio.Semaphore(concurrency)
-    entries: list[PoolEntry | None] = [None] * len(problems)
-    calls = 0
-
-    async def one(index: int, problem: Problem) -> None:
-        nonlocal calls
-        async with sem:
-            per_model = {}
-            for model in models:
-                config = SelfConsistencyConfig(
-                    model=model,
-                    k=pool.k,
-                    temperature=pool.temperature,
-                    max_tokens=pool.max_tokens,
-                    prompt_style=pool.prompt_style,
-                    shots=pool.shots,
-                )
-                out = await self_consistency(problem, config, collab)
-                per_model[model] = _pairs(out.trace, out.details)
-                calls += len(per_model[model])
-            entries[index] = await entry_from_samples(problem, index, per_model, collab.grader)
-
-    async with asyncio.TaskGroup() as group:
-        for index, problem in enumerate(problems):
-            group.create_task(one(index, problem))
-    return [e for e in entries if e is not None], calls
-
-
-def slug(text: str) -> str:
-    """A file-system-safe name for a model."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
 
 
 def pool_run_config(study: StudyConfig, spec: ModelSpec) -> ExperimentConfig:
@@ -307,11 +179,6 @@ def pool_run_config(study: StudyConfig, spec: ModelSpec) -> ExperimentConfig:
 
 async def draw_pool(study: StudyConfig, *, parallel_runs: int = 2) -> PoolMeta:
     """Draw (or resume) every model's samples through the run driver, then write ``pool.jsonl``."""
-    from datasets import grader_for
-    from experiments.runtime.driver import ModelPool, run_experiment_async
-    from experiments.runtime.errors import RunAborted
-    from experiments.runtime.preflight import check_run, load_dataset
-    from experiments.runtime.results import RESULTS, read_results
 
     started = time.perf_counter()
     configs = [pool_run_config(study, spec) for spec in study.models]
@@ -360,7 +227,7 @@ async def draw_pool(study: StudyConfig, *, parallel_runs: int = 2) -> PoolMeta:
             result = by_model[name].get(problem.id)
             if result is None:
                 raise ValueError(f"pool: model {name!r} has no result for problem {problem.id!r}")
-            per_model[name] = _pairs(result.trace, result.details)
+            per_model[name] = sample_pairs(result.trace, result.details)
         async with gate:
             found[index] = await entry_from_samples(problem, index, per_model, graders[problem.answer_format])
 
@@ -442,31 +309,3 @@ def split_ids(ids: Iterable[str], validation_fraction: float, seed: int) -> tupl
         digest = hashlib.blake2b(f"{seed}:{pid}".encode(), digest_size=8).digest()
         (validation if int.from_bytes(digest, "big") / 2**64 < validation_fraction else test).add(pid)
     return validation, test
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``slmsim pool CONFIG.yaml [key=value ...]``: draw the pool and print what it holds."""
-    parser = argparse.ArgumentParser(prog="python -m experiments.studies.slm_mux.sample_pool", description=main.__doc__)
-    parser.add_argument("config")
-    parser.add_argument("overrides", nargs="*")
-    args = parser.parse_args(argv)
-
-    def body() -> int:
-        from experiments.runtime.lock import hold
-        from experiments.runtime.preflight import check_run
-
-        study = load_study(args.config, args.overrides)
-        for spec in study.models:
-            check_run(pool_run_config(study, spec))
-        with hold(study.run.out_dir, "slmsim pool"):
-            meta = asyncio.run(draw_pool(study))
-        print(json.dumps(meta.model_dump(mode="json"), indent=2))
-        where = study.run.out_dir / POOL_FILE
-        print(f"pool: {meta.n_problems} problems x {len(meta.models)} models x k={meta.k} -> {where}")
-        return 0
-
-    return guarded("pool", body)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

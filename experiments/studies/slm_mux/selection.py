@@ -23,20 +23,19 @@ test accuracy is reported afterwards, labelled as such.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import itertools
 import statistics
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import Field
 
-from experiments.runtime.errors import guarded
-from experiments.studies.slm_mux.sample_pool import Pool, PoolEntry, Strict, StudyConfig, load_study, read_pool
+from experiments.studies.slm_mux.config import StudyConfig
+from experiments.studies.slm_mux.sample_pool import Pool, PoolEntry
 from experiments.studies.slm_mux.sweep import evaluate, first_k, mux_correct, split_entries, validation_accuracies
 from orchestrators.voting import ModelVote, model_vote
+from protocols.config import Strict
 
 
 class SubsetScore(Strict):
@@ -234,25 +233,3 @@ def write_report(report: SelectionReport, out: Path, top: int = 20) -> list[Path
     (out / "selection.json").write_text(report.model_dump_json(indent=2) + "\n")
     (out / "selection.md").write_text(render(report, top) + "\n")
     return [out / "selection.json", out / "selection.md", plot(report, out)]
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``slmsim select CONFIG.yaml [key=value ...]``: rank subsets of the pool's models."""
-    parser = argparse.ArgumentParser(prog="python -m experiments.studies.slm_mux.selection", description=main.__doc__)
-    parser.add_argument("config")
-    parser.add_argument("overrides", nargs="*")
-    args = parser.parse_args(argv)
-
-    def body() -> int:
-        study = load_study(args.config, args.overrides)
-        report = search(read_pool(study.run.out_dir, study), study)
-        paths = write_report(report, study.run.out_dir, study.selection.top)
-        print(render(report, study.selection.top))
-        print("written: " + ", ".join(str(p) for p in paths))
-        return 0
-
-    return guarded("select", body)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

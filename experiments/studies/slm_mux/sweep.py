@@ -11,27 +11,17 @@ ties to the smaller k) and only then reported on the test split.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pydantic import Field
 
-from experiments.runtime.errors import guarded
 from experiments.runtime.results import wilson
-from experiments.studies.slm_mux.sample_pool import (
-    Pool,
-    PoolEntry,
-    PoolSample,
-    Strict,
-    StudyConfig,
-    load_study,
-    read_pool,
-    split_ids,
-)
+from experiments.studies.slm_mux.config import StudyConfig
+from experiments.studies.slm_mux.sample_pool import Pool, PoolEntry, PoolSample, split_ids
 from orchestrators.agent_forest import forest_salt
 from orchestrators.voting import Vote, label_support, majority, model_vote, mux_select
+from protocols.config import Strict
 
 Method = str  # "slm_mux" | "agent_forest" | "self_consistency" | "single"
 
@@ -310,26 +300,3 @@ def write_report(report: SweepReport, out: Path) -> list[Path]:
     (out / "sweep.json").write_text(report.model_dump_json(indent=2) + "\n")
     (out / "sweep.md").write_text(render(report) + "\n")
     return [out / "sweep.json", out / "sweep.md", *plot(report, out)]
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``slmsim sweep CONFIG.yaml [key=value ...]``: sweep k and models over the stored pool."""
-    parser = argparse.ArgumentParser(prog="python -m experiments.studies.slm_mux.sweep", description=main.__doc__)
-    parser.add_argument("config")
-    parser.add_argument("overrides", nargs="*")
-    args = parser.parse_args(argv)
-
-    def body() -> int:
-        study = load_study(args.config, args.overrides)
-        pool = read_pool(study.run.out_dir, study)
-        report = run_sweep(pool, study)
-        paths = write_report(report, study.run.out_dir)
-        print(render(report))
-        print("written: " + ", ".join(str(p) for p in paths))
-        return 0
-
-    return guarded("sweep", body)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,203 +1,42 @@
-"""Hierarchical tool stacking search: warm-up, layer-by-layer stacking, then a test of the winner.
+"""Hierarchical tool stacking search, the driver: every candidate is an experiment run.
 
-Warm-up: per base model X, evaluate X_0, X_1, X_2 ... on a seeded training sample
-while the score strictly improves (every level is reported). Stacking: take the
-pool's topN, anchor on the best, evaluate ``Agent[best, *combo]@<anchor's model>``
-for every combo of ``tool_number - 1`` others, all candidates of a layer at once;
-stop when a layer does not beat the best (plateau), else add the layer to the pool
-and repeat. The winner is then run on the whole test set. Every candidate is one
-``run_experiment_async`` run sharing one ``ModelPool``; the search logic below takes
-an ``evaluate`` callable so it is tested on fake scores without Ray.
-
-``python -m experiments.studies.stacking.search CONFIG [key=value ...]`` (``slmsim stack-search``).
+The search itself (warm-up, layer-by-layer stacking) is ``orchestrators.stacking_search``,
+pure async code over an ``evaluate`` callable. Here ``evaluate`` runs a structure as one
+``run_experiment_async`` run on a seeded training sample, all candidates sharing one
+``ModelPool`` and at most ``candidates_in_flight`` at once; the winner is then run on the
+whole test set, and the tables, the plot and ``search.json`` are written
+(``slmsim stack-search CONFIG [key=value ...]``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
-import re
-import sys
+import random
 import time
-from collections.abc import Callable, Coroutine, Sequence
-from itertools import combinations
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-from pydantic import Field, model_validator
+import yaml
 
-from experiments.studies.stacking.structure import Node, agent, layer_of, parse_structure, render, x_k
+from experiments.runtime.agent_tree import spawn_for_run
+from experiments.runtime.driver import ModelPool, make_logger, run_experiment_async
+from experiments.runtime.lock import hold
+from experiments.runtime.names import slug
+from experiments.runtime.preflight import check_models, check_writable_dir, load_dataset
+from experiments.runtime.results import read_results
+from experiments.runtime.spawn import ensure_ray
+from experiments.studies.stacking.config import StackSearchConfig
 from experiments.studies.stacking.tables import plot_score_vs_layer, source_of, write_table
-from protocols.config import DatasetSpec, ModelSpec, RunSpec, StackingConfig, StoreSpec, Strict
-
-# --- config ------------------------------------------------------------------
-
-
-class SearchSpec(Strict):
-    """The knobs of the original framework, plus explicit bounds on every loop."""
-
-    base_models: tuple[str, ...] = Field(min_length=1)
-    baseline: str | None = None
-    """A reference model (e.g. GPT-4o) evaluated as X_0 next to the search; never an orchestrator."""
-    top_n: int = Field(default=5, ge=1)
-    tool_number: int = Field(default=2, ge=2)
-    train_data_number: int = Field(default=20, ge=1)
-    max_warmup_level: int = Field(default=4, ge=0, le=12)
-    max_layers: int = Field(default=4, ge=1, le=12)
-    candidates_in_flight: int = Field(default=8, ge=1)
-    fixed_structure: str | None = None
-    """Test this structure directly, with no search."""
-    test: bool = True
-
-
-class StackSearchConfig(Strict):
-    """A stacking search: the test dataset, the models, agent settings, run and store, search knobs."""
-
-    name: str = "stack_search"
-    seed: int = 0
-    dataset: DatasetSpec = Field(default_factory=DatasetSpec)
-    models: tuple[ModelSpec, ...] = Field(min_length=1)
-    stacking: StackingConfig = Field(default_factory=lambda: StackingConfig(structure="(searched)"))
-    run: RunSpec = Field(default_factory=RunSpec)
-    store: StoreSpec = Field(default_factory=StoreSpec)
-    search: SearchSpec
-
-    @model_validator(mode="after")
-    def _models_known(self) -> StackSearchConfig:
-        names = {m.name for m in self.models}
-        wanted = [*self.search.base_models, *([self.search.baseline] if self.search.baseline else [])]
-        missing = [m for m in wanted if m not in names]
-        if missing:
-            raise ValueError(f"search refers to unknown model(s) {missing}; known: {sorted(names)}")
-        if self.search.fixed_structure is not None:
-            parse_structure(self.search.fixed_structure, known=names)
-        return self
-
-
-def load_search_config(path: str | Path, overrides: Sequence[str] = ()) -> StackSearchConfig:
-    """YAML + ``key=value`` overrides -> a validated search config (one-line ``ConfigError``)."""
-    from experiments.runtime.config_io import load_model
-
-    return load_model(StackSearchConfig, path, overrides)
-
-
-# --- the search logic (no Ray) -------------------------------------------------
-
-
-class Evaluation(Strict):
-    """One structure on one problem set: score, cost and when it ran."""
-
-    structure: str
-    phase: str
-    layer: int
-    score: float
-    n: int
-    correct: int
-    errors: int = 0
-    total_tokens: int = 0
-    tokens_per_problem: float = 0.0
-    cost_usd: float = 0.0
-    wall_s: float = 0.0
-    started_at: float = 0.0
-    ended_at: float = 0.0
-    run_dir: str = ""
-    per_layer: dict[str, Any] = Field(default_factory=dict)
-    sources: dict[str, int] = Field(default_factory=dict)
-
-
-Evaluate = Callable[[Node, str], Coroutine[Any, Any, Evaluation]]
-"""Evaluate a structure in a phase (``warmup``, ``layer_<i>``, ``test``...)."""
-
-
-def rank_key(e: Evaluation) -> tuple[float, int, str]:
-    """Best first: higher score, then fewer tokens, then the notation (deterministic ties)."""
-    return (-e.score, e.total_tokens, e.structure)
-
-
-async def warm_up(model: str, evaluate: Evaluate, max_level: int) -> list[Evaluation]:
-    """X_0, X_1, ... while the score strictly improves (the level that fails is reported too)."""
-    levels: list[Evaluation] = []
-    for k in range(max_level + 1):
-        got = await evaluate(x_k(model, k), "warmup")
-        improved = not levels or got.score > max(e.score for e in levels)
-        levels.append(got)
-        if not improved:
-            break
-    return levels
-
-
-def layer_candidates(pool: Sequence[Evaluation], top_n: int, tool_number: int) -> list[Node]:
-    """``Agent[anchor, *combo]`` for every combo of ``tool_number - 1`` of the topN after the anchor."""
-    top = sorted(pool, key=rank_key)[:top_n]
-    if not top:
-        return []
-    anchor, others = parse_structure(top[0].structure), top[1:]
-    return [
-        agent([anchor, *(parse_structure(o.structure) for o in combo)])
-        for combo in combinations(others, tool_number - 1)
-    ]
-
-
-class StackResult(NamedTuple):
-    """The stacking phase: every layer's evaluations, the winner, and why it stopped."""
-
-    layers: list[list[Evaluation]]
-    winner: Evaluation
-    stop_reason: str
-
-
-async def stack(
-    pool: Sequence[Evaluation],
-    evaluate: Evaluate,
-    *,
-    top_n: int,
-    tool_number: int,
-    max_layers: int,
-) -> StackResult:
-    """Add layers while the best candidate of a layer strictly beats the best so far."""
-    pool = list(pool)
-    best = min(pool, key=rank_key)
-    seen = {e.structure for e in pool}
-    layers: list[list[Evaluation]] = []
-    for layer in range(1, max_layers + 1):
-        todo = [c for c in layer_candidates(pool, top_n, tool_number) if render(c) not in seen]
-        if not todo:
-            return StackResult(layers, best, "no new candidates")
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(evaluate(c, f"layer_{layer}")) for c in todo]
-        results = [t.result() for t in tasks]
-        layers.append(results)
-        seen.update(e.structure for e in results)
-        layer_best = min(results, key=rank_key)
-        if layer_best.score <= best.score:
-            return StackResult(layers, best, f"plateau at layer {layer}")
-        pool.extend(results)
-        best = layer_best
-    return StackResult(layers, best, f"max_layers={max_layers}")
-
-
-def max_overlap(evaluations: Sequence[Evaluation]) -> int:
-    """How many of these runs were in flight at the same moment (from start/end times)."""
-    edges = sorted([(e.started_at, 1) for e in evaluations] + [(e.ended_at, -1) for e in evaluations])
-    running = peak = 0
-    for _, step in edges:
-        running += step
-        peak = max(peak, running)
-    return peak
-
-
-def slug(text: str) -> str:
-    """A directory-safe name for a model or structure label."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:80] or "x"
-
-
-# --- the driver (Ray, run directories) --------------------------------------------
+from orchestrators.stacking_search import Evaluation, StackResult, max_overlap, rank_key, stack, warm_up
+from orchestrators.stacking_structure import Node, layer_of, parse_structure, render, x_k
+from protocols.config import ExperimentConfig
 
 
 def train_sample(problems: Sequence[Any], n: int, seed: int) -> list[Any]:
     """A seeded sample of ``n`` problems, kept in dataset order."""
-    import random
-
     if n > len(problems):
         raise ValueError(f"train_data_number={n} exceeds the {len(problems)} problems available")
     picked = set(random.Random(seed).sample(range(len(problems)), n))
@@ -223,10 +62,6 @@ class SearchDriver:
         self.origin = time.time()
 
     def experiment(self, tree: Node, phase: str, test: bool) -> Any:
-        import hashlib
-
-        from protocols.config import ExperimentConfig
-
         c = self.config
         text = render(tree)
         digest = hashlib.sha256(text.encode()).hexdigest()[:8]
@@ -251,10 +86,6 @@ class SearchDriver:
         )
 
     async def _run(self, tree: Node, phase: str, test: bool) -> Evaluation:
-        from experiments.runtime.driver import run_experiment_async
-        from experiments.runtime.results import read_results
-        from experiments.studies.stacking.structure import spawn_for_run
-
         experiment = self.experiment(tree, phase, test)
         async with self.gate:
             # Spawned here and kept, so the driver's own spawn_for_run finds these named actors.
@@ -395,9 +226,6 @@ async def run_search_async(config: StackSearchConfig) -> dict[str, Any]:
     Bad input (cards, keys, out_dir, dataset, a train sample larger than the dataset) is
     reported before anything is written; one search at a time holds the directory.
     """
-    from experiments.runtime.lock import hold
-    from experiments.runtime.preflight import check_models, check_writable_dir, load_dataset
-
     out = config.run.out_dir
     check_models(config.models, config.store)
     check_writable_dir(out)
@@ -407,11 +235,6 @@ async def run_search_async(config: StackSearchConfig) -> dict[str, Any]:
 
 
 async def _search(config: StackSearchConfig, out: Path, train: list[Any]) -> dict[str, Any]:
-    import yaml
-
-    from experiments.runtime.driver import ModelPool, make_logger
-    from experiments.runtime.spawn import ensure_ray
-
     (out / "search_config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     log, log_fh = make_logger(out / "log.jsonl")
     ensure_ray(config.run.address)
@@ -456,37 +279,7 @@ def driver_evaluations(driver: SearchDriver) -> list[Evaluation]:
 
 def held_out(evaluation: Evaluation, train_ids: set[str]) -> dict[str, Any]:
     """Test accuracy without the training sample (MATH-500 has no separate train split)."""
-    from experiments.runtime.results import read_results
-
     results, _ = read_results(Path(evaluation.run_dir) / "results.jsonl")
     kept = [r for r in results if r.problem_id not in train_ids]
     correct = sum(r.correct for r in kept)
     return {"n": len(kept), "correct": correct, "accuracy": correct / len(kept) if kept else 0.0}
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m experiments.studies.stacking.search CONFIG [key=value ...]``."""
-    from experiments.runtime.errors import guarded
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help"):
-        print(__doc__)
-        return 0 if args else 2
-
-    def body() -> int:
-        config = load_search_config(args[0], args[1:])
-        report = asyncio.run(run_search_async(config))
-        out = config.run.out_dir
-        for name in ("warmup.md", *sorted(p.name for p in out.glob("stacking_layer_*.md")), "test_summary.md"):
-            if (out / name).exists():
-                print((out / name).read_text())
-        print(f"chosen structure: {report['chosen_structure']}  ({report.get('stop_reason')})")
-        print(f"search wall {report['wall_s']:.1f}s vs sum of its parts {report['sum_of_parts_s']:.1f}s")
-        print(f"search directory: {out}")
-        return 0
-
-    return guarded("stack-search", body)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from experiments.studies.stacking.search import Evaluation, StackResult
+from orchestrators.stacking_search import Evaluation, StackResult
 
 COLUMNS = (
     "structure",

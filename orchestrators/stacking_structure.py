@@ -1,4 +1,4 @@
-"""Stacking structures as data: a tree of agents over models, its notation, and its actors.
+"""Stacking structures as data: a tree of agents over models and its notation (no Ray).
 
 Notation: a model name is a raw model (``X_0``); ``Agent[T1, T2, ...]@M`` is an agent
 orchestrated by model ``M`` whose tools are ``T1, T2, ...`` (``Agent@M[...]`` reads the
@@ -11,14 +11,13 @@ Model names may hold any character but whitespace and ``[ ] , @``.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Collection
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from protocols.config import ExperimentConfig, StackingConfig, Strict
+from protocols.config import Strict
 
 
 class StructureError(ValueError):
@@ -192,95 +191,3 @@ def parse_structure(text: str, known: Collection[str] | None = None) -> Node:
     if pos != len(tokens):
         raise StructureError(f"structure {text!r}: unexpected {tokens[pos]!r} after the end")
     return tree
-
-
-# --- actors ------------------------------------------------------------------
-
-
-def actor_name(node: Node, config: StackingConfig, seed: int, model_ids: dict[str, str]) -> str:
-    """A Ray actor name that is the same exactly when the agent would behave the same.
-
-    It covers the subtree, the loop settings, the seed and the model actors used, so
-    runs of a search sharing a model pool share the agents of common subtrees.
-    """
-    settings = config.model_dump_json(exclude={"structure"})
-    used = ",".join(f"{m}={model_ids.get(m, '')}" for m in sorted(models_of(node)))
-    digest = hashlib.sha256(f"{render(node)}|{settings}|{seed}|{used}".encode()).hexdigest()[:20]
-    return f"stack-agent-{digest}"
-
-
-def _handle_id(handle: Any) -> str:
-    handle = getattr(handle, "handles", [handle])[0]  # a ReplicaSet: named by its first replica
-    actor_id = getattr(handle, "_actor_id", None)
-    return actor_id.hex() if actor_id is not None else str(id(handle))
-
-
-def _as_model(handle: Any, name: str) -> Any:
-    """A model actor handle as a ``Model``; a ``ReplicaSet`` (``replicas:`` > 1) already is one."""
-    from actors.model import RemoteModel
-    from experiments.runtime.placement import ReplicaSet
-
-    return handle if isinstance(handle, ReplicaSet) else RemoteModel(handle, name)
-
-
-def spawn_for_run(config: ExperimentConfig, model_handles: dict[str, Any]) -> dict[str, Any]:
-    """Build the config's structure into agent actors; returns ``{"root": <handle or tool>}``.
-
-    Each agent node is one actor whose tools are other agent actors (``RemoteTool``)
-    or raw models (``ModelTool`` over the shared model actor). Agents are named
-    actors (``get_if_exists``), so identical subtrees are one actor across the runs of
-    a search while any caller holds a handle. A structure that is a bare model (X_0)
-    needs no agent actor: its root is a ``ModelTool``.
-    """
-    import ray
-
-    from actors.agent import AgentActor, ModelTool, RemoteTool
-    from datasets import grader_for
-    from experiments.runtime.spawn import ACTOR_CPUS, supervised
-    from orchestrators.react import ask_model, react_loop
-
-    stacking = config.orchestrator
-    if not isinstance(stacking, StackingConfig):
-        raise StructureError(f"spawn_for_run needs a stacking config, got {stacking.kind!r}")
-    tree = parse_structure(stacking.structure, known=[m.name for m in config.models])
-    missing = sorted(models_of(tree) - set(model_handles))
-    if missing:
-        raise StructureError(f"structure {stacking.structure!r} uses model(s) {missing} with no model actor")
-    model_ids = {name: _handle_id(h) for name, h in model_handles.items()}
-
-    def model_tool(name: str) -> ModelTool:
-        remote = _as_model(model_handles[name], name)
-        return ModelTool(name, remote, ask_model, grader_for, stacking, config.seed)
-
-    def build(node: Node) -> Any:
-        if isinstance(node, ModelNode):
-            return model_tool(node.name)
-        tools = {
-            label: (model_tool(t.name) if isinstance(t, ModelNode) else RemoteTool(build(t), label))
-            for label, t in zip(tool_labels(node.tools), node.tools, strict=True)
-        }
-        return (
-            ray.remote(AgentActor)
-            .options(
-                name=actor_name(node, stacking, config.seed, model_ids),
-                get_if_exists=True,
-                num_cpus=ACTOR_CPUS,
-                max_concurrency=1000,
-                # Supervised like model actors: a ReAct step is a pure function of its
-                # request chain (models answer by request), so a re-submitted call is safe.
-                **supervised(config.run.actor_restarts),
-            )
-            .remote(
-                tool_label(node),
-                layer_of(node),
-                node.model,
-                _as_model(model_handles[node.model], node.model),
-                tools,
-                react_loop,
-                grader_for,
-                stacking,
-                config.seed,
-            )
-        )
-
-    return {"root": build(tree)}
