@@ -59,6 +59,8 @@ class CommandParser(argparse.ArgumentParser):
 
 def guarded(command: str, body: Callable[[], int]) -> int:
     """Run a command's body; bad input and aborted runs become one line and an exit code."""
+    # Imported here, not at the top: the ``slmsim`` dispatcher imports this module and must
+    # print its help or an unknown-command line without loading pydantic and the datasets.
     from datasets import DatasetError
     from experiments.runtime.config_io import ConfigError
 

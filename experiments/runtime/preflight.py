@@ -12,7 +12,10 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from experiments.runtime.config_io import ConfigError
+from actors.backends.sim.cards import load_cards
+from datasets import DatasetError, load_problems
+from experiments.runtime.config_io import ConfigError, config_from_tree, config_identity
+from experiments.runtime.results import CONFIG, RESULTS, read_results
 from protocols.config import DatasetSpec, ExperimentConfig, ModelSpec, StoreSpec
 from protocols.messages import Problem
 
@@ -21,8 +24,6 @@ def check_models(models: Iterable[ModelSpec], store: StoreSpec) -> None:
     """Sim cards exist; live models have their key variable set (unless everything is replayed)."""
     for spec in models:
         if spec.backend == "sim":
-            from actors.backends.sim.cards import load_cards
-
             try:
                 load_cards().card(spec.card_name)
             except KeyError as exc:
@@ -78,8 +79,6 @@ def _dataset_files(spec: DatasetSpec) -> list[Path]:
 
 def load_dataset(spec: DatasetSpec) -> list[Problem]:
     """The problems of ``spec``, with every way a file can be unreadable turned into one line."""
-    from datasets import DatasetError, load_problems
-
     try:
         return load_problems(spec)
     except UnicodeDecodeError:
@@ -99,9 +98,6 @@ def load_dataset(spec: DatasetSpec) -> list[Problem]:
 def check_existing_run(config: ExperimentConfig) -> None:
     """A run directory left by an earlier run holds this same experiment and readable results."""
     import yaml
-
-    from experiments.runtime.config_io import config_from_tree, config_identity
-    from experiments.runtime.results import CONFIG, RESULTS, read_results
 
     out = config.run.out_dir
     saved = out / CONFIG

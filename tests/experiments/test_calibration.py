@@ -67,7 +67,7 @@ def test_gpqa_structure_fit_is_within_tolerance() -> None:
 async def test_committed_cards_match_their_targets_within_tolerance(names: tuple[str, ...]) -> None:
     """The real pipeline (sim backend + real graders, T=0, all problems) on the committed cards.
 
-    ``python -m experiments.studies.simulator.calibrate --check`` does this for every card.
+    ``slmsim calibrate --check`` does this for every card.
     """
     rows = await check(load_cards(), names)
     assert len(rows) == 3 * len(names)

@@ -1,6 +1,6 @@
 """Model cards of the simulator: the calibrated parameters of each simulated model.
 
-``cards.yaml`` (next to this module) is *generated* by ``python -m experiments.studies.simulator.calibrate``
+``cards.yaml`` (next to this module) is *generated* by ``slmsim calibrate``
 from the hand-written ``inputs.yaml`` plus the public single-model figures; only
 abilities (and MATH subject terms) are fitted, everything else is a documented input.
 """
@@ -222,8 +222,6 @@ def parse_cards(data: dict[str, Any]) -> SimCards:
 def load_cards(path: Path = CARDS_PATH) -> SimCards:
     """Read and validate a cards file (cached per path; the default is the committed ``cards.yaml``)."""
     if not path.exists():
-        raise FileNotFoundError(
-            f"sim cards file {str(path)!r} not found; run `python -m experiments.studies.simulator.calibrate`"
-        )
+        raise FileNotFoundError(f"sim cards file {str(path)!r} not found; run `slmsim calibrate`")
     with path.open() as fh:
         return parse_cards(yaml.safe_load(fh))

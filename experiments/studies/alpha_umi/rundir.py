@@ -13,11 +13,13 @@ from typing import Any
 
 import yaml
 
+from actors.model import RemoteModel
 from datasets.paths import PACKAGED_DATA
 from datasets.records import read_json
 from experiments.runtime.config_io import EXECUTION_FIELDS, ConfigError, validate_tree
 from experiments.runtime.driver import ModelPool
 from experiments.runtime.results import CONFIG
+from experiments.runtime.spawn import ensure_ray
 from orchestrators.alpha_umi.static import load_records
 from protocols.alpha_umi import AlphaUmiConfig
 
@@ -69,8 +71,6 @@ def task_records(config: AlphaUmiConfig) -> tuple[list[dict[str, Any]], str]:
 
 def model_pool(config: AlphaUmiConfig) -> ModelPool:
     """One model actor per spec (Ray), through the runner's pool; the store lives beside the results."""
-    from experiments.runtime.spawn import ensure_ray
-
     ensure_ray(config.run.address)
     pool = ModelPool(config.seed, config.store, config.store.path or (config.run.out_dir / "store"))
     pool.ensure(config.models)
@@ -78,6 +78,4 @@ def model_pool(config: AlphaUmiConfig) -> ModelPool:
 
 
 def remote_models(pool: ModelPool) -> dict[str, Any]:
-    from actors.model import RemoteModel
-
     return {name: RemoteModel(handle, name) for name, handle in pool.handles.items()}

@@ -22,11 +22,13 @@ from typing import Any, NamedTuple
 
 import yaml
 
+from actors.backends.sim.backend import SimBackend
 from actors.backends.sim.cards import CARDS_PATH, INPUTS_PATH, Card, SimCards, load_cards, parse_cards
 from actors.backends.sim.skill import logit, sigmoid
 from actors.backends.sim.world import Facts, World
 from datasets import grader_for, load_problems
 from datasets.paths import calibration_file
+from orchestrators.prompts import solver_messages
 from protocols.config import DatasetSpec, ModelSpec
 from protocols.messages import CompletionRequest, Problem, RequestMeta
 
@@ -132,7 +134,7 @@ def base_cards(inputs: dict[str, Any]) -> dict[str, Any]:
     return {
         "version": 1,
         "calibration_seed": CALIBRATION_SEED,
-        "generated_by": "python -m experiments.studies.simulator.calibrate (do not edit by hand; edit inputs.yaml)",
+        "generated_by": "slmsim calibrate (do not edit by hand; edit inputs.yaml)",
         "difficulty": inputs["difficulty"],
         "behaviour": inputs["behaviour"],
         "prior": None,
@@ -147,8 +149,6 @@ def load_benchmark(name: str) -> list[Problem]:
 
 def solver_request(card: str, problem: Problem, seed: int = CALIBRATION_SEED) -> CompletionRequest:
     """The T=0 single-model request the real pipeline sends (the solver prompt of ``single``)."""
-    from orchestrators.prompts import solver_messages
-
     return CompletionRequest(
         model=card,
         messages=solver_messages(problem),
@@ -178,8 +178,6 @@ async def branches(
     data: dict[str, Any], card: str, problems: list[Problem], seed: int = CALIBRATION_SEED
 ) -> tuple[list[float], list[bool], list[bool]]:
     """Per problem: the ability above which the T=0 answer is right, and the grades of both branches."""
-    from actors.backends.sim.backend import SimBackend
-
     bench = problems[0].benchmark
     texts: dict[bool, list[str]] = {}
     for right in (True, False):
@@ -368,8 +366,6 @@ async def simulated_accuracy(
     cards: SimCards, card: str, problems: list[Problem], seed: int = CALIBRATION_SEED
 ) -> float:
     """T=0 single-sample accuracy (percent) through the real backend and graders."""
-    from actors.backends.sim.backend import SimBackend
-
     backend = SimBackend(ModelSpec(name=card), seed, cards)
     texts = []
     for p in problems:
