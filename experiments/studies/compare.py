@@ -27,7 +27,7 @@ from experiments.runtime.driver import ModelPool, run_experiment_async
 from experiments.runtime.lock import hold
 from experiments.runtime.names import slug
 from experiments.runtime.preflight import check_run, load_dataset
-from experiments.runtime.results import SIMULATED_SOURCES, source_kinds
+from experiments.runtime.results import SIMULATED_SOURCES, source_kinds, source_label
 from protocols.config import ExperimentConfig
 from protocols.summary import RunSummary
 
@@ -118,10 +118,6 @@ def label_of(config: ExperimentConfig) -> str:
     return config.run.out_dir.name
 
 
-def source_of(summary: RunSummary) -> str:
-    return "+".join(source_kinds(summary)) or "none"
-
-
 def render(configs: Sequence[ExperimentConfig], summaries: Sequence[RunSummary]) -> str:
     """The comparison table (markdown), simulated results labelled as such."""
     head = "| method | accuracy | 95% CI | total tokens | tokens/problem | cost USD | calls | errors | source |"
@@ -129,12 +125,12 @@ def render(configs: Sequence[ExperimentConfig], summaries: Sequence[RunSummary])
     for config, s in zip(configs, summaries, strict=True):
         lines.append(
             f"| {label_of(config)} | {s.accuracy:.3f} | [{s.ci95_low:.3f}, {s.ci95_high:.3f}] | {s.usage.total_tokens} "
-            f"| {s.tokens_per_problem:.0f} | {s.cost_usd:.4f} | {s.calls} | {s.errors} | {source_of(s)} |"
+            f"| {s.tokens_per_problem:.0f} | {s.cost_usd:.4f} | {s.calls} | {s.errors} | {source_label(s)} |"
         )
-    sources = {source_of(s) for s in summaries}
+    sources = {source_label(s) for s in summaries}
     note = (
         "SIMULATED: every completion came from the calibrated simulator (source: sim), not a real model."
-        if sources == {"sim"}
+        if sources == {"simulated"}
         else f"sources: {sorted(sources)}"
     )
     n = {s.n for s in summaries}
