@@ -1,7 +1,7 @@
 """Hierarchical tool stacking: ask the root agent of a structure, report honest per-layer cost.
 
 The structure (a tree of agents whose tools are models or other agents) is built
-into actors by ``experiments.studies.stacking.structure.spawn_for_run``; the runner passes the root
+into actors by ``experiments.runtime.agent_tree.spawn_for_run``; the runner passes the root
 agent as ``collab.tools["root"]``. The root's trace nests every tool's trace, so
 ``totals_of`` rolls nested tokens and cost up; ``details["per_layer"]`` splits them
 by the layer of the node that spent them (``layer_0`` = raw models answering as tools,
