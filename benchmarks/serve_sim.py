@@ -139,7 +139,9 @@ def text_of(reply: dict[str, Any]) -> str:
 
 
 async def throughput(url: str, backend: Any, card: str, problems: list[Problem], clients: int, total: int) -> None:
-    bodies = [{"model": card, "messages": solver_messages(p), "temperature": T} for p in problems]
+    """Requests/s over HTTP (a cheap keep-alive client in its own process) vs in-process calls/s, same run."""
+    from benchmarks.http_load import encode_get, encode_post, run_load
+
     requests = [in_process_request(card, p, solver_messages(p), i) for i, p in enumerate(problems)]
 
     async def calls() -> float:
@@ -153,39 +155,17 @@ async def throughput(url: str, backend: Any, card: str, problems: list[Problem],
 
     await calls()  # warm-up: the simulator's per-problem caches, as the server's warm-up pass does
     in_process = await calls()
-    connector = aiohttp.TCPConnector(limit=clients)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        left = [total]
-
-        async def worker(offset: int) -> None:
-            i = offset
-            while left[0] > 0:
-                left[0] -= 1
-                await post(session, url, bodies[i % len(bodies)])
-                i += clients
-
-        await asyncio.gather(*(worker(j) for j in range(clients)))  # warm-up: connections and caches
-        left[0] = total
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(j) for j in range(clients)))
-        served = total / (time.perf_counter() - started)
-        left[0] = total
-        started = time.perf_counter()
-        await asyncio.gather(*(health(session, url, left) for _ in range(clients)))
-        ceiling = total / (time.perf_counter() - started)
-    print(
-        f"throughput: /health (no work, same client) {ceiling:.0f} req/s: the HTTP ceiling on this machine", flush=True
-    )
-    print(f"throughput: serve-sim {served:.0f} req/s at {clients} clients; in-process {in_process:.0f} calls/s; "
-          f"ratio {served / in_process:.3f} (target >= 0.3)", flush=True)  # fmt: skip
-
-
-async def health(session: aiohttp.ClientSession, url: str, left: list[int]) -> None:
-    """A worker asking ``/health`` until ``left`` runs out: the cost of HTTP alone."""
-    while left[0] > 0:
-        left[0] -= 1
-        async with session.get(url.removesuffix("/v1") + "/health") as response:
-            await response.read()
+    host, port = url.removeprefix("http://").removesuffix("/v1").split(":")
+    bodies = [{"model": card, "messages": solver_messages(p), "temperature": T} for p in problems]
+    chat = [encode_post(host, int(port), "/v1/chat/completions", b) for b in bodies]
+    run_load(host, int(port), chat, clients, total)  # warm-up: the server's per-prompt caches
+    served = run_load(host, int(port), chat, clients, total)
+    ceiling = run_load(host, int(port), [encode_get(host, int(port), "/health")], clients, total)
+    print(f"throughput: /health (no work, same client) {ceiling.rate:.0f} req/s: the HTTP ceiling on this machine "
+          f"(errors {ceiling.errors})", flush=True)  # fmt: skip
+    ratio = served.rate / in_process
+    print(f"throughput: serve-sim {served.rate:.0f} req/s at {clients} clients (errors {served.errors}); "
+          f"in-process {in_process:.0f} calls/s; ratio {ratio:.3f} (target >= 0.3)", flush=True)  # fmt: skip
 
 
 # --- 2. lookup -----------------------------------------------------------------------------
