@@ -49,10 +49,9 @@ def test_local_counters_forget_the_least_recently_used_prompt() -> None:
 
 
 def test_two_workers_draw_successive_samples_of_one_prompt_and_sum_their_stats(tmp_path: Path) -> None:
+    from benchmarks.serve_fuzz import threaded_server
     from datasets import load_problems
     from protocols.config import DatasetSpec
-
-    from benchmarks.serve_fuzz import threaded_server
 
     problem = load_problems(DatasetSpec(name="gsm8k"))[3]
     body = {"model": CARD, "messages": [{"role": "user", "content": problem.question}], "temperature": 0.7}
@@ -75,7 +74,7 @@ def test_two_workers_draw_successive_samples_of_one_prompt_and_sum_their_stats(t
         assert proc.wait(20) == 0
     with threaded_server([problem], (CARD,), seed=0) as (host, port):  # one process: samples 0..11
         single = [_post(f"http://{host}:{port}/v1", body) for _ in range(12)]
-    assert {r["id"].split("-")[1] for r in replies} == {"sim0", "sim1"}  # both workers answered
+    assert {str(r["id"]).split("-")[1] for r in replies} == {"sim0", "sim1"}  # both workers answered
     assert sorted(map(_text, replies)) == sorted(map(_text, single))  # the same 12 samples, none twice
     assert stats["requests"] == 12 and stats["recognised"] == 12 and stats["workers"] == 2
 
