@@ -19,9 +19,10 @@ Starts ``slmsim serve-sim`` in a subprocess (its own process, as a user runs it)
    HTTP (``seed=i``) against in process (sample indices 0..8), with the in-process 95%
    interval, and the distinct-answer rate of 5 samples at T=0.7 (HTTP: 5 identical
    requests, no seed);
-4. **roles**: a MoA aggregator and a debate round over HTTP (plain text, no slmsim field)
-   against the in-process roles given the same prompts and candidates (agreement of the
-   final answers), plus the share of prompts whose role was inferred as the orchestrator's.
+4. **roles**: ``benchmarks.serve_roles``: a MoA aggregator and a debate round as
+   third-party code sends them over HTTP (plain text, no slmsim field) against the
+   in-process roles given the meta slmsim's orchestrators build (agreement of the final
+   answers), plus the share of prompts whose role was inferred.
 
 Every served figure is ``sim-served``; every in-process one ``sim``.
 """
@@ -154,13 +155,16 @@ async def throughput(backend: Any, card: str, problems: list[Problem], args: arg
     clients, total = args.clients, args.requests
     requests = [in_process_request(card, p, solver_messages(p), i) for i, p in enumerate(problems)]
 
+    cpu_per_call: list[float] = []
+
     async def calls() -> float:
         queue, count = list(requests), 0
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         while count < total:
             await asyncio.gather(*(backend.complete(r) for r in queue[:clients]))
             count += clients
             queue = queue[clients:] + queue[:clients]
+        cpu_per_call.append((time.process_time() - cpu) / count)
         return count / (time.perf_counter() - started)
 
     await calls()  # warm-up: the simulator's per-problem caches, as the server's warm-up pass does
@@ -168,25 +172,49 @@ async def throughput(backend: Any, card: str, problems: list[Problem], args: arg
     bodies = [{"model": card, "messages": solver_messages(p), "temperature": T} for p in problems]
     rows = []
     for workers in (int(w) for w in args.workers.split(",")):
-        with serve_sim([card], workers) as url:
+        with serve_sim([card], workers) as (url, pid):
             host, port = url.removeprefix("http://").removesuffix("/v1").split(":")
             chat = [encode_post(host, int(port), "/v1/chat/completions", b) for b in bodies]
             run_load(host, int(port), chat, clients, total)  # warm-up: connections, the server's caches
+            cpu = server_cpu_s(pid)
             served = run_load(host, int(port), chat, clients, total)
+            cpu = (server_cpu_s(pid) - cpu) / max(1, served.requests)
             ceiling = run_load(host, int(port), [encode_get(host, int(port), "/health")], clients, total)
-        rows.append((workers, served, ceiling))
+        rows.append((workers, served, ceiling, cpu))
     # The machine is shared: the in-process rate is taken before and after the HTTP runs, and
     # each ratio is against the faster of the two (the conservative choice).
     after = await calls()
     in_process = max(before, after)
+    local_cpu = min(cpu_per_call[1:])
     load = f"machine load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     print(f"throughput at {clients} concurrent keep-alive clients, {total} requests per run ({load}); "
           f"in-process simulator {before:.0f} calls/s before, {after:.0f} after:")  # fmt: skip
-    print("  workers | chat req/s | ratio to in-process | /health req/s (HTTP ceiling) | errors")
-    for workers, served, ceiling in rows:
+    print("  workers | chat req/s | ratio to in-process | /health req/s (HTTP ceiling) | errors | server CPU "
+          "ms/request | CPU ratio")  # fmt: skip
+    for workers, served, ceiling, cpu in rows:
         print(f"  {workers:7} | {served.rate:10.0f} | {served.rate / in_process:19.3f} | {ceiling.rate:28.0f} | "
-              f"{served.errors + ceiling.errors}")  # fmt: skip
-    print("  (target: ratio >= 0.3)", flush=True)
+              f"{served.errors + ceiling.errors:6} | {cpu * 1e3:21.3f} | {local_cpu / cpu:9.3f}")  # fmt: skip
+    print(
+        f"  (target: ratio >= 0.3. The in-process simulator spends {local_cpu * 1e3:.3f} ms CPU a call; the CPU "
+        "ratio is that over the server's CPU a request, which machine load does not change)",
+        flush=True,
+    )
+
+
+def server_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` and its children (the workers), from /proc."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == pid or int(fields[1]) == pid:  # fields[1] is the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
 
 
 # --- 2. lookup -----------------------------------------------------------------------------
@@ -277,49 +305,9 @@ async def sampling(url: str, backend: Any, card: str, problems: list[Problem]) -
     print(f"distinct-answer rate of 5 samples at T={T}: in-process {local_d / n:.3f}; over HTTP {http_d / n:.3f}")
 
 
-# --- 4. roles ------------------------------------------------------------------------------
-
-
-async def roles(url: str, backends: dict[str, Any], card: str, problems: list[Problem]) -> None:
-    from experiments.serve.roles import extract_answer
-    from orchestrators.prompts import aggregator_messages, debate_followup
-    from orchestrators.prompts import solver_messages as solver
-
-    cards = list(backends)
-    agree_moa = agree_debate = role_moa = role_debate = 0
-    async with aiohttp.ClientSession() as session:
-        for p in problems:
-            drafts = [await backends[c].complete(in_process_request(c, p, solver_messages(p), 0)) for c in cards]
-            texts = [d.text for d in drafts]
-            answers = tuple(extract_answer(t, p.answer_format) for t in texts)
-            # MoA: slmsim's aggregator prompt, in process with its meta vs over HTTP as plain text.
-            msgs = [{"role": m.role, "content": m.content} for m in aggregator_messages(p, texts)]
-            local = await backends[card].complete(in_process_request(card, p, msgs, 0, role="aggregator",
-                                                                     candidates=answers))  # fmt: skip
-            served = await post(session, url, {"model": card, "messages": msgs, "temperature": T})
-            role_moa += served["_role"] == "aggregator"
-            agree_moa += extract_answer(local.text, p.answer_format) == extract_answer(text_of(served), p.answer_format)
-            # Debate round 2 for seat 0: its own first answer, then the others' solutions.
-            history = [*solver(p), ChatMessage(role="assistant", content=texts[0]), debate_followup(p, texts[1:])]
-            msgs = [{"role": m.role, "content": m.content} for m in history]
-            extra = {"own_answer": answers[0]} if answers[0] is not None else {}
-            local = await backends[card].complete(in_process_request(card, p, msgs, 0, role="debater",
-                                                                     candidates=answers, extra=extra))  # fmt: skip
-            served = await post(session, url, {"model": card, "messages": msgs, "temperature": T})
-            role_debate += served["_role"] == "debater"
-            agree_debate += extract_answer(local.text, p.answer_format) == extract_answer(
-                text_of(served), p.answer_format
-            )
-    n = len(problems)
-    print(f"roles over HTTP vs in process ({n} MATH-500 problems, references from {cards}):")
-    print(f"  MoA aggregator: role inferred {role_moa}/{n}; same final answer {agree_moa}/{n} = {agree_moa / n:.1%}")
-    print(f"  debate round 2: role inferred {role_debate}/{n}; same final answer {agree_debate}/{n} = "
-          f"{agree_debate / n:.1%} (target >= 95%)")  # fmt: skip
-
-
 @contextlib.contextmanager
-def serve_sim(cards: list[str], workers: int = 1) -> Iterator[str]:
-    """``slmsim serve-sim`` in its own process, as a user runs it: yields its base URL."""
+def serve_sim(cards: list[str], workers: int = 1) -> Iterator[tuple[str, int]]:
+    """``slmsim serve-sim`` in its own process, as a user runs it: yields its base URL and pid."""
     from experiments.serve.local_llm import wait_ready
 
     port = free_port()
@@ -328,7 +316,7 @@ def serve_sim(cards: list[str], workers: int = 1) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}/v1"
     try:
         wait_ready(url, 120.0, proc)
-        yield url
+        yield url, proc.pid
     finally:
         proc.terminate()
         proc.wait(10)
@@ -346,14 +334,16 @@ async def run(args: argparse.Namespace) -> None:
         lookup_rates(math500 + gsm8k)
     cards = [args.card, "Qwen2.5-7B-Instruct", "Gemma-2-27B-Instruct"]
     backends = {c: base_backend(ModelSpec(name=c, backend="sim", card=c), 0) for c in cards}
-    if parts & {"lookup", "roles", "sampling"}:
-        with serve_sim(cards) as url:
+    if parts & {"lookup", "sampling"}:
+        with serve_sim(cards) as (url, _):
             if "lookup" in parts:
                 await fake_answers(url, args.card)
-            if "roles" in parts:
-                await roles(url, backends, args.card, math500[: args.problems])
             if "sampling" in parts:
                 await sampling(url, backends[args.card], args.card, math500[: args.problems])
+    if "roles" in parts:  # in a thread of its own: the official client is synchronous
+        from benchmarks.serve_roles import report
+
+        await asyncio.to_thread(report, args.card, args.problems)
     if "throughput" in parts:
         await throughput(backends[args.card], args.card, math500 + gsm8k, args)
 
