@@ -319,7 +319,11 @@ def serve_sim(cards: list[str], workers: int = 1) -> Iterator[tuple[str, int]]:
         yield url, proc.pid
     finally:
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(30)  # a loaded machine can take a while to tear the workers down
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 async def run(args: argparse.Namespace) -> None:

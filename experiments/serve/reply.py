@@ -147,26 +147,24 @@ def generic(wire: WireRequest, card: str, meta: RequestMeta, call_id: str) -> Ch
     return Choice(ft.cut_at_stop(text, wire.stop)[0], "stop")
 
 
+def _payload(chat: bool, choice: Choice) -> dict[str, Any]:
+    """What a choice carries: a chat ``message`` (with reasoning and tool calls when present) or a ``text``."""
+    if not chat:
+        return {"text": choice.content or ""}
+    message: dict[str, Any] = {"role": "assistant", "content": choice.content}
+    if choice.reasoning is not None:
+        message["reasoning_content"] = choice.reasoning
+    if choice.tool_calls:
+        message["tool_calls"] = choice.tool_calls
+    return {"message": message}
+
+
 def envelope(wire: WireRequest, choices: list[Choice], prompt_tokens: int, number: str) -> dict[str, Any]:
     """The reply body in the OpenAI shape."""
-    out: list[dict[str, Any]] = []
-    for i, choice in enumerate(choices):
-        if wire.chat:
-            message: dict[str, Any] = {"role": "assistant", "content": choice.content}
-            if choice.reasoning is not None:
-                message["reasoning_content"] = choice.reasoning
-            if choice.tool_calls:
-                message["tool_calls"] = choice.tool_calls
-            out.append({"index": i, "message": message, "finish_reason": choice.finish, "logprobs": choice.logprobs})
-        else:
-            out.append(
-                {
-                    "index": i,
-                    "text": choice.content or "",
-                    "finish_reason": choice.finish,
-                    "logprobs": choice.logprobs,
-                }
-            )
+    out = [
+        {"index": i, **_payload(wire.chat, choice), "finish_reason": choice.finish, "logprobs": choice.logprobs}
+        for i, choice in enumerate(choices)
+    ]
     completion_tokens = sum(c.tokens for c in choices)
     return {
         "id": f"{'chatcmpl' if wire.chat else 'cmpl'}-sim{number}",
@@ -206,6 +204,30 @@ def pieces(text: str, count: int = 8) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
+def _chat_events(choice: dict[str, Any]) -> list[dict[str, Any]]:
+    """One chat choice as deltas: the role, reasoning and content in pieces, each tool call's arguments, the finish."""
+    i, message = choice["index"], choice["message"]
+    deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
+    for field in ("reasoning_content", "content"):
+        deltas.extend({field: piece} for piece in (pieces(message[field]) if message.get(field) else []))
+    for j, call in enumerate(message.get("tool_calls") or []):
+        name = call["function"]["name"]
+        deltas.append({"tool_calls": [{"index": j, "id": call["id"], "type": "function",
+                                       "function": {"name": name, "arguments": ""}}]})  # fmt: skip
+        deltas.extend({"tool_calls": [{"index": j, "function": {"arguments": piece}}]}
+                      for piece in pieces(call["function"]["arguments"], 4))  # fmt: skip
+    events = [{"index": i, "delta": d, "finish_reason": None} for d in deltas]
+    return [*events, {"index": i, "delta": {}, "finish_reason": choice["finish_reason"]}]
+
+
+def _text_events(choice: dict[str, Any]) -> list[dict[str, Any]]:
+    """One completions choice as text pieces, the last carrying the finish."""
+    parts = pieces(choice["text"])
+    last = len(parts) - 1
+    return [{"index": choice["index"], "text": piece, "finish_reason": choice["finish_reason"] if k == last else None,
+             "logprobs": None} for k, piece in enumerate(parts)]  # fmt: skip
+
+
 async def stream(
     http: web.Request, wire: WireRequest, body: dict[str, Any], headers: dict[str, str]
 ) -> web.StreamResponse:
@@ -214,33 +236,7 @@ async def stream(
     await response.prepare(http)
     head = {k: body[k] for k in ("id", "created", "model", "system_fingerprint")}
     head["object"] = "chat.completion.chunk" if wire.chat else "text_completion"
-    events: list[dict[str, Any]] = []
-    for choice in body["choices"]:
-        i, finish = choice["index"], choice["finish_reason"]
-        if wire.chat:
-            message = choice["message"]
-            events.append({"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None})
-            for piece in pieces(message.get("reasoning_content") or "") if message.get("reasoning_content") else []:
-                events.append({"index": i, "delta": {"reasoning_content": piece}, "finish_reason": None})
-            for piece in pieces(message["content"]) if message["content"] else []:
-                events.append({"index": i, "delta": {"content": piece}, "finish_reason": None})
-            for j, call in enumerate(message.get("tool_calls") or []):
-                start = {
-                    "index": j,
-                    "id": call["id"],
-                    "type": "function",
-                    "function": {"name": call["function"]["name"], "arguments": ""},
-                }
-                events.append({"index": i, "delta": {"tool_calls": [start]}, "finish_reason": None})
-                for piece in pieces(call["function"]["arguments"], 4):
-                    delta = {"tool_calls": [{"index": j, "function": {"arguments": piece}}]}
-                    events.append({"index": i, "delta": delta, "finish_reason": None})
-            events.append({"index": i, "delta": {}, "finish_reason": finish})
-        else:
-            parts = pieces(choice["text"])
-            for k, piece in enumerate(parts):
-                last = k == len(parts) - 1
-                events.append({"index": i, "text": piece, "finish_reason": finish if last else None, "logprobs": None})
+    events = [e for choice in body["choices"] for e in (_chat_events if wire.chat else _text_events)(choice)]
     chunks = [{**head, "choices": [e]} for e in events]
     if wire.include_usage:
         chunks.append({**head, "choices": [], "usage": body["usage"]})

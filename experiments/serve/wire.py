@@ -216,21 +216,23 @@ def _stop(raw: Any) -> tuple[str, ...]:
     raise BadRequest(f"'stop' must be a string or a list of up to 4 strings, got {clip(raw)}", param="stop")
 
 
+def _ranged(body: dict[str, Any], name: str, kinds: type | tuple[type, ...], lo: float, hi: float) -> Any:
+    """``body[name]`` if it is of ``kinds`` (never a bool) within [lo, hi]; None if absent or null."""
+    value: Any = body.get(name)
+    typed = value is not None and not isinstance(value, bool) and isinstance(value, kinds)
+    if value is not None and not (typed and lo <= body[name] <= hi):
+        span = f"an integer in [{lo}, {hi}]" if kinds is int else f"a number in [{lo:g}, {hi:g}]"
+        raise BadRequest(f"'{name}' must be {span}, got {clip(value)}", param=name)
+    return value
+
+
 def _number(body: dict[str, Any], name: str, default: float, lo: float, hi: float) -> float:
-    value = body.get(name, default)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
-        raise BadRequest(f"'{name}' must be a number in [{lo:g}, {hi:g}], got {clip(value)}", param=name)
-    return float(value)
+    value = _ranged(body, name, (int, float), lo, hi)
+    return default if value is None else float(value)
 
 
 def _int(body: dict[str, Any], name: str, lo: int, hi: int) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise BadRequest(f"'{name}' must be an integer in [{lo}, {hi}], got {clip(value)}", param=name)
+    value: int | None = _ranged(body, name, int, lo, hi)
     return value
 
 
