@@ -1,12 +1,16 @@
 r"""serve-sim against the in-process simulator, in one run: throughput, lookup, sampling, roles.
 
-    python -m benchmarks.serve_sim [--card C] [--clients 256] [--requests 6000] [--problems 200] [--parts lookup,...]
+    python -m benchmarks.serve_sim [--card C] [--clients 256] [--requests 6000] [--problems 200]
+        [--parts lookup,roles,sampling,throughput] [--workers 1,2]
 
 Starts ``slmsim serve-sim`` in a subprocess (its own process, as a user runs it) and prints:
 
-1. **throughput**: serve-sim requests/s with ``--clients`` concurrent clients (chat requests
-   on MATH-500/GSM8K questions) against the in-process ``SimBackend.complete`` calls/s on
-   the same requests, and their ratio (the issue's target: >= 0.3 on 2 cores);
+1. **throughput**: serve-sim requests/s with ``--clients`` concurrent keep-alive clients
+   (chat requests on MATH-500/GSM8K questions; the cheap client of ``benchmarks.http_load``
+   in its own process) for each ``--workers`` count, against the in-process
+   ``SimBackend.complete`` calls/s on the same requests, and their ratio (the issue's
+   target: >= 0.3 on 2 cores), with ``/health`` through the same client as the machine's
+   HTTP ceiling;
 2. **lookup**: the share of MATH-500 and GSM8K questions found under 10 prompt templates
    taken from public repositories, and the replies to 200 non-benchmark prompts (GSM8K
    *train* questions, ToolAlpaca instructions, chit-chat) that name a problem or carry an
@@ -15,9 +19,10 @@ Starts ``slmsim serve-sim`` in a subprocess (its own process, as a user runs it)
    HTTP (``seed=i``) against in process (sample indices 0..8), with the in-process 95%
    interval, and the distinct-answer rate of 5 samples at T=0.7 (HTTP: 5 identical
    requests, no seed);
-4. **roles**: a MoA aggregator and a debate round over HTTP (plain text, no slmsim field)
-   against the in-process roles given the same prompts and candidates (agreement of the
-   final answers), plus the share of prompts whose role was inferred as the orchestrator's.
+4. **roles**: ``benchmarks.serve_roles``: a MoA aggregator and a debate round as
+   third-party code sends them over HTTP (plain text, no slmsim field) against the
+   in-process roles given the meta slmsim's orchestrators build (agreement of the final
+   answers), plus the share of prompts whose role was inferred.
 
 Every served figure is ``sim-served``; every in-process one ``sim``.
 """
@@ -26,9 +31,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
+import os
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -138,54 +148,73 @@ def text_of(reply: dict[str, Any]) -> str:
 # --- 1. throughput -------------------------------------------------------------------------
 
 
-async def throughput(url: str, backend: Any, card: str, problems: list[Problem], clients: int, total: int) -> None:
-    bodies = [{"model": card, "messages": solver_messages(p), "temperature": T} for p in problems]
+async def throughput(backend: Any, card: str, problems: list[Problem], args: argparse.Namespace) -> None:
+    """Requests/s over HTTP (a cheap keep-alive client in its own process) vs in-process calls/s, same run."""
+    from benchmarks.http_load import encode_get, encode_post, run_load
+
+    clients, total = args.clients, args.requests
     requests = [in_process_request(card, p, solver_messages(p), i) for i, p in enumerate(problems)]
+
+    cpu_per_call: list[float] = []
 
     async def calls() -> float:
         queue, count = list(requests), 0
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         while count < total:
             await asyncio.gather(*(backend.complete(r) for r in queue[:clients]))
             count += clients
             queue = queue[clients:] + queue[:clients]
+        cpu_per_call.append((time.process_time() - cpu) / count)
         return count / (time.perf_counter() - started)
 
     await calls()  # warm-up: the simulator's per-problem caches, as the server's warm-up pass does
-    in_process = await calls()
-    connector = aiohttp.TCPConnector(limit=clients)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        left = [total]
-
-        async def worker(offset: int) -> None:
-            i = offset
-            while left[0] > 0:
-                left[0] -= 1
-                await post(session, url, bodies[i % len(bodies)])
-                i += clients
-
-        await asyncio.gather(*(worker(j) for j in range(clients)))  # warm-up: connections and caches
-        left[0] = total
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(j) for j in range(clients)))
-        served = total / (time.perf_counter() - started)
-        left[0] = total
-        started = time.perf_counter()
-        await asyncio.gather(*(health(session, url, left) for _ in range(clients)))
-        ceiling = total / (time.perf_counter() - started)
+    before = await calls()
+    bodies = [{"model": card, "messages": solver_messages(p), "temperature": T} for p in problems]
+    rows = []
+    for workers in (int(w) for w in args.workers.split(",")):
+        with serve_sim([card], workers) as (url, pid):
+            host, port = url.removeprefix("http://").removesuffix("/v1").split(":")
+            chat = [encode_post(host, int(port), "/v1/chat/completions", b) for b in bodies]
+            run_load(host, int(port), chat, clients, total)  # warm-up: connections, the server's caches
+            cpu = server_cpu_s(pid)
+            served = run_load(host, int(port), chat, clients, total)
+            cpu = (server_cpu_s(pid) - cpu) / max(1, served.requests)
+            ceiling = run_load(host, int(port), [encode_get(host, int(port), "/health")], clients, total)
+        rows.append((workers, served, ceiling, cpu))
+    # The machine is shared: the in-process rate is taken before and after the HTTP runs, and
+    # each ratio is against the faster of the two (the conservative choice).
+    after = await calls()
+    in_process = max(before, after)
+    local_cpu = min(cpu_per_call[1:])
+    load = f"machine load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    print(f"throughput at {clients} concurrent keep-alive clients, {total} requests per run ({load}); "
+          f"in-process simulator {before:.0f} calls/s before, {after:.0f} after:")  # fmt: skip
+    print("  workers | chat req/s | ratio to in-process | /health req/s (HTTP ceiling) | errors | server CPU "
+          "ms/request | CPU ratio")  # fmt: skip
+    for workers, served, ceiling, cpu in rows:
+        print(f"  {workers:7} | {served.rate:10.0f} | {served.rate / in_process:19.3f} | {ceiling.rate:28.0f} | "
+              f"{served.errors + ceiling.errors:6} | {cpu * 1e3:21.3f} | {local_cpu / cpu:9.3f}")  # fmt: skip
     print(
-        f"throughput: /health (no work, same client) {ceiling:.0f} req/s: the HTTP ceiling on this machine", flush=True
+        f"  (target: ratio >= 0.3. The in-process simulator spends {local_cpu * 1e3:.3f} ms CPU a call; the CPU "
+        "ratio is that over the server's CPU a request, which machine load does not change)",
+        flush=True,
     )
-    print(f"throughput: serve-sim {served:.0f} req/s at {clients} clients; in-process {in_process:.0f} calls/s; "
-          f"ratio {served / in_process:.3f} (target >= 0.3)", flush=True)  # fmt: skip
 
 
-async def health(session: aiohttp.ClientSession, url: str, left: list[int]) -> None:
-    """A worker asking ``/health`` until ``left`` runs out: the cost of HTTP alone."""
-    while left[0] > 0:
-        left[0] -= 1
-        async with session.get(url.removesuffix("/v1") + "/health") as response:
-            await response.read()
+def server_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` and its children (the workers), from /proc."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == pid or int(fields[1]) == pid:  # fields[1] is the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
 
 
 # --- 2. lookup -----------------------------------------------------------------------------
@@ -276,80 +305,51 @@ async def sampling(url: str, backend: Any, card: str, problems: list[Problem]) -
     print(f"distinct-answer rate of 5 samples at T={T}: in-process {local_d / n:.3f}; over HTTP {http_d / n:.3f}")
 
 
-# --- 4. roles ------------------------------------------------------------------------------
+@contextlib.contextmanager
+def serve_sim(cards: list[str], workers: int = 1) -> Iterator[tuple[str, int]]:
+    """``slmsim serve-sim`` in its own process, as a user runs it: yields its base URL and pid."""
+    from experiments.serve.local_llm import wait_ready
 
-
-async def roles(url: str, backends: dict[str, Any], card: str, problems: list[Problem]) -> None:
-    from experiments.serve.roles import extract_answer
-    from orchestrators.prompts import aggregator_messages, debate_followup
-    from orchestrators.prompts import solver_messages as solver
-
-    cards = list(backends)
-    agree_moa = agree_debate = role_moa = role_debate = 0
-    async with aiohttp.ClientSession() as session:
-        for p in problems:
-            drafts = [await backends[c].complete(in_process_request(c, p, solver_messages(p), 0)) for c in cards]
-            texts = [d.text for d in drafts]
-            answers = tuple(extract_answer(t, p.answer_format) for t in texts)
-            # MoA: slmsim's aggregator prompt, in process with its meta vs over HTTP as plain text.
-            msgs = [{"role": m.role, "content": m.content} for m in aggregator_messages(p, texts)]
-            local = await backends[card].complete(in_process_request(card, p, msgs, 0, role="aggregator",
-                                                                     candidates=answers))  # fmt: skip
-            served = await post(session, url, {"model": card, "messages": msgs, "temperature": T})
-            role_moa += served["_role"] == "aggregator"
-            agree_moa += extract_answer(local.text, p.answer_format) == extract_answer(text_of(served), p.answer_format)
-            # Debate round 2 for seat 0: its own first answer, then the others' solutions.
-            history = [*solver(p), ChatMessage(role="assistant", content=texts[0]), debate_followup(p, texts[1:])]
-            msgs = [{"role": m.role, "content": m.content} for m in history]
-            extra = {"own_answer": answers[0]} if answers[0] is not None else {}
-            local = await backends[card].complete(in_process_request(card, p, msgs, 0, role="debater",
-                                                                     candidates=answers, extra=extra))  # fmt: skip
-            served = await post(session, url, {"model": card, "messages": msgs, "temperature": T})
-            role_debate += served["_role"] == "debater"
-            agree_debate += extract_answer(local.text, p.answer_format) == extract_answer(
-                text_of(served), p.answer_format
-            )
-    n = len(problems)
-    print(f"roles over HTTP vs in process ({n} MATH-500 problems, references from {cards}):")
-    print(f"  MoA aggregator: role inferred {role_moa}/{n}; same final answer {agree_moa}/{n} = {agree_moa / n:.1%}")
-    print(f"  debate round 2: role inferred {role_debate}/{n}; same final answer {agree_debate}/{n} = "
-          f"{agree_debate / n:.1%} (target >= 95%)")  # fmt: skip
+    port = free_port()
+    command = [sys.executable, "-m", "experiments.serve.cli", "--port", str(port), "--cards", ",".join(cards)]
+    proc = subprocess.Popen([*command, "--workers", str(workers)], cwd=Path(__file__).resolve().parents[1])
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        wait_ready(url, 120.0, proc)
+        yield url, proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)  # a loaded machine can take a while to tear the workers down
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 async def run(args: argparse.Namespace) -> None:
-    import subprocess
-    import sys
-    from pathlib import Path
-
     from actors.backends.factory import base_backend
     from datasets import load_problems
-    from experiments.serve.local_llm import wait_ready
     from protocols.config import DatasetSpec
 
     math500 = load_problems(DatasetSpec(name="math500"))
     gsm8k = load_problems(DatasetSpec(name="gsm8k"))
-    if "lookup" in args.parts:
+    parts = set(args.parts.split(","))
+    if "lookup" in parts:
         lookup_rates(math500 + gsm8k)
     cards = [args.card, "Qwen2.5-7B-Instruct", "Gemma-2-27B-Instruct"]
-    port = free_port()
-    command = [sys.executable, "-m", "experiments.serve.cli", "--port", str(port), "--cards", ",".join(cards)]
-    proc = subprocess.Popen(command, cwd=Path(__file__).resolve().parents[1])
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        wait_ready(url, 120.0, proc)
-        backends = {c: base_backend(ModelSpec(name=c, backend="sim", card=c), 0) for c in cards}
-        parts = set(args.parts.split(","))
-        if "lookup" in parts:
-            await fake_answers(url, args.card)
-        if "roles" in parts:
-            await roles(url, backends, args.card, math500[: args.problems])
-        if "sampling" in parts:
-            await sampling(url, backends[args.card], args.card, math500[: args.problems])
-        if "throughput" in parts:
-            await throughput(url, backends[args.card], args.card, math500 + gsm8k, args.clients, args.requests)
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    backends = {c: base_backend(ModelSpec(name=c, backend="sim", card=c), 0) for c in cards}
+    if parts & {"lookup", "sampling"}:
+        with serve_sim(cards) as (url, _):
+            if "lookup" in parts:
+                await fake_answers(url, args.card)
+            if "sampling" in parts:
+                await sampling(url, backends[args.card], args.card, math500[: args.problems])
+    if "roles" in parts:  # in a thread of its own: the official client is synchronous
+        from benchmarks.serve_roles import report
+
+        await asyncio.to_thread(report, args.card, args.problems)
+    if "throughput" in parts:
+        await throughput(backends[args.card], args.card, math500 + gsm8k, args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -359,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=6000)
     parser.add_argument("--problems", type=int, default=200)
     parser.add_argument("--parts", default="lookup,roles,sampling,throughput", help="comma-separated subset")
+    parser.add_argument("--workers", default="1,2", help="serve-sim --workers values to measure, comma-separated")
     asyncio.run(run(parser.parse_args(argv)))
     return 0
 

@@ -5,7 +5,12 @@ output is a pure function of (server seed, model, request, seed); without it, su
 identical requests draw successive samples from a per-(model, prompt) counter under the
 server seed (a restarted server with the same ``--seed`` replays the same sequence; the
 counter is only touched on the event loop, so concurrent requests never share a sample).
-``n > 1`` gives n distinct samples; at T=0 every sample is the greedy one.
+``n > 1`` gives n distinct samples; at T=0 every sample is the greedy one. With
+``--workers`` the counter is shared by the worker processes (``counters``).
+
+The hot path is kept cheap (``benchmarks/serve_sim.py`` measures it against the
+in-process simulator): a conversation's problem, role and simulator messages are cached
+by its text, JSON is read and written by orjson, and one sample needs no task.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from typing import Any
 from aiohttp import web
 
 from experiments.serve import features as ft
-from experiments.serve.faults import FaultInjector, ServerFaults
+from experiments.serve.counters import LocalCounters, PromptCounters, SharedTally
+from experiments.serve.faults import KINDS, FaultInjector, ServerFaults
 from experiments.serve.guard import GuardedSite
 from experiments.serve.lookup import ProblemLookup
 from experiments.serve.reply import (
@@ -33,6 +39,7 @@ from experiments.serve.reply import (
     envelope,
     error_response,
     generic,
+    json_reply,
     problem_label,
     shape,
     stream,
@@ -40,7 +47,7 @@ from experiments.serve.reply import (
 from experiments.serve.roles import extract_answer, infer_meta
 from experiments.serve.wire import BadRequest, WireRequest, clip, parse_body, parse_request
 from protocols.interfaces import Backend
-from protocols.messages import Completion, CompletionRequest, Failure, RequestMeta
+from protocols.messages import ChatMessage, Completion, CompletionRequest, Failure, RequestMeta
 
 _FAILURE_STATUS = {"rate_limit": 429, "timeout": 504, "client": 400, "malformed": 502}
 _SEEDED = 1 << 40
@@ -51,6 +58,8 @@ CONFIDENCE_SAMPLES = 8
 COUNTER_ENTRIES = 200_000
 META_ENTRIES = 8192
 MAX_INFLATED = 16 * 1024 * 1024
+STAT_NAMES = ("requests", "bad_request", "recognised", "missed")
+ROLE_NAMES = ("solver", "aggregator", "debater", "verifier", "judge", "agent")
 
 
 @dataclass
@@ -99,6 +108,7 @@ class SimServer:
         backends: Mapping[str, Backend],
         settings: ServerSettings | None = None,
         lookup: ProblemLookup | None = None,
+        counters: PromptCounters | None = None,
     ) -> None:
         self.backends = dict(backends)
         self.settings = settings or ServerSettings()
@@ -113,10 +123,31 @@ class SimServer:
         s = self.settings
         self.faults = FaultInjector(s.faults, s.fault_seed, s.retry_after_s, s.hang_s)
         self._ids = itertools.count()
-        self._counters: OrderedDict[str, int] = OrderedDict()
-        self._metas: OrderedDict[bytes, RequestMeta] = OrderedDict()
+        self.counters: PromptCounters = counters if counters is not None else LocalCounters(COUNTER_ENTRIES)
+        self._metas: OrderedDict[bytes, tuple[RequestMeta, tuple[ChatMessage, ...]]] = OrderedDict()
         self.stats: Counter[str] = Counter()
         self.roles: Counter[str] = Counter()
+        self.worker = 0
+        """This process's worker number (``--workers``): a prefix of reply ids, a row of ``tally``."""
+        self.tally: SharedTally | None = None
+        self._health = json.dumps({"status": "ok", "models": sorted(self.backends)}).encode()
+
+    def share(self, workers: int) -> None:
+        """Before forking ``workers`` processes: the stats become sums over all of them."""
+        names = (*STAT_NAMES, *(f"role.{r}" for r in ROLE_NAMES), *(f"fault.{k}" for k in KINDS))
+        self.tally = SharedTally(names, workers)
+
+    def become_worker(self, worker: int) -> None:
+        """In a forked worker: its own fault stream (seeded by server seed and worker) and id prefix."""
+        s = self.settings
+        self.worker = worker
+        self.faults = FaultInjector(s.faults, hash((s.fault_seed, worker)), s.retry_after_s, s.hang_s)
+
+    def _publish(self) -> None:
+        if self.tally is not None:
+            flat = {**self.stats, **{f"role.{r}": c for r, c in self.roles.items()}}
+            flat.update({f"fault.{k}": c for k, c in self.faults.counts.items()})
+            self.tally.publish(self.worker, flat)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -134,7 +165,7 @@ class SimServer:
         return app
 
     async def health(self, _: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "models": sorted(self.backends)})
+        return web.Response(body=self._health, content_type="application/json")
 
     @staticmethod
     def _model_entry(name: str) -> dict[str, Any]:
@@ -142,21 +173,24 @@ class SimServer:
 
     async def models(self, _: web.Request) -> web.Response:
         names = sorted({*self.backends, *self.settings.aliases})
-        return web.json_response({"object": "list", "data": [self._model_entry(n) for n in names]})
+        return json_reply({"object": "list", "data": [self._model_entry(n) for n in names]})
 
     async def model(self, http: web.Request) -> web.Response:
         name = http.match_info["model_id"]
         self.resolve(name)
-        return web.json_response(self._model_entry(name))
+        return json_reply(self._model_entry(name))
 
     async def stats_view(self, _: web.Request) -> web.Response:
-        body = {
-            **self.stats,
-            "roles": dict(self.roles),
-            "faults": dict(self.faults.counts),
-            "problems_indexed": len(self.lookup),
-        }
-        return web.json_response(body)
+        stats, roles, faults = dict(self.stats), dict(self.roles), dict(self.faults.counts)
+        workers = 1
+        if self.tally is not None:  # every worker's counts, not just this one's
+            totals = self.tally.totals()
+            workers = self.tally.workers
+            stats = {n: totals[n] for n in STAT_NAMES if totals[n]}
+            roles = {r: totals[f"role.{r}"] for r in ROLE_NAMES if totals[f"role.{r}"]}
+            faults = {k: totals[f"fault.{k}"] for k in KINDS}
+        body = {**stats, "roles": roles, "faults": faults, "problems_indexed": len(self.lookup), "workers": workers}
+        return json_reply(body)
 
     def resolve(self, name: str) -> str:
         """The served card for a requested model name (itself, an alias, or the default card)."""
@@ -198,12 +232,11 @@ class SimServer:
             raise BadRequest(f"request body inflates past {MAX_INFLATED} bytes", 413)
         return body
 
-    async def _meta(self, wire: WireRequest, forced: str | None) -> RequestMeta:
-        """The request's problem and role; cached by conversation, since agents resend the same prompts."""
+    async def _meta(self, wire: WireRequest, forced: str | None) -> tuple[RequestMeta, tuple[ChatMessage, ...]]:
+        """The request's problem, role and simulator messages; cached by conversation (agents resend prompts)."""
         key = None
         if wire.slmsim_meta is None:
-            tools = json.dumps([wire.tool_names, wire.tool_choice]) if wire.tools else ""
-            key = blake2b(f"{wire.chat}\x1f{forced}\x1f{tools}\x1f{wire.text}".encode(), digest_size=16).digest()
+            key = blake2b(_conversation_key(wire, forced).encode(), digest_size=16).digest()
             hit = self._metas.get(key)
             if hit is not None:
                 self._metas.move_to_end(key)
@@ -212,19 +245,25 @@ class SimServer:
             match = await asyncio.to_thread(self.lookup.find_match, wire.text)
         else:
             match = self.lookup.find_match(wire.text)
-        meta = infer_meta(wire, match.problem if match else None, forced)
+        parsed = infer_meta(wire, match.problem if match else None, forced), tuple(map(chat_message, wire.messages))
         if key is not None:
-            self._metas[key] = meta
+            self._metas[key] = parsed
             if len(self._metas) > META_ENTRIES:
                 self._metas.popitem(last=False)
-        return meta
+        return parsed
 
     async def _serve(self, http: web.Request, chat: bool) -> web.StreamResponse:
+        try:
+            return await self._answer(http, chat)
+        finally:
+            self._publish()
+
+    async def _answer(self, http: web.Request, chat: bool) -> web.StreamResponse:
         self.stats["requests"] += 1
         try:
             wire = parse_request(parse_body(await self._read(http)), chat)
             card = self.resolve(wire.model)
-            meta = await self._meta(wire, http.headers.get("x-slmsim-role"))
+            meta, messages = await self._meta(wire, http.headers.get("x-slmsim-role"))
         except BadRequest:
             self.stats["bad_request"] += 1
             raise
@@ -241,15 +280,15 @@ class SimServer:
             return await self.faults.serve(fault, http)
         if self.settings.latency_s > 0:
             await asyncio.sleep(self.settings.latency_s)
-        result = await self._choices(wire, card, meta)
+        result = await self._choices(wire, card, meta, messages)
         if isinstance(result, Failure):
             return error_response(_FAILURE_STATUS.get(result.error, 500), result.message[:300], result.error)
         choices, prompt_tokens = result
-        wire_body = envelope(wire, choices, prompt_tokens, next(self._ids))
+        wire_body = envelope(wire, choices, prompt_tokens, f"{self.worker}-{next(self._ids)}")
         headers = {"x-slmsim-source": "sim", "x-slmsim-problem": problem_label(problem), "x-slmsim-role": meta.role}
         if wire.stream:
             return await stream(http, wire, wire_body, headers)
-        return web.json_response(wire_body, headers=headers)
+        return json_reply(wire_body, headers=headers)
 
     # --- sampling ------------------------------------------------------------------
 
@@ -257,27 +296,15 @@ class SimServer:
         """Sample indices for the request's n choices (see the module doc)."""
         if wire.seed is not None:
             return [_SEEDED + digest("seed", wire.seed, j) % _SEEDED for j in range(wire.n)]
-        key = blake2b(f"{card}\x1f{wire.chat}\x1f{wire.text}".encode(), digest_size=12).hexdigest()
-        start = self._counters.pop(key, 0)
-        self._counters[key] = start + wire.n
-        if len(self._counters) > COUNTER_ENTRIES:
-            self._counters.popitem(last=False)
+        start = self.counters.take(digest(card, wire.chat, wire.text), wire.n)
         return list(range(start, start + wire.n))
 
-    def _request(self, wire: WireRequest, card: str, meta: RequestMeta, index: int) -> CompletionRequest:
-        if wire.chat:
-            messages = tuple(chat_message(m) for m in wire.messages)
-            return CompletionRequest(
-                model=card,
-                messages=messages,
-                temperature=wire.temperature,
-                max_tokens=wire.max_tokens,
-                seed=self.settings.seed,
-                sample_index=index,
-                meta=meta,
-            )
+    def _request(
+        self, wire: WireRequest, card: str, meta: RequestMeta, messages: tuple[ChatMessage, ...], index: int
+    ) -> CompletionRequest:
         return CompletionRequest(
             model=card,
+            messages=messages,
             prompt=wire.prompt,
             temperature=wire.temperature,
             max_tokens=wire.max_tokens,
@@ -286,16 +313,21 @@ class SimServer:
             meta=meta,
         )
 
-    async def _choices(self, wire: WireRequest, card: str, meta: RequestMeta) -> tuple[list[Choice], int] | Failure:
+    async def _choices(
+        self, wire: WireRequest, card: str, meta: RequestMeta, messages: tuple[ChatMessage, ...]
+    ) -> tuple[list[Choice], int] | Failure:
         prompt_tokens = ft.tokens_of(wire.text)
         problem = meta.problem
         if problem is None:
             return [generic(wire, card, meta, f"call_{next(self._ids)}") for _ in range(wire.n)], prompt_tokens
         if meta.role == "agent" and wire.tool_choice == "none":
             meta = meta.model_copy(update={"tools_called": (*meta.tools_called, *meta.tools)})
-        requests = [self._request(wire, card, meta, i) for i in self.sample_indices(wire, card)]
+        requests = [self._request(wire, card, meta, messages, i) for i in self.sample_indices(wire, card)]
         backend = self.backends[card]
-        replies = await asyncio.gather(*(backend.complete(r) for r in requests))
+        if len(requests) == 1:  # the common case: no task, no gather
+            replies: list[Completion | Failure] = [await backend.complete(requests[0])]
+        else:
+            replies = list(await asyncio.gather(*(backend.complete(r) for r in requests)))
         for reply in replies:
             if isinstance(reply, Failure):
                 return reply
@@ -320,14 +352,22 @@ class SimServer:
         return {a: (c + 0.5) / (len(hidden) + 1) for a, c in counts.items()}
 
 
-async def start(server: SimServer, host: str, port: int) -> tuple[web.AppRunner, int]:
+def _conversation_key(wire: WireRequest, forced: str | None) -> str:
+    """What the role and problem depend on: the text, the turns' roles and tool calls, the tools offered."""
+    tools = json.dumps([wire.tool_names, wire.tool_choice]) if wire.tools else ""
+    calls = json.dumps([m.tool_calls for m in wire.messages]) if any(m.tool_calls for m in wire.messages) else ""
+    roles = ",".join(m.role for m in wire.messages)
+    return f"{wire.chat}\x1f{forced}\x1f{tools}\x1f{calls}\x1f{roles}\x1f{wire.text}"
+
+
+async def start(server: SimServer, host: str, port: int, reuse_port: bool = False) -> tuple[web.AppRunner, int]:
     """Start ``server`` on ``host:port`` (0 = any free port); returns the runner and the bound port."""
     # The body's Content-Encoding is checked by ``SimServer._read`` (a bogus gzip is a JSON 400).
     runner = web.AppRunner(
         server.app(), access_log=None, shutdown_timeout=1.0, auto_decompress=False, keepalive_timeout=75.0
     )
     await runner.setup()
-    site = GuardedSite(runner, host, port, server.settings.read_timeout_s, backlog=1024)
+    site = GuardedSite(runner, host, port, server.settings.read_timeout_s, backlog=1024, reuse_port=reuse_port)
     await site.start()
     bound = runner.addresses[0][1]
     return runner, int(bound)

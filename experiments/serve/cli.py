@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--alias", action="append", default=[], help="NAME=CARD: serve CARD as NAME, repeatable")
     parser.add_argument("--default-card", default=None, help="card serving any unknown model name")
     parser.add_argument("--think-tags", action="store_true", help="R1-style cards reason inline in <think>")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server processes sharing the port and the sample counter"
+    )
     return parser
 
 
@@ -69,6 +72,8 @@ def settings_of(args: argparse.Namespace) -> ServerSettings:
     """Server settings from the flags (``ValueError`` naming a bad flag value)."""
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port {args.port} is not in 0..65535")
+    if not 1 <= args.workers <= 64:
+        raise ValueError(f"--workers {args.workers} is not in 1..64")
     try:
         faults = parse_faults(args.faults)
     except ValidationError as exc:
@@ -136,8 +141,13 @@ def main(argv: list[str] | None = None) -> int:
         report("serve-sim", line)
         return 2
     try:
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve(server, args.host, args.port))
+        if args.workers > 1:
+            from experiments.serve.workers import serve_workers
+
+            serve_workers(server, args.host, args.port, args.workers)
+        else:
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(serve(server, args.host, args.port))
     except ValueError as exc:
         report("serve-sim", str(exc))
         return 2

@@ -50,12 +50,12 @@ class FaultInjector:
         self.hang_s = hang_s
         self._rng = random.Random(seed)
         self.counts: dict[str, int] = dict.fromkeys(KINDS, 0)
+        self._rates = [(name, float(getattr(faults, name))) for name in KINDS]
 
     def draw(self) -> str | None:
         """The fault for the next request, or None."""
         u = self._rng.random()
-        for name in KINDS:
-            rate = float(getattr(self.faults, name))
+        for name, rate in self._rates:
             if u < rate:
                 self.counts[name] += 1
                 return name

@@ -80,8 +80,16 @@ class HeaderGuard(asyncio.Protocol):
 class GuardedSite(web.TCPSite):
     """A ``TCPSite`` whose connections go through ``HeaderGuard``."""
 
-    def __init__(self, runner: web.BaseRunner, host: str, port: int, header_timeout_s: float, backlog: int) -> None:
-        super().__init__(runner, host, port, backlog=backlog)
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        host: str,
+        port: int,
+        header_timeout_s: float,
+        backlog: int,
+        reuse_port: bool = False,
+    ) -> None:
+        super().__init__(runner, host, port, backlog=backlog, reuse_port=reuse_port or None)
         self._header_timeout_s = header_timeout_s
 
     async def start(self) -> None:

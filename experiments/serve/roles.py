@@ -24,7 +24,8 @@ from what the prompt shows, in this order (the first rule that applies wins):
    answer written in that turn.
 5. **debater**: the last user turn shows other agents' solutions ("One agent solution:",
    "other agents", "Agent 2:"); ``candidates`` are the answers of those blocks and the
-   model's own previous answer (its last assistant turn) is ``own_answer``.
+   model's own previous answer (its last assistant turn) is ``own_answer``; the round is
+   one more than the assistant turns so far (as ``orchestrators/debate.py`` counts it).
 6. **aggregator**: a system or user turn shows a set of responses to synthesise ("responses
    from models", "synthesize these responses", "candidate answers", a numbered list of
    responses); ``candidates`` are the answers of the numbered blocks.
@@ -204,7 +205,10 @@ def _infer(request: WireRequest, fmt: str, forced: str | None) -> tuple[Role, di
     if forced in (None, "debater") and (forced or _DEBATE.search(last_user)):
         candidates = _answers(_blocks(last_user, _DEBATE_BLOCK), fmt)
         own = extract_answer(_last(messages, "assistant"), fmt) if messages else None
-        extra = {"own_answer": own} if own is not None else {}
+        # The round, as slmsim's debate orchestrator counts it: one more than the agent's own turns so far.
+        extra: dict[str, Any] = {"round": 1 + sum(m.role == "assistant" for m in messages)}
+        if own is not None:
+            extra["own_answer"] = own
         return "debater", {"candidates": ((own,) if own is not None else ()) + candidates, "extra": extra}
     shown = [m.content for m in messages if m.role in ("system", "user")] or [text]
     for part in shown:

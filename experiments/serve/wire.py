@@ -12,7 +12,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
+
+import orjson
 
 MAX_DEPTH = 64
 """Deepest JSON nesting accepted (real request bodies need about 8)."""
@@ -78,18 +81,31 @@ def depth_of(value: Any, limit: int) -> int:
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
-    """A request body as a JSON object, or ``BadRequest`` naming what is wrong with it."""
+    """A request body as a JSON object, or ``BadRequest`` naming what is wrong with it.
+
+    orjson parses the common case several times faster; whatever it refuses (NaN, numbers
+    past 64 bits, a lone surrogate, bad UTF-8, nesting past 1024) goes through ``json``, so
+    what is accepted and every error message stay the standard library's.
+    """
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = _stdlib_loads(raw)
+    if not isinstance(body, dict):
+        raise BadRequest(f"request body must be a JSON object, got {type(body).__name__}")
+    # Skipped when the raw bytes rule the problem out (the common case).
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and depth_of(body, MAX_DEPTH) > MAX_DEPTH:
+        raise BadRequest(f"request body nests deeper than {MAX_DEPTH} levels")
+    return body
+
+
+def _stdlib_loads(raw: bytes) -> Any:
     try:
         body = json.loads(raw)
     except RecursionError:
         raise BadRequest(f"request body nests deeper than {MAX_DEPTH} levels") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"request body is not valid JSON: {str(exc)[:120]}") from None
-    if not isinstance(body, dict):
-        raise BadRequest(f"request body must be a JSON object, got {type(body).__name__}")
-    # Both checks are skipped when the raw bytes rule the problem out (the common case).
-    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and depth_of(body, MAX_DEPTH) > MAX_DEPTH:
-        raise BadRequest(f"request body nests deeper than {MAX_DEPTH} levels")
     if _SURROGATE_ESCAPE.search(raw):  # UTF-8 bytes cannot hold a surrogate; only a \uD800-\uDFFF escape can
         try:
             json.dumps(body, ensure_ascii=False).encode("utf-8")
@@ -131,7 +147,7 @@ class WireRequest:
     top_logprobs: int = 0
     slmsim_meta: Any = None
 
-    @property
+    @cached_property
     def text(self) -> str:
         """The whole conversation as one text (what the lookup searches)."""
         if self.prompt is not None:
@@ -200,26 +216,30 @@ def _stop(raw: Any) -> tuple[str, ...]:
     raise BadRequest(f"'stop' must be a string or a list of up to 4 strings, got {clip(raw)}", param="stop")
 
 
+def _ranged(body: dict[str, Any], name: str, kinds: type | tuple[type, ...], lo: float, hi: float) -> Any:
+    """``body[name]`` if it is of ``kinds`` (never a bool) within [lo, hi]; None if absent or null."""
+    value: Any = body.get(name)
+    typed = value is not None and not isinstance(value, bool) and isinstance(value, kinds)
+    if value is not None and not (typed and lo <= body[name] <= hi):
+        span = f"an integer in [{lo}, {hi}]" if kinds is int else f"a number in [{lo:g}, {hi:g}]"
+        raise BadRequest(f"'{name}' must be {span}, got {clip(value)}", param=name)
+    return value
+
+
 def _number(body: dict[str, Any], name: str, default: float, lo: float, hi: float) -> float:
-    value = body.get(name, default)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
-        raise BadRequest(f"'{name}' must be a number in [{lo:g}, {hi:g}], got {clip(value)}", param=name)
-    return float(value)
+    value = _ranged(body, name, (int, float), lo, hi)
+    return default if value is None else float(value)
 
 
 def _int(body: dict[str, Any], name: str, lo: int, hi: int) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise BadRequest(f"'{name}' must be an integer in [{lo}, {hi}], got {clip(value)}", param=name)
+    value: int | None = _ranged(body, name, int, lo, hi)
     return value
 
 
 def _tools(body: dict[str, Any]) -> tuple[tuple[dict[str, Any], ...], str | dict[str, Any]]:
     raw = body.get("tools")
+    if raw is None and "tool_choice" not in body:  # the common case, answered without the checks below
+        return (), "none"
     tools: list[dict[str, Any]] = []
     if raw is not None:
         if not isinstance(raw, list):

@@ -67,7 +67,7 @@ CASES = [
         {},
         MATH,
         "debater",
-        {"candidates": ("13", "12", "12"), "extra": {"own_answer": "13"}},
+        {"candidates": ("13", "12", "12"), "extra": {"own_answer": "13", "round": 2}},
     ),
     (
         "Du et al. debate",
@@ -162,3 +162,12 @@ async def test_an_aggregator_over_http_listens_to_its_references() -> None:
     # The old bug answered solo on every problem (follow == solo). How far a small aggregator
     # follows a right majority is the simulator's conformity rule, not this test's business.
     assert follow > solo and follow >= 0.8 * len(problems), (follow, solo)
+
+
+def test_third_party_moa_and_debate_prompts_over_http_agree_with_the_in_process_roles() -> None:
+    """MoA's aggregator prompt and llm_multiagent_debate's round 2, as sent: the server infers role and candidates."""
+    from benchmarks.serve_roles import measure
+
+    moa, debate = measure("Llama-3.1-8B-Instruct", 12)
+    assert moa.role_inferred == moa.n and debate.role_inferred == debate.n
+    assert moa.same >= 0.95 * moa.n and debate.same >= 0.95 * debate.n, (moa, debate)
