@@ -9,7 +9,8 @@ import pytest
 
 from actors.backends.sim import SimBackend, load_cards
 from datasets.synthetic import generate
-from experiments.studies.simulator.pool_fit import main, pool_stats, run
+from experiments.studies.simulator.pool_fit import main, run
+from experiments.studies.simulator.pool_stats import pool_stats
 from experiments.studies.simulator.validate import FastGrader
 from experiments.studies.slm_mux.sample_pool import PoolMeta, PoolSpec, draw_pool_in_process, read_pool, write_pool
 from orchestrators.base import Collaborators

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from experiments.studies.simulator.pool_fit import _dataset_problems, problem_of, run, subset_accuracy
+from experiments.studies.simulator.pool_fit import _dataset_problems, run
+from experiments.studies.simulator.pool_sim import problem_of
+from experiments.studies.simulator.pool_stats import subset_accuracy
 from experiments.studies.slm_mux.sample_pool import read_pool
 
 POOLS = Path(__file__).resolve().parents[1] / "fixtures" / "pool_gemma270m"
