@@ -42,7 +42,7 @@ def test_a_pool_problem_is_not_replaced_by_a_shipped_record_with_the_same_id() -
 
 
 def test_subset_accuracy_at_k1_is_the_mean_sample_accuracy() -> None:
-    # The first sample alone is one shared-seed draw (37.5% at T=0.8); all samples give 21.5%.
+    # Every 1-subset: the mean over all 200 samples, not the first sample's 40.
     pool = read_pool(POOLS / "t0.8")
     mean = statistics.fmean(s.correct for e in pool.entries for s in e.samples[MODEL])
     assert subset_accuracy(pool.entries, "self_consistency", [MODEL], 1, {}, "pool") == pytest.approx(mean)
