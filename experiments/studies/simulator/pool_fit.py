@@ -10,11 +10,14 @@ fitted to the pool:
 - per model: its ability, so that its mean single-sample accuracy at the pool's
   temperature matches (bisection on the simulator's exact expected accuracy);
 - per-problem structure: the benchmark's shared difficulty sd (the mean pairwise
-  correlation across models, and the spread of each model's per-problem accuracy);
+  correlation across models, and the spread of each model's per-problem accuracy), and
+  ``knowledge_scale``, how close to bimodal per-problem knowledge is (the same spread: at
+  the cards' prior 2.5 the real Gemma T = 0.8 pool's spread, 0.24, is out of reach, 0.30 at
+  the lowest ``shared_sd``);
 - sampling: ``stickiness`` (how often a model repeats itself: within-model agreement);
 - mistakes: ``focus_lost`` (how often two wrong samples of a model agree).
 
-The three global parameters are fitted by coordinate search over small grids (the
+The four global parameters are fitted by coordinate search over small grids (the
 abilities are refitted at every grid point), on expectations over copies of the fit
 problems with fresh per-problem terms (``replicas``). The fitted simulator then predicts
 the held-out half as an average over such copies (their own terms are unknown), and
@@ -57,6 +60,10 @@ from protocols.messages import Problem
 
 GRIDS: dict[str, tuple[float, ...]] = {
     "shared_sd": (0.5, 1.0, 1.5, 2.0, 3.0),
+    # How all-or-nothing a model's per-problem knowledge is; the cards' 2.5 is a prior set for
+    # 3-27B models on MATH/GSM8K (docs/simulator.md, Knowledge), and a 270M model on sums is
+    # right on 1-3 of 5 samples of many problems. The pool's per-problem spread pins it.
+    "knowledge_scale": (0.6, 1.0, 1.5, 2.5),
     "stickiness": (0.5, 1.0, 2.0, 4.0, 8.0),
     "focus_lost": (0.05, 0.2, 0.4, 0.6, 0.8, 0.95),
 }

@@ -20,6 +20,8 @@ from experiments.studies.simulator.pool_stats import answer_key
 from experiments.studies.slm_mux.sample_pool import PoolEntry, PoolSample
 from protocols.messages import Problem
 
+BEHAVIOUR_KEYS = ("stickiness", "focus_lost", "knowledge_scale")
+"""The global behaviour parameters a pool fit may set (``shared_sd`` is the benchmark's)."""
 TEMPLATE = "Qwen2.5-7B-Instruct"
 """Non-skill traits (tokens, speed, collaboration) of a pool model that has no card."""
 
@@ -62,9 +64,7 @@ def base_cards(models: Sequence[str], cards: SimCards | None = None) -> SimCards
 def with_params(cards: SimCards, bench: str, values: Mapping[str, float], abilities: Mapping[str, float]) -> SimCards:
     """Cards with the fitted global parameters and per-model abilities on ``bench``."""
     diff = cards.difficulty_of(bench).model_copy(update={"shared_sd": values["shared_sd"]})
-    behaviour = cards.behaviour.model_copy(
-        update={k: v for k, v in values.items() if k in ("stickiness", "focus_lost")}
-    )
+    behaviour = cards.behaviour.model_copy(update={k: v for k, v in values.items() if k in BEHAVIOUR_KEYS})
     new_cards = {
         **cards.cards,
         **{
@@ -118,6 +118,7 @@ def global_values(cards: SimCards, bench: str) -> dict[str, float]:
         "shared_sd": cards.difficulty_of(bench).shared_sd,
         "stickiness": cards.behaviour.stickiness,
         "focus_lost": cards.behaviour.focus_lost,
+        "knowledge_scale": cards.behaviour.knowledge_scale,
     }
 
 
