@@ -10,6 +10,7 @@ never put in a message, a log line or a result (``scrub`` removes it from error 
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import json
 import os
 import time
@@ -47,12 +48,34 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 def wire_seed(request: CompletionRequest) -> int:
-    """The ``seed`` sent for a request: distinct per sample index, so k samples are k draws.
+    """The ``seed`` sent for a request: one independent draw per (run seed, model, content, sample).
 
-    A server that honours ``seed`` (vLLM, serve-sim, OpenAI's best effort) returns the same
-    text for the same seed; sending the run seed alone would make every sample identical.
+    A server that honours ``seed`` (llama.cpp, vLLM, serve-sim, OpenAI's best effort) returns
+    the same text for the same seed, so the seed must name the draw. Keyed by the sample index
+    alone, sample j would reuse one random stream on every problem and the samples at one index
+    would be correlated across problems (the first Gemma pool: sample 0 right on 37.5% of
+    problems, sample 1 on 2.5%). So the seed is a stable hash (sha256, not Python's salted
+    ``hash``) of the run seed, the model's name, the messages or prompt and the sample index:
+    reproducible across processes, distinct across problems, models and samples, and the same
+    for a retry, which resends the same request. Sampling parameters (temperature, max_tokens,
+    stop) are left out on purpose: they change how a draw is used, not which draw it is, so runs
+    at two temperatures share their random streams (common random numbers). Every field here is
+    in the response store's key, so a recorded response always belongs to one wire seed.
     """
-    return (request.seed * 1_000_003 + request.sample_index) % (2**31 - 1)
+    canonical = json.dumps(
+        {
+            "seed": request.seed,
+            "model": request.model,
+            "messages": [[m.role, m.content] for m in request.messages],
+            "prompt": request.prompt,
+            "sample_index": request.sample_index,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    digest = hashlib.sha256(canonical.encode("utf-8")).digest()
+    # 31 bits: llama.cpp takes a uint32 and some servers an int32; -1 would mean "random".
+    return int.from_bytes(digest[:8], "big") % (2**31 - 1)
 
 
 def served_source(headers: Any, data: dict[str, Any]) -> Source:

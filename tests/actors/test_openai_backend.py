@@ -128,6 +128,50 @@ def test_each_sample_index_is_sent_as_its_own_seed() -> None:
     assert wire_seed(CHAT.model_copy(update={"seed": 3})) == backend.body(CHAT.model_copy(update={"seed": 3}))["seed"]
 
 
+def test_wire_seed_is_a_fresh_draw_per_problem_and_model_and_the_same_for_the_same_request() -> None:
+    # Keyed by the sample index alone, sample j reused one random stream on every problem
+    # (the first Gemma pool: sample 0 right on 37.5% of problems, sample 1 on 2.5%).
+    questions = [f"Question: What is {a} + {b}?\nAnswer:" for a in range(10) for b in range(3)]
+    for j in range(5):
+        seeds = {wire_seed(PROMPT.model_copy(update={"prompt": q, "sample_index": j})) for q in questions}
+        assert len(seeds) == len(questions)
+    other_model = PROMPT.model_copy(update={"model": "other"})
+    other_run = PROMPT.model_copy(update={"seed": 1})
+    assert len({wire_seed(PROMPT), wire_seed(other_model), wire_seed(other_run)}) == 3
+    assert wire_seed(PROMPT) == wire_seed(PROMPT.model_copy())
+    # a temperature changes how a draw is used, not which draw it is (common random numbers)
+    assert wire_seed(PROMPT) == wire_seed(PROMPT.model_copy(update={"temperature": 0.8}))
+    # a stable hash, not Python's per-process salted hash(): the same seed in every process
+    assert wire_seed(PROMPT) == 2006023956
+    assert all(0 <= wire_seed(CHAT.model_copy(update={"sample_index": i})) < 2**31 - 1 for i in range(50))
+
+
+async def test_a_retry_resends_the_same_seed() -> None:
+    seen: list[int] = []
+
+    async def flaky(request: web.Request) -> web.Response:
+        seen.append((await request.json())["seed"])
+        if len(seen) == 1:
+            return web.json_response({"error": "busy"}, status=503)
+        body = {"choices": [{"message": {"content": "#### 7"}, "finish_reason": "stop"}]}
+        return web.json_response({**body, "usage": {"prompt_tokens": 3, "completion_tokens": 2}})
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", flaky)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    backend = RetryBackend(OpenAIBackend(spec(f"http://127.0.0.1:{runner.addresses[0][1]}/v1")), 2, base_delay_s=0.01)
+    request = CHAT.model_copy(update={"sample_index": 4, "seed": 9})
+    try:
+        reply = await backend.complete(request)
+    finally:
+        await backend.aclose()
+        await runner.cleanup()
+    assert isinstance(reply, Completion) and reply.attempts == 2
+    assert seen == [wire_seed(request)] * 2  # a retry is the same sample, not a new draw
+
+
 def test_completions_body_renders_messages_and_sends_wire_model_id() -> None:
     backend = OpenAIBackend(spec("http://127.0.0.1:9/v1", endpoint="completions"))
     request = CompletionRequest(

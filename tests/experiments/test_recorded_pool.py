@@ -46,6 +46,36 @@ def test_recorded_pool_is_partly_right_and_its_samples_differ(temperature: str) 
     assert varied >= 5, varied
 
 
+def cochran_q(columns: list[int], totals: list[int]) -> float:
+    """Cochran's Q of "every sample index is right equally often" (chi2 with k - 1 df if so).
+
+    It depends on the data only through how often each index is right (``columns``) and how
+    many samples of each problem are right (``totals``).
+    """
+    k, n = len(columns), sum(totals)
+    return (k - 1) * (k * sum(c * c for c in columns) - n * n) / (k * n - sum(t * t for t in totals))
+
+
+def margins(temperature: str) -> tuple[list[int], list[int]]:
+    pool = read_pool(FIXTURE / f"t{temperature}")
+    rows = [[s.correct for s in e.samples["gemma-3-270m"]] for e in pool.entries]
+    return [sum(r[j] for r in rows) for j in range(5)], [sum(r) for r in rows]
+
+
+@pytest.mark.parametrize("temperature", TEMPERATURES)
+def test_sample_j_is_not_one_draw_shared_by_every_problem(temperature: str) -> None:
+    # With one wire seed per sample index on every problem, llama.cpp made the samples at one
+    # index correlated across problems. Independent draws give Q ~ chi2(4).
+    assert cochran_q(*margins(temperature)) < 13.28  # its 1% critical value
+
+
+def test_cochran_q_flags_the_first_recording() -> None:
+    # The first T=0.8 recording (README.md): sample 0 right on 15 of 40 problems, sample 1 on 1.
+    totals = [0] * 17 + [1] * 11 + [2] * 5 + [3] * 6 + [4]
+    assert cochran_q([15, 1, 5, 13, 9], totals) == pytest.approx(23.02, abs=0.01)
+    assert cochran_q([4, 4, 4, 4, 4], [1] * 20) == 0.0  # every index alike
+
+
 def test_higher_temperature_spreads_the_answers() -> None:
     def classes_per_problem(temperature: str) -> float:
         pool = read_pool(FIXTURE / f"t{temperature}")

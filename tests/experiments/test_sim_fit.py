@@ -9,7 +9,9 @@ import pytest
 
 from actors.backends.sim import SimBackend, load_cards
 from datasets.synthetic import generate
-from experiments.studies.simulator.pool_fit import main, pool_stats, run
+from experiments.studies.simulator.pool_fit import main, run
+from experiments.studies.simulator.pool_sim import base_cards, fit_abilities, replicas, simulate_entries, with_params
+from experiments.studies.simulator.pool_stats import pool_stats
 from experiments.studies.simulator.validate import FastGrader
 from experiments.studies.slm_mux.config import PoolSpec
 from experiments.studies.slm_mux.sample_pool import PoolMeta, read_pool, write_pool
@@ -94,3 +96,18 @@ def test_a_one_model_pool_fits_and_predicts_self_consistency_only(
     report = run(one, tmp_path / "fit", log=False, passes=1, folds=1)
     assert set(report["mean_abs_error"]) == {"self_consistency"}
     assert report["fitted"]["ability"].keys() == {MODELS[0]}
+
+
+def test_a_lower_knowledge_scale_spreads_per_problem_accuracy_at_equal_accuracy() -> None:
+    """The statistic the fit matches moves with the parameter it fits (``knowledge_scale``)."""
+    cards = base_cards(["pool-model"])
+    problems = replicas(generate(seed=1, count=20), 3)
+    spreads = []
+    for scale in (0.6, 2.5):
+        values = {"shared_sd": 0.5, "stickiness": 4.0, "focus_lost": 0.2, "knowledge_scale": scale}
+        abilities = fit_abilities(with_params(cards, "synthetic", values, {}), problems, {"pool-model": 0.3}, 0.8)
+        fitted = with_params(cards, "synthetic", values, abilities)
+        stats = pool_stats(simulate_entries(fitted, problems, ["pool-model"], 5, 0.8, 0), ["pool-model"])
+        assert stats.accuracy["pool-model"] == pytest.approx(0.3, abs=0.06)
+        spreads.append(stats.spread)
+    assert spreads[0] < spreads[1] - 0.05, spreads

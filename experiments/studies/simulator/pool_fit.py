@@ -10,11 +10,14 @@ fitted to the pool:
 - per model: its ability, so that its mean single-sample accuracy at the pool's
   temperature matches (bisection on the simulator's exact expected accuracy);
 - per-problem structure: the benchmark's shared difficulty sd (the mean pairwise
-  correlation across models, and the spread of each model's per-problem accuracy);
+  correlation across models, and the spread of each model's per-problem accuracy), and
+  ``knowledge_scale``, how close to bimodal per-problem knowledge is (the same spread: at
+  the cards' prior 2.5 the real Gemma T = 0.8 pool's spread, 0.24, is out of reach, 0.30 at
+  the lowest ``shared_sd``);
 - sampling: ``stickiness`` (how often a model repeats itself: within-model agreement);
 - mistakes: ``focus_lost`` (how often two wrong samples of a model agree).
 
-The three global parameters are fitted by coordinate search over small grids (the
+The four global parameters are fitted by coordinate search over small grids (the
 abilities are refitted at every grid point), on expectations over copies of the fit
 problems with fresh per-problem terms (``replicas``). The fitted simulator then predicts
 the held-out half as an average over such copies (their own terms are unknown), and
@@ -23,11 +26,13 @@ are scored per k on both sides with the sweeps' functions (``experiments.studies
 averaged over k-subsets of the samples. With 2 folds the halves swap and the table pools
 both. Written to ``--out`` (default ``POOL/sim_fit``): ``cards.yaml`` (fold 1's fitted
 cards, labelled) and ``report.json``. Docs: ``docs/simulator.md``.
+
+This module searches, predicts and reports; what a pool shows (its statistics, a method's
+accuracy per k) is ``pool_stats``, and the simulator over a pool's problems is ``pool_sim``.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import statistics
@@ -38,225 +43,36 @@ from typing import NamedTuple
 
 import yaml
 
-from actors.backends.sim.answers import normalize, same_answer
-from actors.backends.sim.cards import SimCards, load_cards
-from actors.backends.sim.world import World, stick_prob
+from actors.backends.sim.cards import SimCards
 from experiments.runtime.errors import CommandParser
-from experiments.studies.slm_mux.sample_pool import Pool, PoolEntry, PoolSample, read_pool, split_ids
-from experiments.studies.slm_mux.sweep import evaluate
+from experiments.studies.simulator.pool_sim import (
+    base_cards,
+    fit_abilities,
+    global_values,
+    problem_of,
+    replicas,
+    simulate_entries,
+    with_params,
+)
+from experiments.studies.simulator.pool_stats import PoolStats, distance, pool_stats, subset_accuracy
+from experiments.studies.slm_mux.sample_pool import Pool, PoolEntry, read_pool, split_ids
 from protocols.messages import Problem
 
 GRIDS: dict[str, tuple[float, ...]] = {
     "shared_sd": (0.5, 1.0, 1.5, 2.0, 3.0),
+    # How all-or-nothing a model's per-problem knowledge is; the cards' 2.5 is a prior set for
+    # 3-27B models on MATH/GSM8K (docs/simulator.md, Knowledge), and a 270M model on sums is
+    # right on 1-3 of 5 samples of many problems. The pool's per-problem spread pins it.
+    "knowledge_scale": (0.6, 1.0, 1.5, 2.5),
     "stickiness": (0.5, 1.0, 2.0, 4.0, 8.0),
     "focus_lost": (0.05, 0.2, 0.4, 0.6, 0.8, 0.95),
 }
-TEMPLATE = "Qwen2.5-7B-Instruct"
-"""Non-skill traits (tokens, speed, collaboration) of a pool model that has no card."""
 PASSES = 2
 """Rounds of the coordinate search."""
-
-
 REPLICAS_FIT = 8
 """Draws of the per-problem random terms per fit problem (the fit matches their expectation)."""
 REPLICAS_PREDICT = 20
 """Draws of the per-problem random terms per held-out problem (the prediction is their average)."""
-
-
-class PoolStats(NamedTuple):
-    """What the fit matches: accuracy per model, cross-model correlation, self-agreement, wrong agreement,
-    and the spread (sd) of a model's per-problem accuracy: how all-or-nothing its problems are."""
-
-    accuracy: dict[str, float]
-    correlation: float
-    agreement: float
-    wrong_agreement: float
-    spread: float = 0.0
-
-
-def _key(answer: str | None) -> str | None:
-    return None if answer is None else normalize(answer)
-
-
-def pool_stats(entries: Sequence[PoolEntry], models: Sequence[str]) -> PoolStats:
-    """The fit statistics of pool entries (recorded or simulated alike)."""
-    acc = {m: statistics.fmean(s.correct for e in entries for s in e.samples[m]) for m in models}
-    rates = {m: [statistics.fmean(s.correct for s in e.samples[m]) for e in entries] for m in models}
-    corrs = []
-    for a, b in itertools.combinations(models, 2):
-        if statistics.pstdev(rates[a]) > 0 and statistics.pstdev(rates[b]) > 0:
-            corrs.append(statistics.correlation(rates[a], rates[b]))
-    same = pairs = wsame = wpairs = 0
-    for e in entries:
-        for m in models:
-            for x, y in itertools.combinations(e.samples[m], 2):
-                if x.label is None or y.label is None:
-                    continue
-                pairs += 1
-                same += x.label == y.label
-                if not x.correct and not y.correct:
-                    wpairs += 1
-                    wsame += x.label == y.label
-    return PoolStats(
-        accuracy=acc,
-        correlation=statistics.fmean(corrs) if corrs else 0.0,
-        agreement=same / pairs if pairs else 0.0,
-        wrong_agreement=wsame / wpairs if wpairs else 0.0,
-        spread=statistics.fmean(statistics.pstdev(rates[m]) for m in models),
-    )
-
-
-def problem_of(entry: PoolEntry, known: Mapping[str, Problem]) -> Problem:
-    """The pool entry's problem: the dataset's own record if it is the same problem, else rebuilt from the entry.
-
-    A pool's ``dataset`` names its benchmark and grader, not necessarily the shipped file: a
-    pool of GSM8K-format problems from another file reuses the ids ``gsm8k/test/N``. The
-    shipped record is the pool's problem only if its reference is the entry's; otherwise the
-    record's metadata (GSM8K step counts, subject) would give the problem a difficulty it
-    does not have, and its wrong answers would be built around another reference.
-    """
-    record = known.get(entry.problem_id)
-    if record is not None and same_answer(record.reference, entry.reference):
-        return record
-    fmt = {"gsm8k": "gsm8k", "gpqa": "letter"}.get(entry.benchmark, "boxed")
-    return Problem(
-        id=entry.problem_id,
-        benchmark=entry.benchmark,
-        question=f"(pool problem {entry.problem_id})",
-        reference=entry.reference,
-        answer_format=fmt,
-        domain=entry.domain,
-        level=entry.level,
-    )
-
-
-def base_cards(models: Sequence[str], cards: SimCards | None = None) -> SimCards:
-    """The committed cards plus a template copy for every pool model that has none."""
-    cards = cards or load_cards()
-    extra = {
-        m: cards.cards[TEMPLATE].model_copy(update={"name": m, "targets": {}, "notes": "fitted to a pool"})
-        for m in models
-        if m not in cards.cards
-    }
-    return cards.model_copy(update={"cards": {**cards.cards, **extra}})
-
-
-def with_params(cards: SimCards, bench: str, values: Mapping[str, float], abilities: Mapping[str, float]) -> SimCards:
-    """Cards with the fitted global parameters and per-model abilities on ``bench``."""
-    diff = cards.difficulty_of(bench).model_copy(update={"shared_sd": values["shared_sd"]})
-    behaviour = cards.behaviour.model_copy(
-        update={k: v for k, v in values.items() if k in ("stickiness", "focus_lost")}
-    )
-    new_cards = {
-        **cards.cards,
-        **{
-            m: cards.cards[m].model_copy(update={"ability": {**cards.cards[m].ability, bench: a}, "domain_offsets": {}})
-            for m, a in abilities.items()
-        },
-    }
-    return cards.model_copy(
-        update={"difficulty": {**cards.difficulty, bench: diff}, "behaviour": behaviour, "cards": new_cards}
-    )
-
-
-def replicas(problems: Sequence[Problem], n: int) -> list[Problem]:
-    """``n`` copies of each problem with fresh per-problem random terms (re-keyed ids).
-
-    A problem's observable structure (benchmark, level, domain, steps, reference) is kept;
-    its unobserved terms (shared difficulty draw, model-specific draws, wrong-answer pools)
-    are keyed by the id, so each copy is a fresh draw from the fitted distribution. Fitting
-    and predicting over copies is fitting and predicting the *distribution* of problems:
-    held-out problems' own terms are unknown, so nothing else is an honest prediction.
-    """
-    return [p.model_copy(update={"id": f"{p.id}~{r}"}) for r in range(n) for p in problems]
-
-
-def fit_abilities(
-    cards: SimCards, problems: Sequence[Problem], targets: Mapping[str, float], temperature: float
-) -> dict[str, float]:
-    """Per model: the ability whose expected sample accuracy at ``temperature`` equals the pool's.
-
-    The expectation is exact: P(right) of a sample is stick * [greedy right] + (1 - stick) * know.
-    """
-    world = World(cards)
-    lam = stick_prob(cards.behaviour, temperature)
-    facts = [world.facts(p) for p in problems]
-    out = {}
-    for model, target in targets.items():
-        card = cards.card(model)
-        keep = 1.0 - card.malformed_rate
-        lo, hi = -12.0, 12.0
-        for _ in range(22):
-            mid = (lo + hi) / 2
-            views = [world.view_at(card, f, mid) for f in facts]
-            acc = statistics.fmean(lam * v.greedy_correct + (1.0 - lam) * v.know for v in views) * keep
-            lo, hi = (mid, hi) if acc < target else (lo, mid)
-        out[model] = round((lo + hi) / 2, 4)
-    return out
-
-
-def _globals(cards: SimCards, bench: str) -> dict[str, float]:
-    return {
-        "shared_sd": cards.difficulty_of(bench).shared_sd,
-        "stickiness": cards.behaviour.stickiness,
-        "focus_lost": cards.behaviour.focus_lost,
-    }
-
-
-def simulate_entries(
-    cards: SimCards, problems: Sequence[Problem], models: Sequence[str], k: int, temperature: float, seed: int
-) -> list[PoolEntry]:
-    """A simulated pool (answers grouped by normal form, as the graders' fast path does)."""
-    world = World(cards)
-    entries = []
-    for index, p in enumerate(problems):
-        facts = world.facts(p)
-        classes: list[str] = []
-        samples: dict[str, tuple[PoolSample, ...]] = {}
-        for m in models:
-            card = cards.card(m)
-            rows = []
-            for i in range(k):
-                draw = world.draw(card, facts, temperature, seed, m, facts.key, i)
-                malformed = world_unit(seed, m, facts.key, i) < card.malformed_rate
-                answer = None if malformed else draw.answer
-                label = None
-                if answer is not None:
-                    key = _key(answer)
-                    if key not in classes:
-                        classes.append(str(key))
-                    label = classes.index(str(key))
-                rows.append(PoolSample(i=i, answer=answer, label=label, correct=answer is not None and draw.correct))
-            samples[m] = tuple(rows)
-        correct = tuple(i for i, c in enumerate(classes) if same_answer(c, p.reference))
-        entries.append(
-            PoolEntry(
-                problem_id=p.id,
-                index=index,
-                benchmark=p.benchmark,
-                reference=p.reference,
-                classes=tuple(classes),
-                correct_labels=correct,
-                samples=samples,
-            )
-        )
-    return entries
-
-
-def world_unit(*parts: object) -> float:
-    from actors.backends.sim.skill import unit
-
-    return unit("pool-malformed", *parts)
-
-
-def distance(sim: PoolStats, real: PoolStats) -> float:
-    """How far simulated statistics are from the pool's (accuracies are matched exactly by the fit)."""
-    return (
-        (sim.correlation - real.correlation) ** 2
-        + (sim.agreement - real.agreement) ** 2
-        + (sim.wrong_agreement - real.wrong_agreement) ** 2
-        + (sim.spread - real.spread) ** 2
-    )
 
 
 class Fit(NamedTuple):
@@ -278,7 +94,7 @@ def fit(
     bench = problems[0].benchmark
     real = pool_stats(entries, models)
     cards = base_cards(models)
-    values = _globals(cards, bench)
+    values = global_values(cards, bench)
     copies = replicas(problems, REPLICAS_FIT)
 
     def evaluate_at(vals: Mapping[str, float]) -> tuple[float, dict[str, float], PoolStats]:
@@ -313,29 +129,6 @@ class Prediction(NamedTuple):
     @property
     def error(self) -> float:
         return self.sim - self.pool
-
-
-def subset_accuracy(
-    entries: Sequence[PoolEntry], method: str, models: Sequence[str], k: int, val: Mapping[str, float], split: str
-) -> float:
-    """A method's accuracy at ``k``, averaged over every k-subset of the stored samples (order kept).
-
-    ``evaluate`` reads each model's first k samples; on a recorded pool the samples at one
-    index share a server seed across problems (the openai backend sends ``seed * 1000003 +
-    sample_index``), so "the first k" is one lucky or unlucky draw for the whole pool (on the
-    shipped T = 0.8 Gemma pool sample 0 is right on 37.5% of problems, sample 1 on 2.5%).
-    Averaging over subsets is the unbiased k-of-n estimator (like pass@k) on both sides.
-    """
-    n = min(len(entries[0].samples[m]) for m in models)
-    subsets = list(itertools.combinations(range(n), k))
-    total = 0.0
-    for sub in subsets:
-        chosen = [
-            e.model_copy(update={"samples": {m: tuple(s[j] for j in sub) for m, s in e.samples.items()}})
-            for e in entries
-        ]
-        total += evaluate(chosen, method, models, k, val, split).accuracy
-    return total / len(subsets)
 
 
 def predict(
