@@ -102,7 +102,7 @@ def check_existing_run(config: ExperimentConfig) -> None:
 
     from experiments.runtime.config_io import config_from_tree
     from experiments.runtime.driver import config_identity
-    from experiments.runtime.results import CONFIG, RESULTS, read_results
+    from experiments.runtime.results import CONFIG, RESULTS, scan_results
 
     out = config.run.out_dir
     saved = out / CONFIG
@@ -119,7 +119,7 @@ def check_existing_run(config: ExperimentConfig) -> None:
                 f"run directory {str(out)!r} holds a different experiment; choose another run.out_dir or delete it"
             )
     if (out / RESULTS).is_file():
-        read_results(out / RESULTS)  # a bad line in the middle raises, naming it
+        scan_results(out / RESULTS, lambda *_: None)  # a bad line in the middle raises, naming it
 
 
 def check_run(config: ExperimentConfig) -> None:
