@@ -78,6 +78,12 @@ def model_pool(config: AlphaUmiConfig) -> ModelPool:
 
 
 def remote_models(pool: ModelPool) -> dict[str, Any]:
+    """A ``Model`` per spec, routed as the driver routes: a model with ``replicas`` > 1 is a
+    ``ReplicaSet`` that sends each call to a replica on this process's node (round-robin)."""
     from actors.model import RemoteModel
+    from experiments.runtime.placement import ReplicaSet
 
-    return {name: RemoteModel(handle, name) for name, handle in pool.handles.items()}
+    return {
+        name: handle if isinstance(handle, ReplicaSet) else RemoteModel(handle, name)
+        for name, handle in pool.handles.items()
+    }
