@@ -8,9 +8,11 @@ N problems, then runs them through the whole stack (``run_experiment``: runner
 and model actors, results streamed to ``results.jsonl``, ``time_scale`` 0). It reports
 
 The N problems are the config's first 200 (synthetic) problems repeated under distinct
-ids (``.../r3`` is repeat 3): generating and sympy-verifying 100k distinct synthetic
-problems would take longer than running them, and the simulator treats each id as its
-own problem (the driver and the results file see N distinct problems).
+ids (``.../r3`` is repeat 3), graded as ``gsm8k`` (last number) instead of symbolically:
+generating and sympy-verifying 100k distinct synthetic problems, or grading 100k answers
+symbolically, costs far more CPU than the stack and is not what is measured here (the
+accuracy printed is therefore meaningless). The driver and the results file see N
+distinct problems with full simulated traces.
 
 * **driver peak RSS** (the child's ``ru_maxrss``), and its RSS once the dataset is loaded:
   the problems themselves are the one per-problem cost the driver keeps (the dataset);
@@ -28,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import resource
 import subprocess
@@ -61,7 +62,7 @@ def _status_kb(pid: int, field: str) -> float:
     return 0.0
 
 
-def _descendants(root: int) -> list[tuple[int, str]]:
+def descendants(root: int) -> list[tuple[int, str]]:
     """(pid, command line) of every process below ``root``, from ``/proc``."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
@@ -95,7 +96,7 @@ class ActorPeaks:
 
     def _loop(self) -> None:
         while not self._stop.wait(0.5):
-            for pid, cmd in _descendants(os.getpid()):
+            for pid, cmd in descendants(os.getpid()):
                 for actor in ("Runner", "ModelActor"):
                     if f"ray::{actor}" in cmd:
                         self.peak_kb[actor] = max(self.peak_kb.get(actor, 0.0), _status_kb(pid, "VmHWM"))
@@ -124,17 +125,19 @@ def child(path: str, n: int, orchestrator: str) -> dict[str, float]:
 
     from experiments.runtime.driver import run_experiment_async
     from experiments.runtime.preflight import load_dataset
+    from experiments.runtime.spawn import ensure_ray
 
     with tempfile.TemporaryDirectory() as tmp:
         config = _config(path, n, Path(tmp) / "run", orchestrator)
         started = time.perf_counter()
         base = load_dataset(config.dataset.model_copy(update={"limit": min(n, BASE)}))
         problems = [
-            p.model_copy(update={"id": f"{p.id}/r{i // len(base)}"}) for i, p in enumerate(base * -(-n // len(base)))
+            p.model_copy(update={"id": f"{p.id}/r{i // len(base)}", "answer_format": "gsm8k"})
+            for i, p in enumerate(base * -(-n // len(base)))
         ][:n]
         loaded_mb = rss_mb()
         load_s = time.perf_counter() - started
-        ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+        ensure_ray()  # retried: a loaded machine can be slow to bring a raylet up
         try:
             import asyncio
 

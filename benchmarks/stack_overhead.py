@@ -11,7 +11,10 @@
 Both run in the same invocation on the same problems, loaded once before either clock
 starts (generating and sympy-checking synthetic problems is not the stack's cost). The
 stack is given twice: over the whole ``run_experiment`` (actor start-up included) and in
-steady state (first to last result, from ``log.jsonl``). The last line is the ratios.
+steady state (first to last result, from ``log.jsonl``), and as CPU seconds per
+completion summed over every process involved (``benchmarks.cpu_meter``: Ray's GCS,
+raylet, actors, the grading workers), which other tenants of a shared machine do not
+change. The last line is the ratios.
 Driver and actor memory at growing N: ``python -m benchmarks.driver_memory``. Backend: sim.
 """
 
@@ -20,12 +23,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 
+from benchmarks.cpu_meter import CpuMeter
 from experiments.runtime.config_io import load_config
 from protocols.config import ExperimentConfig
 from protocols.messages import Problem
@@ -86,22 +89,28 @@ def main(argv: list[str] | None = None) -> int:
     import ray
 
     from experiments.runtime.preflight import load_dataset
+    from experiments.runtime.spawn import ensure_ray
 
     with tempfile.TemporaryDirectory() as tmp:
         config = _config(args.config, args.problems, Path(tmp) / "run", extra)
         problems = load_dataset(config.dataset)
-        calls_in, wall_in = asyncio.run(in_process(config, problems))
-        ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+        with CpuMeter() as cpu_in:
+            calls_in, wall_in = asyncio.run(in_process(config, problems))
+        ensure_ray()  # retried: a loaded machine can be slow to bring a raylet up
         try:
-            calls_st, wall_st, steady_st = through_stack(config, problems)
+            with CpuMeter() as cpu_st:
+                calls_st, wall_st, steady_st = through_stack(config, problems)
         finally:
             ray.shutdown()
     bound, stack, steady = calls_in / wall_in, calls_st / wall_st, calls_st / steady_st
     print(f"in-process: {calls_in} completions in {wall_in:.2f} s = {bound:.0f}/s (bound)")
     print(f"stack:      {calls_st} completions in {wall_st:.2f} s = {stack:.0f}/s (incl. actor start-up)")
     print(f"            steady state {steady_st:.2f} s = {steady:.0f}/s (first to last result)")
+    ms_in, ms_st = 1000 * cpu_in.seconds / calls_in, 1000 * cpu_st.seconds / calls_st
+    print(f"CPU per completion (all processes, load-independent): in-process {ms_in:.2f} ms, stack {ms_st:.2f} ms")
     print(
-        f"RATIO stack/in-process = {stack / bound:.3f} (steady {steady / bound:.3f})  "
+        f"RATIO stack/in-process = {stack / bound:.3f} (steady {steady / bound:.3f}; "
+        f"CPU per completion {ms_in / ms_st:.3f})  "
         f"({args.problems} problems, {config.orchestrator.kind}, sim)"
     )
     return 0
