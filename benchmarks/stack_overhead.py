@@ -1,7 +1,6 @@
 """A simulated run's completions/s through runner and model actors vs the same orchestrator in one process.
 
     python -m benchmarks.stack_overhead [--config experiments/configs/demo_synthetic.yaml] [--problems 300]
-    python -m benchmarks.stack_overhead --memory 2000,10000 --orchestrator single
 
 * **in-process** (the bound): the run's ``OrchestratorJob`` with plain ``ModelActor``
   objects (the same simulator backend) and the in-process MUX judge, all in this
@@ -9,25 +8,30 @@
 * **stack**: ``run_experiment`` of the same config (runner actors, model actors, the judge
   actor, results streamed to disk), ``time_scale`` 0 so only the stack's CPU counts.
 
-Both run in the same invocation on the same problems; the last line is the ratio.
-``--memory`` runs the stack at each N and prints the driver's peak RSS (``ru_maxrss``) to
-show how driver memory grows with N. Backend: sim.
+Both run in the same invocation on the same problems, loaded once before either clock
+starts (generating and sympy-checking synthetic problems is not the stack's cost). The
+stack is given twice: over the whole ``run_experiment`` (actor start-up included) and in
+steady state (first to last result, from ``log.jsonl``), and as CPU seconds per
+completion summed over every process involved (``benchmarks.cpu_meter``: Ray's GCS,
+raylet, actors, the grading workers), which other tenants of a shared machine do not
+change. The last line is the ratios.
+Driver and actor memory at growing N: ``python -m benchmarks.driver_memory``. Backend: sim.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import resource
-import subprocess
-import sys
+import json
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
+from benchmarks.cpu_meter import CpuMeter
 from experiments.runtime.config_io import load_config
 from protocols.config import ExperimentConfig
+from protocols.messages import Problem
 
 DEMO = "experiments/configs/demo_synthetic.yaml"
 
@@ -38,13 +42,11 @@ def _config(path: str, problems: int, out: Path, extra: list[str]) -> Experiment
     return base.model_copy(update={"models": models})
 
 
-async def in_process(config: ExperimentConfig) -> tuple[int, float]:
+async def in_process(config: ExperimentConfig, problems: list[Problem]) -> tuple[int, float]:
     """(completions, seconds) for the orchestrator on in-process model objects."""
     from actors.model import ModelActor
     from experiments.runtime.job import OrchestratorJob
-    from experiments.runtime.preflight import load_dataset
 
-    problems = load_dataset(config.dataset)
     models = {m.name: ModelActor(m, config.seed, config.store, None) for m in config.models}
     job = OrchestratorJob(config, "bench", models)
     gate = asyncio.Semaphore(config.run.runners * config.run.problems_in_flight)
@@ -61,28 +63,17 @@ async def in_process(config: ExperimentConfig) -> tuple[int, float]:
     return calls, time.perf_counter() - started
 
 
-def through_stack(config: ExperimentConfig) -> tuple[int, float]:
+def through_stack(config: ExperimentConfig, problems: list[Problem]) -> tuple[int, float, float]:
+    """(completions, seconds of the whole run, seconds from the first result to the last)."""
     from experiments.runtime.driver import run_experiment
 
     started = time.perf_counter()
-    summary = run_experiment(config)
+    summary = run_experiment(config, problems=problems)
     wall = time.perf_counter() - started
-    return summary.calls, wall
-
-
-def memory_point(path: str, n: int, extra: list[str]) -> None:
-    """One stack run of ``n`` problems in this process; prints its peak RSS (run as a child)."""
-    import ray
-
-    with tempfile.TemporaryDirectory() as tmp:
-        config = _config(path, n, Path(tmp) / "run", extra)
-        ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
-        try:
-            calls, wall = through_stack(config)
-        finally:
-            ray.shutdown()
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"MEMORY n={n} calls={calls} wall_s={wall:.1f} driver_peak_rss_mb={rss_mb:.0f}", flush=True)
+    events = [json.loads(line) for line in (config.run.out_dir / "log.jsonl").read_text().splitlines()]
+    done = [datetime.fromisoformat(e["timestamp"]) for e in events if e["event"] == "problem_done"]
+    steady = (max(done) - min(done)).total_seconds() * len(done) / max(1, len(done) - 1)
+    return summary.calls, wall, steady
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,36 +81,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=DEMO)
     parser.add_argument("--problems", type=int, default=300)
     parser.add_argument("--orchestrator", choices=["config", "single"], default="config")
-    parser.add_argument("--memory", default="", help="comma-separated N: driver peak RSS of a stack run at each N")
-    parser.add_argument("--_memory-child", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     extra = []
     if args.orchestrator == "single":
         first = load_config(args.config).models[0].name
         extra = ["orchestrator={kind: single, model: " + first + "}"]
-    if args._memory_child:
-        memory_point(args.config, args._memory_child, extra)
-        return 0
-    if args.memory:
-        for n in (int(x) for x in args.memory.split(",")):
-            cmd = [sys.executable, "-m", "benchmarks.stack_overhead", "--config", args.config]
-            cmd += ["--orchestrator", args.orchestrator, f"--_memory-child={n}"]
-            subprocess.run(cmd, check=True)  # a fresh process per N: ru_maxrss is a process's peak
-        return 0
     import ray
+
+    from experiments.runtime.preflight import load_dataset
+    from experiments.runtime.spawn import ensure_ray
 
     with tempfile.TemporaryDirectory() as tmp:
         config = _config(args.config, args.problems, Path(tmp) / "run", extra)
-        calls_in, wall_in = asyncio.run(in_process(config))
-        ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+        problems = load_dataset(config.dataset)
+        with CpuMeter() as cpu_in:
+            calls_in, wall_in = asyncio.run(in_process(config, problems))
+        ensure_ray()  # retried: a loaded machine can be slow to bring a raylet up
         try:
-            calls_st, wall_st = through_stack(config)
+            with CpuMeter() as cpu_st:
+                calls_st, wall_st, steady_st = through_stack(config, problems)
         finally:
             ray.shutdown()
-    bound, stack = calls_in / wall_in, calls_st / wall_st
+    bound, stack, steady = calls_in / wall_in, calls_st / wall_st, calls_st / steady_st
     print(f"in-process: {calls_in} completions in {wall_in:.2f} s = {bound:.0f}/s (bound)")
     print(f"stack:      {calls_st} completions in {wall_st:.2f} s = {stack:.0f}/s (incl. actor start-up)")
-    print(f"RATIO stack/in-process = {stack / bound:.3f}  ({args.problems} problems, {config.orchestrator.kind}, sim)")
+    print(f"            steady state {steady_st:.2f} s = {steady:.0f}/s (first to last result)")
+    ms_in, ms_st = 1000 * cpu_in.seconds / calls_in, 1000 * cpu_st.seconds / calls_st
+    print(f"CPU per completion (all processes, load-independent): in-process {ms_in:.2f} ms, stack {ms_st:.2f} ms")
+    print(
+        f"RATIO stack/in-process = {stack / bound:.3f} (steady {steady / bound:.3f}; "
+        f"CPU per completion {ms_in / ms_st:.3f})  "
+        f"({args.problems} problems, {config.orchestrator.kind}, sim)"
+    )
     return 0
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import random
 import time
 from pathlib import Path
 from typing import Any
@@ -22,15 +21,16 @@ import structlog
 
 from experiments.runtime.config_io import ConfigError, config_identity, dump_config
 from experiments.runtime.errors import RunAborted
+from experiments.runtime.feed import Supervisor, drive
 from experiments.runtime.job import OrchestratorJob
 from experiments.runtime.lock import hold
 from experiments.runtime.placement import ReplicaSet, alive_nodes, check_runner_resources, replica_nodes
 from experiments.runtime.preflight import check_existing_run, check_run, load_dataset
 from experiments.runtime.progress import Progress
-from experiments.runtime.results import CONFIG, LOG, SUMMARY, ResultsWriter, summarize
-from experiments.runtime.spawn import DEFAULT_RESTARTS, ensure_ray, is_actor_death, spawn_model, spawn_runner
-from protocols.config import ExperimentConfig, ModelSpec, RunSpec, SlmMuxConfig, StackingConfig, StoreSpec
-from protocols.messages import Problem, ProblemResult, transient_failure
+from experiments.runtime.results import CONFIG, LOG, SUMMARY, ResultsWriter
+from experiments.runtime.spawn import DEFAULT_RESTARTS, ensure_ray, spawn_model, spawn_runner
+from protocols.config import ExperimentConfig, ModelSpec, SlmMuxConfig, StackingConfig, StoreSpec
+from protocols.messages import Problem
 from protocols.summary import RunSummary
 
 
@@ -98,41 +98,6 @@ class ModelPool:
             ray.kill(handle)
         self.handles.clear()
         self.specs.clear()
-
-
-class Supervisor:
-    """The run's supervised actors by name; tells an actor that is dead for good from one restarting."""
-
-    def __init__(self, restarts: int) -> None:
-        self.restarts = restarts
-        self.actors: dict[str, Any] = {}
-
-    def add(self, name: str, handle: Any) -> None:
-        self.actors[name] = handle
-
-    async def dead(self, timeout_s: float = 30.0) -> str | None:
-        """One line naming the first actor that died beyond its restart budget, or None.
-
-        A restarting actor answers once it is back (or not within ``timeout_s``: then it is
-        not known to be dead, and the run goes on).
-        """
-        for name, handle in self.actors.items():
-            try:
-                await asyncio.wait_for(handle.__ray_ready__.remote(), timeout_s)
-            except TimeoutError:
-                continue
-            except Exception as exc:
-                if is_actor_death(exc):
-                    return self.why(name, exc)
-                raise
-        return None
-
-    def why(self, name: str, exc: BaseException) -> str:
-        cause = " ".join(str(exc).split())[:200]
-        return (
-            f"{name} died and its restart budget ({self.restarts}, run.actor_restarts) is spent: {cause}; "
-            "finished results are kept, re-run the same command to resume"
-        )
 
 
 def prepare_run_dir(config: ExperimentConfig) -> Path:
@@ -226,8 +191,7 @@ async def _run_locked(
     out = prepare_run_dir(config)
     run_id = run_id_of(config)
     writer = ResultsWriter(out, retry_failed=retry_failed)
-    done = writer.done_ids
-    todo = [(i, p) for i, p in enumerate(problems) if p.id not in done]
+    todo = [(i, p) for i, p in enumerate(problems) if not writer.is_done(p.id)]
     log, log_fh = make_logger(out / LOG)
     log.info(
         "run_start",
@@ -236,16 +200,11 @@ async def _run_locked(
         orchestrator=config.orchestrator.kind,
         problems=len(problems),
         already_done=len(problems) - len(todo),
-        reattempted=len([p for _, p in todo if p.id in writer.results]),
+        reattempted=sum(p.id in writer for _, p in todo),
     )
     own_pool = models is None
     pool = models or ModelPool(config.seed, config.store, store_dir_of(config), config.run.actor_restarts)
-    bar = Progress(
-        total=len(problems),
-        done=[r for pid, r in writer.results.items() if pid in done],
-        label=progress_label or config.name,
-        enabled=config.run.progress,
-    )
+    bar = Progress(len(problems), writer.tally, progress_label or config.name, enabled=config.run.progress)
     aborted: RunAborted | None = None
     try:
         if todo:
@@ -275,18 +234,17 @@ async def _run_locked(
             for n, runner in enumerate(runners):
                 supervisor.add(f"runner actor {n}", runner)
             try:
-                await _drive(todo, runners, config.run, writer, bar, log, supervisor)
+                await drive(todo, runners, config.run, writer, bar, log, supervisor)
             except RunAborted as exc:
                 aborted = exc
                 log.info("run_aborted", run_id=run_id, reason=str(exc))
-        ordered = writer.finalize()
+        tally = writer.finalize()
     finally:
         writer.close()
         bar.close()
         if own_pool and pool.handles:
             pool.shutdown()
-    summary = summarize(
-        ordered,
+    summary = tally.summary(
         run_id=run_id,
         name=config.name,
         orchestrator=config.orchestrator.kind,
@@ -306,92 +264,6 @@ async def _run_locked(
     if aborted is not None:
         raise aborted
     return summary
-
-
-def backoff_s(run: RunSpec, attempt: int) -> float:
-    """Wait before re-attempt ``attempt + 1`` of a problem: doubling, capped, with jitter."""
-    return min(120.0, run.retry_backoff_s * 2**attempt) * random.uniform(0.75, 1.0)
-
-
-async def _drive(
-    todo: list[tuple[int, Problem]],
-    runners: list[Any],
-    run: RunSpec,
-    writer: ResultsWriter,
-    bar: Progress,
-    log: Any,
-    supervisor: Supervisor,
-) -> None:
-    """Keep ``run.problems_in_flight`` problems in flight on each runner; record results as they land.
-
-    A result carrying a transient failure is attempted again (``run.problem_retries``
-    times, with backoff) before it is recorded as open.
-    """
-    queue: asyncio.Queue[tuple[int, Problem]] = asyncio.Queue()
-    for item in todo:
-        queue.put_nowait(item)
-    # A backend that stays down would have every problem wait through all its retries:
-    # after this many problems in a row end open, stop and let a re-run pick them up.
-    give_up_after = max(16, 2 * len(runners) * run.problems_in_flight)
-    streak = 0
-
-    async def attempt(runner_name: str, runner: Any, problem: Problem, index: int) -> ProblemResult:
-        try:
-            result: ProblemResult = await runner.run.remote(problem, index)
-        except Exception as exc:
-            if is_actor_death(exc):
-                raise RunAborted(supervisor.why(runner_name, exc)) from None
-            raise
-        return result
-
-    async def feed(runner_name: str, runner: Any) -> None:
-        nonlocal streak
-        while not queue.empty():
-            index, problem = queue.get_nowait()
-            for tries in range(run.problem_retries + 1):
-                result = await attempt(runner_name, runner, problem, index)
-                failure = transient_failure(result)
-                if failure is None or tries == run.problem_retries:
-                    break
-                if failure.error == "actor":
-                    reason = await supervisor.dead()
-                    if reason is not None:
-                        raise RunAborted(reason)
-                wait = backoff_s(run, tries)
-                log.info(
-                    "problem_retry",
-                    problem_id=problem.id,
-                    attempt=tries + 1,
-                    error=failure.error,
-                    message=failure.message[:200],
-                    wait_s=round(wait, 3),
-                )
-                await asyncio.sleep(wait)
-            if writer.append(result):
-                bar.update(result)
-                log.info(
-                    "problem_done",
-                    problem_id=result.problem_id,
-                    correct=result.correct,
-                    error=result.error.error if result.error else None,
-                    open=failure is not None,
-                    wall_s=round(result.wall_s, 4),
-                )
-            streak = streak + 1 if failure is not None else 0
-            if streak >= give_up_after and failure is not None:
-                raise RunAborted(
-                    f"{streak} problems in a row still failed after {run.problem_retries} re-attempts "
-                    f"(last: {failure.error}: {failure.message[:160]}); the backend looks down; "
-                    "finished results are kept, re-run the same command once it is back"
-                )
-
-    try:
-        async with asyncio.TaskGroup() as group:
-            for n, runner in enumerate(runners):
-                for _ in range(run.problems_in_flight):
-                    group.create_task(feed(f"runner actor {n}", runner))
-    except* RunAborted as group:
-        raise group.exceptions[0] from None
 
 
 def run_experiment(config: ExperimentConfig, **kwargs: Any) -> RunSummary:

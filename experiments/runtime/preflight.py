@@ -15,7 +15,7 @@ from pathlib import Path
 from actors.backends.sim.cards import load_cards
 from datasets import DatasetError, load_problems
 from experiments.runtime.config_io import ConfigError, config_from_tree, config_identity
-from experiments.runtime.results import CONFIG, RESULTS, read_results
+from experiments.runtime.results import CONFIG, RESULTS, scan_results
 from protocols.config import DatasetSpec, ExperimentConfig, ModelSpec, StoreSpec
 from protocols.messages import Problem
 
@@ -114,7 +114,7 @@ def check_existing_run(config: ExperimentConfig) -> None:
                 f"run directory {str(out)!r} holds a different experiment; choose another run.out_dir or delete it"
             )
     if (out / RESULTS).is_file():
-        read_results(out / RESULTS)  # a bad line in the middle raises, naming it
+        scan_results(out / RESULTS, lambda *_: None)  # a bad line in the middle raises, naming it
 
 
 def check_run(config: ExperimentConfig) -> None:

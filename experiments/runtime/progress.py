@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import sys
 
+from experiments.runtime.results import Tally
 from protocols.messages import ProblemResult
 
 
 class Progress:
     """Wraps tqdm; writes to stderr so stdout stays a clean table."""
 
-    def __init__(self, total: int, done: list[ProblemResult], label: str, enabled: bool = True) -> None:
-        self.correct = sum(r.correct for r in done)
-        self.errors = sum(r.error is not None for r in done)
-        self.tokens = sum(r.totals.usage.total_tokens for r in done)
-        self.cost = sum(r.totals.cost_usd for r in done)
-        self.n = len(done)
+    def __init__(self, total: int, done: Tally, label: str, enabled: bool = True) -> None:
+        """``done``: the totals of the results already on disk (a resumed run starts from them)."""
+        self.correct = done.correct
+        self.errors = sum(done.errors.values())
+        self.tokens = done.usage.total_tokens
+        self.cost = done.cost_usd
+        self.n = done.n
         self._bar = None
         if enabled:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, initial=len(done), desc=label, file=sys.stderr, dynamic_ncols=True)
+            self._bar = tqdm(total=total, initial=done.n, desc=label, file=sys.stderr, dynamic_ncols=True)
             self._refresh()
 
     def _refresh(self) -> None:

@@ -10,14 +10,19 @@ an outage, a 429, a 5xx, a dead actor). A non-final ("open") result is kept on
 disk, so nothing is lost, but it does not count as done: the next attempt at that
 problem appends a newer line, which supersedes it. Per problem the first final
 line wins, else the last open one; ``finalize`` keeps exactly one line each.
+
+Memory is flat in the number of problems: results go to disk as they land and the
+writer keeps, per problem, only where its kept line is (a few dozen bytes) plus the
+running totals the summary needs (``Tally``), never the results themselves.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from array import array
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -40,31 +45,42 @@ CONFIG = "config.yaml"
 LOG = "log.jsonl"
 
 
-def read_results(path: Path) -> tuple[list[ProblemResult], int]:
-    """Read a results file; returns the valid results and the byte length of the valid prefix.
+def scan_results(path: Path, visit: Callable[[ProblemResult, int, int], None]) -> int:
+    """Stream a results file line by line into ``visit(result, offset, length)``; returns the valid prefix's length.
 
     Only a torn *last* line (a killed writer) is tolerated; a bad line in the middle
     is an error naming its line number, because silently dropping it would lose data.
+    The file is never held in memory whole (it can be gigabytes at 100k problems).
     """
     if not path.exists():
-        return [], 0
-    lines = path.read_bytes().splitlines(keepends=True)
-    results: list[ProblemResult] = []
+        return 0
     good = 0
-    for number, line in enumerate(lines, start=1):
-        if not line.endswith(b"\n"):
-            break  # the writer was killed mid-line
-        if line.strip():
-            try:
-                results.append(RESULT_ADAPTER.validate_json(line))
-            except ValidationError as exc:
-                if number == len(lines):
-                    break
-                raise ValueError(
-                    f"{path}:{number}: not a valid result line ({exc.error_count()} errors); "
-                    "fix or delete that line (or the run directory) and re-run"
-                ) from None
-        good += len(line)
+    with path.open("rb") as fh:
+        line, number = fh.readline(), 1
+        while line:
+            following = fh.readline()  # one line of look-ahead: is this one the last?
+            if not line.endswith(b"\n"):
+                break  # the writer was killed mid-line
+            if line.strip():
+                try:
+                    result = RESULT_ADAPTER.validate_json(line)
+                except ValidationError as exc:
+                    if not following:
+                        break
+                    raise ValueError(
+                        f"{path}:{number}: not a valid result line ({exc.error_count()} errors); "
+                        "fix or delete that line (or the run directory) and re-run"
+                    ) from None
+                visit(result, good, len(line))
+            good += len(line)
+            line, number = following, number + 1
+    return good
+
+
+def read_results(path: Path) -> tuple[list[ProblemResult], int]:
+    """Every valid result of a results file, and the byte length of the valid prefix (small files, reports)."""
+    results: list[ProblemResult] = []
+    good = scan_results(path, lambda result, _offset, _length: results.append(result))
     return results, good
 
 
@@ -83,8 +99,90 @@ def latest(results: Iterable[ProblemResult]) -> dict[str, ProblemResult]:
     return kept
 
 
+class Tally:
+    """Running totals of a run's results: everything ``RunSummary`` needs, nothing per problem but a float."""
+
+    def __init__(self) -> None:
+        self.n = self.correct = self.still_open = 0
+        self.calls = self.failed_calls = self.retries = 0
+        self.cost_usd = 0.0
+        self.usage = Usage()
+        self.domains: dict[str, list[int]] = {}
+        self.errors: Counter[str] = Counter()
+        self.sources: Counter[str] = Counter()
+        self.walls = array("d")  # 8 bytes a problem, for the latency percentiles
+
+    @classmethod
+    def of(cls, results: Iterable[ProblemResult]) -> Tally:
+        tally = cls()
+        for result in results:
+            tally.add(result)
+        return tally
+
+    def add(self, r: ProblemResult) -> None:
+        self.n += 1
+        self.correct += r.correct
+        stat = self.domains.setdefault(r.domain or "all", [0, 0])
+        stat[0] += 1
+        stat[1] += r.correct
+        if r.error is not None:
+            self.errors[r.error.error] += 1
+        self.still_open += not is_final(r)
+        self.usage = self.usage + r.totals.usage
+        count_sources(r.trace, self.sources)
+        self.cost_usd += r.totals.cost_usd
+        self.calls += r.totals.calls
+        self.failed_calls += r.totals.failed_calls
+        self.retries += r.totals.retries
+        self.walls.append(r.wall_s)
+
+    def summary(self, *, run_id: str, name: str, orchestrator: str, dataset: str, n_expected: int) -> RunSummary:
+        """The run summary; errors are counted apart and as wrong."""
+        n = self.n
+        low, high = wilson(self.correct, n)
+        walls = sorted(self.walls)
+        return RunSummary(
+            run_id=run_id,
+            name=name,
+            orchestrator=orchestrator,
+            dataset=dataset,
+            n=n,
+            n_expected=n_expected,
+            correct=self.correct,
+            accuracy=self.correct / n if n else 0.0,
+            ci95_low=low,
+            ci95_high=high,
+            per_domain={
+                d: DomainStat(n=count, correct=right, accuracy=right / count)
+                for d, (count, right) in sorted(self.domains.items())
+            },
+            errors=sum(self.errors.values()),
+            error_kinds=dict(sorted(self.errors.items())),
+            open_failures=self.still_open,
+            missing=max(0, n_expected - n),
+            usage=self.usage,
+            tokens_per_problem=self.usage.total_tokens / n if n else 0.0,
+            cost_usd=self.cost_usd,
+            calls=self.calls,
+            failed_calls=self.failed_calls,
+            retries=self.retries,
+            latency_p50_s=_percentile(walls, 0.5),
+            latency_p95_s=_percentile(walls, 0.95),
+            sources=dict(sorted(self.sources.items())),
+        )
+
+
+# What a problem's kept line is: its answer counts (done), or it may still be superseded.
+_DONE, _OPEN, _REOPENED = 0, 1, 2
+
+
 class ResultsWriter:
     """Appends results, one flushed line each; a final result is never replaced or duplicated.
+
+    Per problem it keeps only its kept line's place in the file (dataset index, offset,
+    length, state); ``tally`` sums the results that are done as they land, and the few
+    that may still be superseded (open, or re-opened by ``retry_failed``) are read back
+    from the file by ``finalize``.
 
     Args:
         run_dir: the run directory holding ``results.jsonl``.
@@ -95,25 +193,60 @@ class ResultsWriter:
     def __init__(self, run_dir: Path, *, retry_failed: bool = False) -> None:
         self.path = run_dir / RESULTS
         self.retry_failed = retry_failed
-        existing, good = read_results(self.path)
+        self.tally = Tally()
+        self._slot: dict[str, int] = {}
+        self._index, self._offset, self._length = array("q"), array("q"), array("q")
+        self._state = bytearray()
+        self._final = bytearray()  # 1: the kept line is final (a later line never replaces it on a re-read)
+        good = scan_results(self.path, self._load)
         if self.path.exists() and good < self.path.stat().st_size:
             with self.path.open("r+b") as fh:
                 fh.truncate(good)
-        self.results: dict[str, ProblemResult] = latest(existing)
-        self._fh: IO[str] = self.path.open("a", encoding="utf-8")
+        self._fh: IO[bytes] = self.path.open("ab")
+        self._end = good
 
     def _done(self, result: ProblemResult) -> bool:
         return is_final(result) and not (self.retry_failed and result.error is not None)
 
+    def _load(self, result: ProblemResult, offset: int, length: int) -> None:
+        slot = self._slot.get(result.problem_id)
+        if slot is not None and self._final[slot]:
+            return  # the first final line wins
+        self._keep(result, offset, length)
+
+    def _keep(self, result: ProblemResult, offset: int, length: int) -> None:
+        slot = self._slot.get(result.problem_id)
+        if slot is None:
+            slot = self._slot[result.problem_id] = len(self._state)
+            self._index.append(result.index)
+            self._offset.append(offset)
+            self._length.append(length)
+            self._state.append(_OPEN)
+            self._final.append(0)
+        self._index[slot], self._offset[slot], self._length[slot] = result.index, offset, length
+        final = is_final(result)
+        self._final[slot] = final
+        self._state[slot] = _DONE if self._done(result) else (_REOPENED if final else _OPEN)
+        if self._state[slot] == _DONE:
+            self.tally.add(result)  # a done line is never superseded: count it once, now
+
+    def __contains__(self, problem_id: object) -> bool:
+        """True if the problem has any recorded result (done or not)."""
+        return problem_id in self._slot
+
+    def is_done(self, problem_id: str) -> bool:
+        slot = self._slot.get(problem_id)
+        return slot is not None and self._state[slot] == _DONE
+
     @property
     def done_ids(self) -> set[str]:
         """Problems with a result that stands: resume skips exactly these."""
-        return {pid for pid, result in self.results.items() if self._done(result)}
+        return {pid for pid, slot in self._slot.items() if self._state[slot] == _DONE}
 
     @property
     def open_ids(self) -> set[str]:
         """Problems whose recorded result is not final (a transient failure)."""
-        return {pid for pid, result in self.results.items() if not is_final(result)}
+        return {pid for pid, slot in self._slot.items() if not self._final[slot]}
 
     def append(self, result: ProblemResult) -> bool:
         """Record a result; returns False (and writes nothing) if the problem already has a final one.
@@ -121,29 +254,49 @@ class ResultsWriter:
         A result for a problem whose recorded one is open (or, with ``retry_failed``, failed)
         is appended and supersedes it.
         """
-        known = self.results.get(result.problem_id)
-        if known is not None and self._done(known):
+        if self.is_done(result.problem_id):
             return False
-        self._fh.write(result.model_dump_json() + "\n")
+        line = (result.model_dump_json() + "\n").encode()
+        self._fh.write(line)
         self._fh.flush()
-        self.results[result.problem_id] = result
+        self._keep(result, self._end, len(line))
+        self._end += len(line)
         return True
 
     def close(self) -> None:
         self._fh.close()
 
-    def finalize(self) -> list[ProblemResult]:
-        """Rewrite the file in dataset order (atomic replace); returns the ordered results."""
+    def _order(self) -> list[tuple[int, str, int]]:
+        return sorted((self._index[slot], pid, slot) for pid, slot in self._slot.items())
+
+    def kept(self) -> Iterator[ProblemResult]:
+        """The kept result of each problem, in dataset order, read back from the file one at a time."""
+        with self.path.open("rb") as fh:
+            for _, _, slot in self._order():
+                fh.seek(self._offset[slot])
+                yield RESULT_ADAPTER.validate_json(fh.read(self._length[slot]))
+
+    def finalize(self) -> Tally:
+        """Rewrite the file in dataset order, one line per problem (atomic replace); returns the totals.
+
+        Lines are copied as bytes, so only the results not yet counted (open or re-opened
+        ones) are parsed again.
+        """
         self.close()
-        ordered = sorted(self.results.values(), key=lambda r: (r.index, r.problem_id))
         tmp = self.path.with_suffix(".jsonl.tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
-            for result in ordered:
-                fh.write(result.model_dump_json() + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        with self.path.open("rb") as src, tmp.open("wb") as dst:
+            for _, _, slot in self._order():
+                src.seek(self._offset[slot])
+                line = src.read(self._length[slot])
+                if self._state[slot] != _DONE:
+                    self.tally.add(RESULT_ADAPTER.validate_json(line))
+                    self._state[slot] = _DONE  # counted: a second finalize must not count it again
+                self._offset[slot] = dst.tell()
+                dst.write(line)
+            dst.flush()
+            os.fsync(dst.fileno())
         os.replace(tmp, self.path)
-        return ordered
+        return self.tally
 
 
 def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -157,10 +310,9 @@ def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
+def _percentile(ordered: list[float], q: float) -> float:
+    if not ordered:
         return 0.0
-    ordered = sorted(values)
     pos = (len(ordered) - 1) * q
     lo, hi = math.floor(pos), math.ceil(pos)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
@@ -176,50 +328,11 @@ def count_sources(trace: Iterable[TraceEvent], counts: Counter[str]) -> None:
 
 
 def summarize(
-    results: list[ProblemResult], *, run_id: str, name: str, orchestrator: str, dataset: str, n_expected: int
+    results: Iterable[ProblemResult], *, run_id: str, name: str, orchestrator: str, dataset: str, n_expected: int
 ) -> RunSummary:
     """Aggregate results into the run summary; errors are counted apart and as wrong."""
-    n = len(results)
-    correct = sum(r.correct for r in results)
-    low, high = wilson(correct, n)
-    domains: dict[str, list[bool]] = {}
-    for r in results:
-        domains.setdefault(r.domain or "all", []).append(r.correct)
-    usage = Usage()
-    sources: Counter[str] = Counter()
-    errors = Counter(r.error.error for r in results if r.error is not None)
-    still_open = sum(not is_final(r) for r in results)
-    for r in results:
-        usage = usage + r.totals.usage
-        count_sources(r.trace, sources)
-    walls = [r.wall_s for r in results]
-    return RunSummary(
-        run_id=run_id,
-        name=name,
-        orchestrator=orchestrator,
-        dataset=dataset,
-        n=n,
-        n_expected=n_expected,
-        correct=correct,
-        accuracy=correct / n if n else 0.0,
-        ci95_low=low,
-        ci95_high=high,
-        per_domain={
-            d: DomainStat(n=len(v), correct=sum(v), accuracy=sum(v) / len(v)) for d, v in sorted(domains.items())
-        },
-        errors=sum(errors.values()),
-        error_kinds=dict(sorted(errors.items())),
-        open_failures=still_open,
-        missing=max(0, n_expected - n),
-        usage=usage,
-        tokens_per_problem=usage.total_tokens / n if n else 0.0,
-        cost_usd=sum(r.totals.cost_usd for r in results),
-        calls=sum(r.totals.calls for r in results),
-        failed_calls=sum(r.totals.failed_calls for r in results),
-        retries=sum(r.totals.retries for r in results),
-        latency_p50_s=_percentile(walls, 0.5),
-        latency_p95_s=_percentile(walls, 0.95),
-        sources=dict(sorted(sources.items())),
+    return Tally.of(results).summary(
+        run_id=run_id, name=name, orchestrator=orchestrator, dataset=dataset, n_expected=n_expected
     )
 
 

@@ -140,7 +140,12 @@ def run_grid(spec: ScaleSpec, base: dict[str, Any]) -> list[dict[str, Any]]:
     from ray.cluster_utils import Cluster
 
     from experiments.runtime.driver import run_experiment
+    from experiments.runtime.preflight import load_dataset
 
+    # Loaded once for the whole grid: generating (and sympy-checking) 2,000 synthetic
+    # problems costs more CPU than a grid point's run, and every point uses the same ones.
+    first = {"nodes": 1, "runners": 1, "problems_in_flight": 1, "replicas": 1}
+    problems = load_dataset(point_config(base, spec, first, "").dataset)
     rows: list[dict[str, Any]] = []
     private = tempfile.mkdtemp(prefix="slmsim-scale-", dir="/tmp")  # short: Ray's socket paths are limited
     saved = os.environ.get("RAY_TMPDIR")
@@ -166,7 +171,7 @@ def run_grid(spec: ScaleSpec, base: dict[str, Any]) -> list[dict[str, Any]]:
                                 "replicas": replicas,
                             }
                             config = point_config(base, spec, point, cluster.address)
-                            summary = run_experiment(config)
+                            summary = run_experiment(config, problems=problems)
                             figures = measure(
                                 config.run.out_dir, spec.time_scale, runners * in_flight, summary.wall_s or 0.0
                             )

@@ -4,7 +4,9 @@
 where every actor ran, and what the run wrote. Run in its own process (with its own
 ``RAY_TMPDIR``) by tests/experiments/test_cluster.py, so the cluster never meets the
 test session's Ray instance. Scenarios: ``placement`` (no fault), ``remove_node`` (a
-worker node removed mid-run), ``kill_remote`` (kill -9 of a model actor on a worker node).
+worker node removed mid-run), ``kill_remote`` (kill -9 of a model actor on a worker node),
+``external`` (no fault, on a cluster of separate ``ray start`` processes whose GCS address
+is in ``SLMSIM_PROBE_ADDRESS``: tests/experiments/test_cluster_ray_start.py).
 """
 
 from __future__ import annotations
@@ -121,12 +123,61 @@ def driver_killed_and_resumed(config: Any, out: Path) -> dict[str, Any]:
     return {"killed_at": killed_at, "rc": second.returncode, "already_done": starts[-1]["already_done"]}
 
 
-def main(scenario: str, out: Path) -> dict[str, Any]:
+def run_and_report(config: Any, fault: Fault | None = None) -> dict[str, Any]:
+    """Run the probe experiment on the cluster this process joined; where everything ran, and what was written."""
     import ray
-    from ray.cluster_utils import Cluster
 
     from experiments.runtime.driver import ModelPool, run_experiment, store_dir_of
     from experiments.runtime.placement import ReplicaSet
+
+    out = config.run.out_dir
+    started = time.perf_counter()
+    pool = ModelPool(config.seed, config.store, store_dir_of(config), config.run.actor_restarts)
+    summary = run_experiment(config, models=pool)
+    wall = time.perf_counter() - started
+    served = []  # (model, node the replica was placed on, calls it served)
+    for name, handle in pool.handles.items():
+        assert isinstance(handle, ReplicaSet)
+        for node, replica in handle.replicas:
+            served.append((name, node, ray.get(replica.stats.remote())["served"]))
+    pool.shutdown()
+    if fault is not None and fault.is_alive():
+        fault.join(5)
+    ids = [json.loads(line)["problem_id"] for line in (out / "results.jsonl").read_text().splitlines()]
+    return {
+        "actors": actors_by_class(),
+        "n": summary.n,
+        "errors": summary.errors,
+        "open": summary.open_failures,
+        "ids": ids,
+        "served": served,
+        "fault_after": fault.done_at if fault else None,
+        "killed": fault.killed if fault else None,
+        "alive_nodes": sum(1 for n in ray.nodes() if n["Alive"]),
+        "wall_s": round(wall, 2),
+    }
+
+
+def external(out: Path) -> dict[str, Any]:
+    """The probe on a cluster started outside this process (``ray start`` head + workers)."""
+    import ray
+
+    address = os.environ["SLMSIM_PROBE_ADDRESS"]
+    ray.init(address=address, logging_level=logging.WARNING)
+    try:
+        nodes = {}
+        for node in ray.nodes():
+            names = [k for k in node["Resources"] if k in ("head", "w1", "w2")]
+            if node["Alive"] and names:
+                nodes[names[0]] = node["NodeID"]
+        return {"nodes": nodes, **run_and_report(probe_config(out, address))}
+    finally:
+        ray.shutdown()
+
+
+def main(scenario: str, out: Path) -> dict[str, Any]:
+    import ray
+    from ray.cluster_utils import Cluster
 
     cluster = Cluster(
         initialize_head=True,
@@ -146,41 +197,18 @@ def main(scenario: str, out: Path) -> dict[str, Any]:
         fault = Fault(scenario, out / "results.jsonl", cluster, workers[1])
         if scenario != "placement":
             fault.start()
-        started = time.perf_counter()
         config = probe_config(out, cluster.address)
         if scenario == "kill_driver":
             resumed = driver_killed_and_resumed(config, out)
             ids = [json.loads(line)["problem_id"] for line in (out / "results.jsonl").read_text().splitlines()]
             return {"nodes": nodes, "ids": ids, **resumed}
-        pool = ModelPool(config.seed, config.store, store_dir_of(config), config.run.actor_restarts)
-        summary = run_experiment(config, models=pool)
-        wall = time.perf_counter() - started
-        served = []  # (model, node the replica was placed on, calls it served)
-        for name, handle in pool.handles.items():
-            assert isinstance(handle, ReplicaSet)
-            for node, replica in handle.replicas:
-                served.append((name, node, ray.get(replica.stats.remote())["served"]))
-        pool.shutdown()
-        if fault.is_alive():
-            fault.join(5)
-        ids = [json.loads(line)["problem_id"] for line in (out / "results.jsonl").read_text().splitlines()]
-        return {
-            "nodes": nodes,
-            "actors": actors_by_class(),
-            "n": summary.n,
-            "errors": summary.errors,
-            "open": summary.open_failures,
-            "ids": ids,
-            "served": served,
-            "fault_after": fault.done_at,
-            "killed": fault.killed,
-            "alive_nodes": sum(1 for n in ray.nodes() if n["Alive"]),
-            "wall_s": round(wall, 2),
-        }
+        return {"nodes": nodes, **run_and_report(config, fault)}
     finally:
         ray.shutdown()
         cluster.shutdown()
 
 
 if __name__ == "__main__":
-    print("PROBE " + json.dumps(main(sys.argv[1], Path(sys.argv[2]))), flush=True)
+    scenario, out_dir = sys.argv[1], Path(sys.argv[2])
+    report = external(out_dir) if scenario == "external" else main(scenario, out_dir)
+    print("PROBE " + json.dumps(report), flush=True)

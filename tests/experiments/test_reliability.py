@@ -107,8 +107,8 @@ def test_open_result_is_superseded_once_and_final_one_never(tmp_path: Path) -> N
     assert resumed.append(_result(0)), "the retry's answer supersedes the open failure"
     assert not resumed.append(_result(0)), "a final result is never replaced"
     assert not resumed.append(_result(1, error=outage))
-    ordered = resumed.finalize()
-    assert [(r.problem_id, r.error) for r in ordered] == [("p0", None), ("p1", None)]
+    resumed.finalize()
+    assert [(r.problem_id, r.error) for r in resumed.kept()] == [("p0", None), ("p1", None)]
     lines = (tmp_path / "results.jsonl").read_text().splitlines()
     assert len(lines) == 2, "finalize keeps exactly one line per problem"
 

@@ -58,8 +58,9 @@ def test_finalize_orders_by_dataset_index(tmp_path: Path) -> None:
     writer = ResultsWriter(tmp_path)
     for i in (4, 0, 3, 1, 2):
         writer.append(_result(i))
-    ordered = writer.finalize()
-    assert [r.index for r in ordered] == [0, 1, 2, 3, 4]
+    tally = writer.finalize()
+    assert [r.index for r in writer.kept()] == [0, 1, 2, 3, 4]
+    assert tally.n == 5
     lines = (tmp_path / "results.jsonl").read_text().splitlines()
     assert [ProblemResult.model_validate_json(x).index for x in lines] == [0, 1, 2, 3, 4]
 
@@ -86,3 +87,26 @@ def test_summary_counts_errors_apart_and_per_domain() -> None:
     assert s.sources == {"sim": 4}
     assert s.usage.prompt_tokens == 40
     assert s.latency_p50_s == pytest.approx(0.15)
+
+
+def test_writer_keeps_no_results_and_its_totals_match_the_file(tmp_path: Path) -> None:
+    """The writer sums results as they land (memory flat in N); its summary equals one rebuilt from disk."""
+    outage = Failure(error="server", message="HTTP 503", retryable=True)
+    writer = ResultsWriter(tmp_path)
+    writer.append(_result(0, error=outage))
+    writer.append(_result(1, correct=False))
+    writer.close()
+    resumed = ResultsWriter(tmp_path, retry_failed=True)
+    assert not hasattr(resumed, "results"), "no per-problem result objects are kept"
+    assert resumed.append(_result(0)), "the open failure is superseded"
+    resumed.append(_result(2, error=Failure(error="client", message="HTTP 400")))
+    assert resumed.append(_result(2)), "with retry_failed a permanent failure is superseded too"
+    resumed.append(_result(3, correct=False, error=outage))
+    tally = resumed.finalize()
+    from_disk = summarize(
+        read_results(tmp_path / "results.jsonl")[0],
+        run_id="r", name="n", orchestrator="single", dataset="math500", n_expected=5,
+    )  # fmt: skip
+    assert tally.summary(run_id="r", name="n", orchestrator="single", dataset="math500", n_expected=5) == from_disk
+    assert (from_disk.n, from_disk.correct, from_disk.errors, from_disk.open_failures) == (4, 2, 1, 1)
+    assert resumed.finalize().n == 4, "finalizing twice counts nothing twice"

@@ -38,6 +38,18 @@ def test_a_grid_point_changes_only_execution_knobs(tmp_path: Path) -> None:
     assert run_id_of(config) == run_id_of(other), "the grid's points are the same experiment"
 
 
+@pytest.mark.parametrize("name", ["scale_demo", "scale_gsm8k"])
+def test_the_shipped_scale_configs_name_a_valid_experiment(name: str) -> None:
+    from experiments.runtime.config_io import load_model
+
+    path = REPO / "experiments" / "configs" / f"{name}.yaml"
+    spec = load_model(ScaleSpec, path, [])
+    point = {"nodes": 1, "runners": 1, "problems_in_flight": 1, "replicas": 1}
+    config = point_config(read_tree(path.parent / spec.experiment), spec, point, "")
+    assert config.orchestrator.kind == "slm_mux" and config.dataset.limit == spec.problems == 2000
+    assert len(spec.grid.runners) >= 4 and min(spec.grid.nodes) == 1 and max(spec.grid.nodes) == 4
+
+
 def _result(latencies: list[float], orchestrator: str = "slm_mux") -> ProblemResult:
     calls = tuple(
         CallRecord(model="m", role="solver", reply=Completion(model="m", text="x", latency_s=s, source="sim"))

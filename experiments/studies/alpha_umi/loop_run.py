@@ -141,10 +141,10 @@ async def run_loop_async(config: AlphaUmiConfig, env: ToolEnv | None = None) -> 
     out = prepare_run_dir(config)
     run_id = run_id_of(config)
     writer = ResultsWriter(out)
-    todo = [(i, t) for i, t in enumerate(tasks) if t.task_id not in writer.done_ids]
+    todo = [(i, t) for i, t in enumerate(tasks) if not writer.is_done(t.task_id)]
     pool = model_pool(config) if todo else None
     spawned: RemoteToolEnv | None = None
-    bar = Progress(len(tasks), list(writer.results.values()), config.name, enabled=config.run.progress)
+    bar = Progress(len(tasks), writer.tally, config.name, enabled=config.run.progress)
     try:
         if todo and env is None:
             local = tuple(config.env.local_tools) + (("calculator",) if config.dataset.name == "calculator" else ())
@@ -165,7 +165,8 @@ async def run_loop_async(config: AlphaUmiConfig, env: ToolEnv | None = None) -> 
         async with asyncio.TaskGroup() as group:
             for _ in range(min(config.run.problems_in_flight, max(1, len(todo)))):
                 group.create_task(worker())
-        ordered = writer.finalize()
+        writer.finalize()
+        ordered = list(writer.kept())
     finally:
         writer.close()
         bar.close()

@@ -18,6 +18,7 @@ from datasets.paths import PACKAGED_DATA
 from datasets.records import read_json
 from experiments.runtime.config_io import EXECUTION_FIELDS, ConfigError, validate_tree
 from experiments.runtime.driver import ModelPool
+from experiments.runtime.placement import ReplicaSet
 from experiments.runtime.results import CONFIG
 from experiments.runtime.spawn import ensure_ray
 from orchestrators.alpha_umi.static import load_records
@@ -78,4 +79,9 @@ def model_pool(config: AlphaUmiConfig) -> ModelPool:
 
 
 def remote_models(pool: ModelPool) -> dict[str, Any]:
-    return {name: RemoteModel(handle, name) for name, handle in pool.handles.items()}
+    """A ``Model`` per spec, routed as the driver routes: a model with ``replicas`` > 1 is a
+    ``ReplicaSet`` that sends each call to a replica on this process's node (round-robin)."""
+    return {
+        name: handle if isinstance(handle, ReplicaSet) else RemoteModel(handle, name)
+        for name, handle in pool.handles.items()
+    }

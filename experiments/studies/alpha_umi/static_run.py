@@ -116,13 +116,14 @@ async def run_static_async(config: AlphaUmiConfig) -> StaticSummary:
     out = prepare_run_dir(config)
     run_id = run_id_of(config)
     writer = ResultsWriter(out)
-    todo = [s for s in steps if s.id not in writer.done_ids]
+    todo = [s for s in steps if not writer.is_done(s.id)]
     pool = model_pool(config) if todo and config.predictor == "models" else None
-    bar = Progress(len(steps), list(writer.results.values()), config.name, enabled=config.run.progress)
+    bar = Progress(len(steps), writer.tally, config.name, enabled=config.run.progress)
     try:
         models: dict[str, Any] = remote_models(pool) if pool is not None else {}
         await _drive(todo, config, models, run_id, writer, bar)
-        ordered = writer.finalize()
+        writer.finalize()
+        ordered = list(writer.kept())
     finally:
         writer.close()
         bar.close()
