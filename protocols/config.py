@@ -11,7 +11,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-BackendName = Literal["sim", "openai", "replay"]
+from protocols.messages import FailureKind
+
+BackendName = Literal["sim", "openai", "replay", "fake"]
 DatasetName = Literal["math500", "gsm8k", "gpqa", "synthetic"]
 
 
@@ -28,6 +30,27 @@ class FaultSpec(Strict):
     server_error: float = Field(default=0.0, ge=0.0, le=1.0)
     timeout: float = Field(default=0.0, ge=0.0, le=1.0)
     malformed: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class FakeSpec(Strict):
+    """fake: the test double's built-in reply (``actors.backends.fake``); its completions say ``source: fake``."""
+
+    reply: Literal["gold", "wrong", "echo", "fixed", "script"] = "gold"
+    """gold/wrong: the reference (or a wrong answer) in the problem's format; echo: the last user
+    turn; fixed: ``text``; script: sample i replies ``script[i % len(script)]``."""
+    text: str = ""
+    script: tuple[str, ...] = ()
+    errors: dict[FailureKind, float] = Field(default_factory=dict)
+    """Failure kind -> share of calls (per request and attempt, seeded) that fail with it."""
+
+    @model_validator(mode="after")
+    def _reply_fields(self) -> FakeSpec:
+        if self.reply == "script" and not self.script:
+            raise ValueError("fake reply 'script' needs a non-empty script")
+        rates = list(self.errors.values())
+        if any(not 0.0 <= r <= 1.0 for r in rates) or sum(rates) > 1.0:
+            raise ValueError(f"fake errors must be rates in [0, 1] summing to at most 1, got {self.errors}")
+        return self
 
 
 class Price(Strict):
@@ -60,6 +83,8 @@ class ModelSpec(Strict):
     time_scale: float = Field(default=0.0, ge=0.0)
     """sim: real seconds slept per simulated second of latency (0 = no sleeping)."""
     faults: FaultSpec = Field(default_factory=FaultSpec)
+    fake: FakeSpec | None = None
+    """fake: the built-in reply and injected errors (default: ``reply: gold``, no errors)."""
     replicas: int | Literal["per_node"] = 1
     """How many model actors serve this model: a count (spread over nodes), or ``per_node``
     (one on every node alive at start). A runner calls a replica on its own node when there
@@ -79,6 +104,8 @@ class ModelSpec(Strict):
     def _backend_fields(self) -> ModelSpec:
         if self.backend == "openai" and not self.base_url:
             raise ValueError(f"model {self.name!r}: backend 'openai' needs base_url")
+        if self.fake is not None and self.backend != "fake":
+            raise ValueError(f"model {self.name!r}: 'fake' settings need backend 'fake', not {self.backend!r}")
         return self
 
     @property
