@@ -9,18 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from protocols.messages import FailureKind
+from protocols.messages import FailureKind, Frozen
 
 BackendName = Literal["sim", "openai", "replay", "fake"]
 DatasetName = Literal["math500", "gsm8k", "gpqa", "synthetic"]
 
 
-class Strict(BaseModel):
-    """Base of every config section: immutable, unknown keys are errors."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class Strict(Frozen):
+    """Base of every config section (the card schema and study configs too): immutable, unknown keys
+    are errors, as for every message (``Frozen``); one base, under the name configs read best with."""
 
 
 class FaultSpec(Strict):
@@ -113,6 +112,13 @@ class ModelSpec(Strict):
         return self.card or self.name
 
 
+def existing_path(path: Path | None) -> Path | None:
+    """A dataset file given in a config must exist (None: the default location)."""
+    if path is not None and not path.exists():
+        raise ValueError(f"dataset path {str(path)!r} does not exist")
+    return path
+
+
 class DatasetSpec(Strict):
     """Which problems to evaluate."""
 
@@ -125,12 +131,7 @@ class DatasetSpec(Strict):
     shuffle: bool = False
     seed: int = 0
 
-    @field_validator("path")
-    @classmethod
-    def _exists(cls, path: Path | None) -> Path | None:
-        if path is not None and not path.exists():
-            raise ValueError(f"dataset path {str(path)!r} does not exist")
-        return path
+    _exists = field_validator("path")(existing_path)
 
 
 class StoreSpec(Strict):

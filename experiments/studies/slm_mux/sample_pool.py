@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from experiments.runtime.errors import guarded
 from orchestrators.base import Collaborators
@@ -41,18 +41,13 @@ from protocols.config import (
     RunSpec,
     SelfConsistencyConfig,
     StoreSpec,
+    Strict,
 )
 from protocols.interfaces import Grader
 from protocols.messages import CallRecord, Completion, Failure, Problem, TraceEvent
 
 POOL_FILE = "pool.jsonl"
 POOL_META = "pool_meta.json"
-
-
-class Strict(BaseModel):
-    """Base of the study config sections: immutable, unknown keys are errors."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class PoolSpec(Strict):
