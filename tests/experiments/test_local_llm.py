@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +10,7 @@ import pytest
 
 from experiments.runtime.config_io import config_from_tree, read_tree
 from experiments.runtime.driver import run_experiment
-from experiments.serve.local_llm import MODEL_ALIAS, missing_packages, server_command, start_server, stop_server
+from experiments.serve.local_llm import MODEL_ALIAS, server_command, stop_server
 
 pytestmark = [pytest.mark.llm, pytest.mark.ray, pytest.mark.slow]
 
@@ -23,31 +21,6 @@ PROBLEMS = 4
 # (``source`` is "live" then "replay" by contract). The run id is the same: the store
 # mode is not part of an experiment's identity.
 VOLATILE = {"wall_s", "latency_s", "source", "sources"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def gemma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
-    """The llama.cpp server on a free port; (base_url, process).
-
-    Never skipped: the README's test command installs the ``local-llm`` extra, so a missing
-    package is a broken install, and the suite's one real-model test must say so.
-    """
-    missing = missing_packages()
-    if missing:
-        pytest.fail(
-            f"the real-model test needs {missing}: install the test extras as the README does, "
-            "pip install -e '.[dev,local-llm]'"
-        )
-    port = _free_port()
-    proc = start_server(port, log=tmp_path_factory.mktemp("llama") / "server.log")
-    yield f"http://127.0.0.1:{port}/v1", proc
-    stop_server(proc)
 
 
 def _config(base_url: str, out_dir: Path, store: Path, mode: str) -> Any:
