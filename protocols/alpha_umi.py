@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from protocols.config import ModelSpec, RunSpec, StoreSpec, Strict, existing_path
+from protocols.config import ModelSpec, RunSpec, StoreSpec, Strict, existing_path, model_named
 from protocols.messages import Frozen, Usage
 
 Decision = Literal["caller", "conclusion", "give up"]
@@ -123,10 +123,7 @@ class AlphaUmiConfig(Strict):
         return self
 
     def model(self, name: str) -> ModelSpec:
-        for spec in self.models:
-            if spec.name == name:
-                return spec
-        raise KeyError(f"unknown model {name!r}")
+        return model_named(self.models, name)
 
 
 # --- the tool environment ------------------------------------------------------

@@ -281,6 +281,14 @@ OrchestratorConfig = Annotated[
 ]
 
 
+def model_named(models: tuple[ModelSpec, ...], name: str) -> ModelSpec:
+    """The spec of the model called ``name``; KeyError names it."""
+    for spec in models:
+        if spec.name == name:
+            return spec
+    raise KeyError(f"unknown model {name!r}")
+
+
 def referenced_models(orchestrator: OrchestratorConfig) -> tuple[str, ...]:
     """Every model name an orchestrator config refers to (stacking excluded: its tree names them)."""
     match orchestrator:
@@ -318,7 +326,4 @@ class ExperimentConfig(Strict):
         return self
 
     def model(self, name: str) -> ModelSpec:
-        for spec in self.models:
-            if spec.name == name:
-                return spec
-        raise KeyError(f"unknown model {name!r}")
+        return model_named(self.models, name)

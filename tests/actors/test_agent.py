@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 
 import pytest
@@ -17,12 +16,12 @@ from protocols.messages import (
     Completion,
     CompletionRequest,
     Failure,
-    Grade,
     Problem,
     ToolCallRecord,
     Usage,
     totals_of,
 )
+from tests.orchestrators.test_react import BoxGrader
 
 CONFIG = StackingConfig(structure="Agent[A, Agent[B]@B]@A")
 
@@ -50,19 +49,6 @@ def policy_model(name: str) -> FakeBackend:
         return Completion(model=name, text=text, usage=usage, cost_usd=usage.total_tokens / 1e6, source="fake")
 
     return FakeBackend(reply, model=name)
-
-
-class BoxGrader:
-    async def extract(self, problem: Problem, text: str) -> str | None:
-        found = re.findall(r"\\boxed\{([^{}]*)\}", text)
-        return found[-1] if found else None
-
-    async def equivalent(self, problem: Problem, a: str, b: str) -> bool:
-        return a == b
-
-    async def grade(self, problem: Problem, text: str) -> Grade:
-        got = await self.extract(problem, text)
-        return Grade(extracted=got, correct=got == problem.reference)
 
 
 def box_grader(answer_format: str) -> BoxGrader:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,3 +36,21 @@ def gemma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]
     proc = start_server(port, log=tmp_path_factory.mktemp("llama") / "server.log")
     yield f"http://127.0.0.1:{port}/v1", proc
     stop_server(proc)
+
+
+VOLATILE = {"wall_s", "latency_s", "source", "sources"}
+"""Fields that may differ between a live run and its replay: timing, and provenance (``source`` is
+"live" then "replay" by contract). The run id is the same: the store mode is not part of a run's identity."""
+
+
+def normalised(path: Path) -> list[Any]:
+    """The JSON lines of ``path`` without the ``VOLATILE`` fields, for comparing a live run with its replay."""
+
+    def strip(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if k not in VOLATILE}
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        return node
+
+    return [strip(json.loads(line)) for line in path.read_text().splitlines()]
