@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from actors.backends.base import close_backend
 from protocols.config import ModelSpec, StoreSpec
 from protocols.interfaces import Backend
 from protocols.messages import Completion, CompletionRequest, Failure
@@ -72,9 +73,7 @@ class ModelActor:
 
     async def aclose(self) -> None:
         """Release the backend's connections."""
-        close = getattr(self._backend, "aclose", None)
-        if close is not None:
-            await close()
+        await close_backend(self._backend)
 
 
 class RemoteModel:

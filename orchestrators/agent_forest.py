@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrators.base import Collaborators, Outcome
-from orchestrators.sampling import Extractor, draw_samples, no_answer
+from orchestrators.sampling import decided, draw_grouped
 from orchestrators.voting import Vote, majority
 from protocols.config import AgentForestConfig
 from protocols.messages import Problem
@@ -22,37 +22,35 @@ def forest_salt(seed: int, problem_id: str) -> str:
 
 async def agent_forest(problem: Problem, config: AgentForestConfig, collab: Collaborators) -> Outcome:
     """k samples from every model, pooled; the answer with most votes wins (ties: ``voting.majority``)."""
-    extract = Extractor(collab, problem)
-    samples, trace = await draw_samples(
+    drawn, _ = await draw_grouped(
         problem,
         collab,
         config.models,
         config.k,
         temperature=config.temperature,
         max_tokens=config.max_tokens,
-        extract=extract,
         label="agent_forest",
     )
-    groups = await extract.group([s.answer for s in samples])
+    samples, labels = drawn.samples, drawn.labels
     # Ties (equal votes, equally many models, same earliest draw index) go to a seeded draw,
     # not to the alphabetically first model: the paper votes and names no preference.
-    votes = [Vote(lab, s.model, s.sample_index) for lab, s in zip(groups.labels, samples, strict=True)]
+    votes = [Vote(lab, s.model, s.sample_index) for lab, s in zip(labels, samples, strict=True)]
     vote = majority(votes, salt=forest_salt(collab.seed, problem.id))
     details: dict[str, Any] = {
         "k": config.k,
         "models": list(config.models),
         "answers": [s.answer for s in samples],
-        "labels": list(groups.labels),
+        "labels": list(labels),
         "votes": vote.top,
         "n": vote.n,
         "tie_break": vote.tie_break,
     }
     if vote.label is None:
-        return Outcome(final_text=None, trace=tuple(trace), details=details, error=no_answer(samples, "agent_forest"))
+        return decided(samples, drawn.trace, details, None, "agent_forest")
     # The text shown is the earliest draw of the winning answer (first model in config order among equals).
     chosen = min(
-        (s for s, lab in zip(samples, groups.labels, strict=True) if lab == vote.label),
+        (s for s, lab in zip(samples, labels, strict=True) if lab == vote.label),
         key=lambda s: (s.sample_index, s.model),
     )
     details["chosen_model"] = chosen.model
-    return Outcome(final_text=chosen.text, answer=chosen.answer, trace=tuple(trace), details=details)
+    return decided(samples, drawn.trace, details, chosen, "agent_forest")

@@ -17,7 +17,7 @@ from typing import Any
 
 from orchestrators.base import Collaborators, Outcome
 from orchestrators.prompts import debate_followup, solver_messages
-from orchestrators.sampling import Extractor, Sample, call_all, make_request, no_answer, record
+from orchestrators.sampling import Extractor, Sample, call_all, decided, make_request, record
 from orchestrators.voting import Vote, majority
 from protocols.config import DebateConfig
 from protocols.messages import CallRecord, ChatMessage, Completion, CompletionRequest, Problem
@@ -76,7 +76,7 @@ async def debate(problem: Problem, config: DebateConfig, collab: Collaborators) 
     vote = majority([Vote(lab, s.model, i) for i, (lab, s) in enumerate(zip(groups.labels, current, strict=True))])
     details: dict[str, Any] = {"rounds": rounds, "tie_break": vote.tie_break, "votes": vote.top, "n": vote.n}
     if vote.label is None:
-        return Outcome(final_text=None, trace=tuple(trace), details=details, error=no_answer(current, "debate"))
+        return decided(current, trace, details, None, "debate")
     chosen = next(s for s, lab in zip(current, groups.labels, strict=True) if lab == vote.label)
     details["chosen_model"] = chosen.model
-    return Outcome(final_text=chosen.text, answer=chosen.answer, trace=tuple(trace), details=details)
+    return decided(current, trace, details, chosen, "debate")

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from orchestrators.base import Collaborators, Outcome
 from orchestrators.prompts import Verdict, parse_verdict, verifier_messages
-from orchestrators.sampling import Extractor, Sample, call_all, draw_samples, make_request, no_answer, record
+from orchestrators.sampling import Sample, call_all, decided, draw_grouped, make_request, record
 from orchestrators.voting import break_tie, label_support
 from protocols.config import MavConfig
 from protocols.messages import Completion, Problem
@@ -49,19 +49,17 @@ def mav_select(candidates: list[Candidate]) -> tuple[Candidate, str]:
 
 async def mav(problem: Problem, config: MavConfig, collab: Collaborators) -> Outcome:
     """Draw candidates, collect every verifier's verdict on each, pick the most approved."""
-    extract = Extractor(collab, problem)
-    samples, trace = await draw_samples(
+    drawn, _ = await draw_grouped(
         problem,
         collab,
         config.proposers,
         config.k,
         temperature=config.temperature,
         max_tokens=config.max_tokens,
-        extract=extract,
         label="mav_proposer",
     )
-    groups = await extract.group([s.answer for s in samples])
-    answered = [(s, lab) for s, lab in zip(samples, groups.labels, strict=True) if lab is not None]
+    samples, trace = drawn.samples, drawn.trace
+    answered = [(s, lab) for s, lab in zip(samples, drawn.labels, strict=True) if lab is not None]
     requests = [
         make_request(
             problem,
@@ -99,7 +97,7 @@ async def mav(problem: Problem, config: MavConfig, collab: Collaborators) -> Out
         "verifiers": list(config.verifiers),
     }
     if not candidates:
-        return Outcome(final_text=None, trace=tuple(trace), details=details, error=no_answer(samples, "mav"))
+        return decided(samples, trace, details, None, "mav")
     best, rule = mav_select(candidates) if len(candidates) > 1 else (candidates[0], "none")
     details.update(chosen_model=best.sample.model, approvals=best.approvals, tie_break=rule)
-    return Outcome(final_text=best.sample.text, answer=best.sample.answer, trace=tuple(trace), details=details)
+    return decided(samples, trace, details, best.sample, "mav")

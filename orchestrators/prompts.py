@@ -28,6 +28,15 @@ FORMAT_INSTRUCTIONS: dict[AnswerFormat, str] = {
     "free": "Solve the problem step by step, then put your final answer within \\boxed{}.",
 }
 
+FORMAT_HINTS: dict[AnswerFormat, str] = {
+    "boxed": "Put the final answer within \\boxed{}.",
+    "gsm8k": "End with a line '#### <number>'.",
+    "letter": "End with a line 'Answer: X' where X is the letter of the correct choice.",
+    "free": "State the final answer clearly at the end.",
+}
+"""The one-line form, for prompts that say how to reason elsewhere (a ReAct agent's Final Answer, a model
+asked as a tool). Both tables live here so a new answer format is added in one place."""
+
 SOLVER_TEMPLATE = "{question}\n\n{instruction}"
 
 

@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping
 from typing import NamedTuple
 
+from orchestrators.prompts import FORMAT_HINTS
 from protocols.config import StackingConfig
 from protocols.interfaces import Grader, Model
 from protocols.messages import (
@@ -35,13 +36,6 @@ from protocols.messages import (
 from protocols.tools import Tool, ToolAnswer
 
 # --- prompts -----------------------------------------------------------------
-
-FORMAT_HINTS: dict[AnswerFormat, str] = {
-    "boxed": "Put the final answer within \\boxed{}.",
-    "gsm8k": "End with a line '#### <number>'.",
-    "letter": "End with a line 'Answer: X' where X is the letter of the correct choice.",
-    "free": "State the final answer clearly at the end.",
-}
 
 REACT_SYSTEM = """Answer the following question as best you can. You have access to the following tools:
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrators.base import Collaborators
+from orchestrators.base import Collaborators, Outcome
 from orchestrators.prompts import FEW_SHOT_STOP, few_shot_prompt, solver_messages
 from orchestrators.voting import AnswerGroups, group_answers
 from protocols.messages import (
@@ -24,6 +24,7 @@ from protocols.messages import (
     Problem,
     RequestMeta,
     Role,
+    TraceEvent,
 )
 
 
@@ -171,6 +172,65 @@ async def draw_samples(
         answer = await extract(reply) if extract is not None else None
         samples.append(Sample(request.model, request.sample_index, reply, answer))
     return samples, [record(q, r, label) for q, r in zip(requests, replies, strict=True)]
+
+
+@dataclass(frozen=True)
+class Grouped:
+    """Samples with their answers extracted and grouped into classes of equivalent answers."""
+
+    samples: list[Sample]
+    trace: list[CallRecord]
+    labels: tuple[int | None, ...]
+
+
+async def draw_grouped(
+    problem: Problem,
+    collab: Collaborators,
+    models: Sequence[str],
+    k: int,
+    *,
+    temperature: float,
+    max_tokens: int | None,
+    label: str,
+    few_shot: int | None = None,
+) -> tuple[Grouped, Extractor]:
+    """``draw_samples`` with answers extracted, then grouped by the grader's equivalence (label per sample)."""
+    extract = Extractor(collab, problem)
+    samples, trace = await draw_samples(
+        problem,
+        collab,
+        models,
+        k,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        extract=extract,
+        label=label,
+        few_shot=few_shot,
+    )
+    groups = await extract.group([s.answer for s in samples])
+    return Grouped(samples, trace, groups.labels), extract
+
+
+def decided(
+    samples: Sequence[Sample],
+    trace: Sequence[TraceEvent],
+    details: dict[str, Any],
+    chosen: Sample | None,
+    what: str,
+    answer: str | None = None,
+) -> Outcome:
+    """The outcome of a decision over samples: the chosen sample's text, or ``no_answer`` when none was chosen.
+
+    ``answer`` is the decision's own reading of the winner (default: the chosen sample's answer).
+    """
+    if chosen is None:
+        return Outcome(final_text=None, trace=tuple(trace), details=details, error=no_answer(samples, what))
+    return Outcome(
+        final_text=chosen.text,
+        answer=answer if answer is not None else chosen.answer,
+        trace=tuple(trace),
+        details=details,
+    )
 
 
 def no_answer(samples: Sequence[Sample], what: str) -> Failure:

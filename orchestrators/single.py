@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from orchestrators.base import Collaborators, Outcome
 from orchestrators.prompts import FEW_SHOT_STOP, few_shot_prompt, solver_messages
-from orchestrators.sampling import Extractor, call, draw_samples, no_answer, record
+from orchestrators.sampling import Extractor, call, decided, draw_grouped, record
 from orchestrators.voting import Vote, majority
 from protocols.config import SelfConsistencyConfig, SingleConfig
 from protocols.messages import CompletionRequest, Failure, Problem, RequestMeta
@@ -50,31 +50,27 @@ async def single(problem: Problem, config: SingleConfig, collab: Collaborators) 
 
 async def self_consistency(problem: Problem, config: SelfConsistencyConfig, collab: Collaborators) -> Outcome:
     """k samples from one model; the most frequent (equivalent) answer wins; abstentions count in k."""
-    extract = Extractor(collab, problem)
-    samples, trace = await draw_samples(
+    drawn, _ = await draw_grouped(
         problem,
         collab,
         [config.model],
         config.k,
         temperature=config.temperature,
         max_tokens=config.max_tokens,
-        extract=extract,
         label="self_consistency",
         few_shot=config.shots if config.prompt_style == "few_shot" else None,
     )
-    groups = await extract.group([s.answer for s in samples])
-    vote = majority([Vote(lab, s.model, s.sample_index) for lab, s in zip(groups.labels, samples, strict=True)])
+    samples, labels = drawn.samples, drawn.labels
+    vote = majority([Vote(lab, s.model, s.sample_index) for lab, s in zip(labels, samples, strict=True)])
     details = {
         "model": config.model,
         "k": config.k,
         "answers": [s.answer for s in samples],
-        "labels": list(groups.labels),
+        "labels": list(labels),
         "confidence": vote.top / vote.n if vote.n else 0.0,
         "tie_break": vote.tie_break,
     }
     if vote.label is None:
-        return Outcome(
-            final_text=None, trace=tuple(trace), details=details, error=no_answer(samples, "self_consistency")
-        )
-    chosen = next(s for s, lab in zip(samples, groups.labels, strict=True) if lab == vote.label)
-    return Outcome(final_text=chosen.text, answer=chosen.answer, trace=tuple(trace), details=details)
+        return decided(samples, drawn.trace, details, None, "self_consistency")
+    chosen = next(s for s, lab in zip(samples, labels, strict=True) if lab == vote.label)
+    return decided(samples, drawn.trace, details, chosen, "self_consistency")

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from orchestrators.base import Collaborators, Outcome
-from orchestrators.sampling import draw_samples, no_answer
+from orchestrators.sampling import decided, draw_samples
 from orchestrators.voting import MuxTieBreak, group_answers, label_support, model_vote, mux_select
 from protocols.config import SlmMuxConfig
 from protocols.interfaces import Grader
@@ -188,6 +188,6 @@ async def slm_mux(problem: Problem, config: SlmMuxConfig, collab: Collaborators)
         "validation_accuracy": dict(config.validation_accuracy),
     }
     if verdict.chosen_model is None:
-        return Outcome(final_text=None, trace=tuple(trace), details=details, error=no_answer(samples, "slm_mux"))
+        return decided(samples, trace, details, None, "slm_mux")
     chosen = next(s for s in samples if s.model == verdict.chosen_model and s.sample_index == verdict.sample_index)
-    return Outcome(final_text=chosen.text, answer=verdict.answer, trace=tuple(trace), details=details)
+    return decided(samples, trace, details, chosen, "slm_mux", answer=verdict.answer)

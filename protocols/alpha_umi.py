@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from protocols.config import ModelSpec, RunSpec, StoreSpec, Strict
+from protocols.config import ModelSpec, RunSpec, StoreSpec, Strict, existing_path, model_named
 from protocols.messages import Frozen, Usage
 
 Decision = Literal["caller", "conclusion", "give up"]
@@ -36,12 +36,7 @@ class ToolDataSpec(Strict):
     """Tasks (not steps) to use, after ``offset``."""
     offset: int = Field(default=0, ge=0)
 
-    @field_validator("path")
-    @classmethod
-    def _exists(cls, path: Path | None) -> Path | None:
-        if path is not None and not path.exists():
-            raise ValueError(f"dataset path {str(path)!r} does not exist")
-        return path
+    _exists = field_validator("path")(existing_path)
 
 
 class AgentSpec(Strict):
@@ -128,10 +123,7 @@ class AlphaUmiConfig(Strict):
         return self
 
     def model(self, name: str) -> ModelSpec:
-        for spec in self.models:
-            if spec.name == name:
-                return spec
-        raise KeyError(f"unknown model {name!r}")
+        return model_named(self.models, name)
 
 
 # --- the tool environment ------------------------------------------------------

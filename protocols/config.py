@@ -9,16 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-BackendName = Literal["sim", "openai", "replay"]
+from protocols.messages import FailureKind, Frozen
+
+BackendName = Literal["sim", "openai", "replay", "fake"]
 DatasetName = Literal["math500", "gsm8k", "gpqa", "synthetic"]
 
 
-class Strict(BaseModel):
-    """Base of every config section: immutable, unknown keys are errors."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class Strict(Frozen):
+    """Base of every config section (the card schema and study configs too): immutable, unknown keys
+    are errors, as for every message (``Frozen``); one base, under the name configs read best with."""
 
 
 class FaultSpec(Strict):
@@ -28,6 +29,27 @@ class FaultSpec(Strict):
     server_error: float = Field(default=0.0, ge=0.0, le=1.0)
     timeout: float = Field(default=0.0, ge=0.0, le=1.0)
     malformed: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class FakeSpec(Strict):
+    """fake: the test double's built-in reply (``actors.backends.fake``); its completions say ``source: fake``."""
+
+    reply: Literal["gold", "wrong", "echo", "fixed", "script"] = "gold"
+    """gold/wrong: the reference (or a wrong answer) in the problem's format; echo: the last user
+    turn; fixed: ``text``; script: sample i replies ``script[i % len(script)]``."""
+    text: str = ""
+    script: tuple[str, ...] = ()
+    errors: dict[FailureKind, float] = Field(default_factory=dict)
+    """Failure kind -> share of calls (per request and attempt, seeded) that fail with it."""
+
+    @model_validator(mode="after")
+    def _reply_fields(self) -> FakeSpec:
+        if self.reply == "script" and not self.script:
+            raise ValueError("fake reply 'script' needs a non-empty script")
+        rates = list(self.errors.values())
+        if any(not 0.0 <= r <= 1.0 for r in rates) or sum(rates) > 1.0:
+            raise ValueError(f"fake errors must be rates in [0, 1] summing to at most 1, got {self.errors}")
+        return self
 
 
 class Price(Strict):
@@ -60,6 +82,8 @@ class ModelSpec(Strict):
     time_scale: float = Field(default=0.0, ge=0.0)
     """sim: real seconds slept per simulated second of latency (0 = no sleeping)."""
     faults: FaultSpec = Field(default_factory=FaultSpec)
+    fake: FakeSpec | None = None
+    """fake: the built-in reply and injected errors (default: ``reply: gold``, no errors)."""
     replicas: int | Literal["per_node"] = 1
     """How many model actors serve this model: a count (spread over nodes), or ``per_node``
     (one on every node alive at start). A runner calls a replica on its own node when there
@@ -79,11 +103,20 @@ class ModelSpec(Strict):
     def _backend_fields(self) -> ModelSpec:
         if self.backend == "openai" and not self.base_url:
             raise ValueError(f"model {self.name!r}: backend 'openai' needs base_url")
+        if self.fake is not None and self.backend != "fake":
+            raise ValueError(f"model {self.name!r}: 'fake' settings need backend 'fake', not {self.backend!r}")
         return self
 
     @property
     def card_name(self) -> str:
         return self.card or self.name
+
+
+def existing_path(path: Path | None) -> Path | None:
+    """A dataset file given in a config must exist (None: the default location)."""
+    if path is not None and not path.exists():
+        raise ValueError(f"dataset path {str(path)!r} does not exist")
+    return path
 
 
 class DatasetSpec(Strict):
@@ -98,12 +131,7 @@ class DatasetSpec(Strict):
     shuffle: bool = False
     seed: int = 0
 
-    @field_validator("path")
-    @classmethod
-    def _exists(cls, path: Path | None) -> Path | None:
-        if path is not None and not path.exists():
-            raise ValueError(f"dataset path {str(path)!r} does not exist")
-        return path
+    _exists = field_validator("path")(existing_path)
 
 
 class StoreSpec(Strict):
@@ -253,6 +281,14 @@ OrchestratorConfig = Annotated[
 ]
 
 
+def model_named(models: tuple[ModelSpec, ...], name: str) -> ModelSpec:
+    """The spec of the model called ``name``; KeyError names it."""
+    for spec in models:
+        if spec.name == name:
+            return spec
+    raise KeyError(f"unknown model {name!r}")
+
+
 def referenced_models(orchestrator: OrchestratorConfig) -> tuple[str, ...]:
     """Every model name an orchestrator config refers to (stacking excluded: its tree names them)."""
     match orchestrator:
@@ -290,7 +326,4 @@ class ExperimentConfig(Strict):
         return self
 
     def model(self, name: str) -> ModelSpec:
-        for spec in self.models:
-            if spec.name == name:
-                return spec
-        raise KeyError(f"unknown model {name!r}")
+        return model_named(self.models, name)

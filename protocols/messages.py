@@ -11,14 +11,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-Source = Literal["sim", "live", "replay", "sim-served"]
-"""Where a completion came from; ``sim-served`` = the simulator behind serve-sim, reached over HTTP."""
+Source = Literal["sim", "live", "replay", "sim-served", "fake"]
+"""Where a completion came from; ``sim-served`` = the simulator behind serve-sim, reached over HTTP;
+``fake`` = the test double (``backend: fake``), which is no model at all."""
 Role = Literal[
     "solver",
     "aggregator",
     "debater",
     "verifier",
-    "judge",
     "agent",
     "planner",
     "caller",
@@ -312,4 +312,3 @@ def _transient_in(trace: tuple[TraceEvent, ...]) -> Failure | None:
 
 
 RESULT_ADAPTER: TypeAdapter[ProblemResult] = TypeAdapter(ProblemResult)
-TRACE_ADAPTER: TypeAdapter[tuple[TraceEvent, ...]] = TypeAdapter(tuple[TraceEvent, ...])

@@ -2,12 +2,12 @@
 
 Chain, innermost first::
 
-    base (sim | openai)  ->  key scrubber  ->  in-flight bound + rate limit (per attempt)  ->  retry  ->  record
+    base (sim | openai | fake)  ->  key scrubber  ->  in-flight bound + rate limit (per attempt)  ->  retry  ->  record
 
 ``spec.backend == "replay"``, or ``store.mode == "replay"`` for an ``openai`` model,
 replaces the whole chain by the replay backend over the store: nothing live is ever
-called in replay mode. A ``sim`` model is not recorded (it is a pure function of the
-seed and the request, and free), so in replay mode it is simulated again, identically.
+called in replay mode. A ``sim`` or ``fake`` model is not recorded (it is a pure function
+of the seed and the request, and free), so in replay mode it is computed again, identically.
 """
 
 from __future__ import annotations
@@ -41,6 +41,10 @@ def base_backend(spec: ModelSpec, seed: int) -> Backend:
             from actors.backends.openai import OpenAIBackend
 
             return OpenAIBackend(spec)
+        case "fake":
+            from actors.backends.fake import FakeBackend
+
+            return FakeBackend.from_spec(spec, seed)
     raise ValueError(f"model {spec.name!r}: backend {spec.backend!r} has no base backend")
 
 
@@ -63,8 +67,8 @@ def build_backend(spec: ModelSpec, seed: int, store: StoreSpec, store_dir: Path 
     chain = InFlightBackend(chain, spec.max_in_flight)
     if spec.requests_per_minute or spec.tokens_per_minute:
         chain = RateLimitBackend(chain, spec.requests_per_minute, spec.tokens_per_minute)
-    # The simulator's faults happen in simulated time: back off in simulated time too.
-    delay_scale = spec.time_scale if spec.backend == "sim" else 1.0
+    # The simulator's (and the fake's) faults happen in simulated time: back off in simulated time too.
+    delay_scale = spec.time_scale if spec.backend in ("sim", "fake") else 1.0
     chain = RetryBackend(chain, spec.max_retries, delay_scale=delay_scale)
     if store.mode == "record" and spec.backend == "openai":
         chain = RecordingBackend(chain, spec, ResponseStore(store_path(store, store_dir)))

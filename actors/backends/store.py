@@ -35,6 +35,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from actors.backends.base import Wrapper
 from protocols.config import ModelSpec
 from protocols.interfaces import Backend
 from protocols.messages import REPLY_ADAPTER, Completion, CompletionRequest, Failure
@@ -207,7 +208,7 @@ def as_replay(reply: Completion) -> Completion:
     return reply.model_copy(update={"source": "replay"})
 
 
-class RecordingBackend:
+class RecordingBackend(Wrapper):
     """Store mode ``record``: serve a recorded reply if there is one, else call and record.
 
     Identical requests in flight at once in this process share one call. Only
@@ -251,9 +252,7 @@ class RecordingBackend:
 
     async def aclose(self) -> None:
         self.store.close()
-        close = getattr(self.inner, "aclose", None)
-        if close is not None:
-            await close()
+        await super().aclose()
 
 
 class ReplayBackend:

@@ -12,13 +12,14 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 
+from actors.backends.base import Wrapper
 from protocols.interfaces import Backend
 from protocols.messages import Completion, CompletionRequest, Failure
 
 Sleep = Callable[[float], Awaitable[None]]
 
 
-class RetryBackend:
+class RetryBackend(Wrapper):
     """Retries retryable failures with exponential backoff and full jitter, honouring Retry-After.
 
     Attempt ``n`` (0-based) waits ``uniform(0, min(max_delay_s, base_delay_s * 2**n))``, or
@@ -73,9 +74,6 @@ class RetryBackend:
                 await self._sleep(wait)
             attempt += 1
             self.retries += 1
-
-    async def aclose(self) -> None:
-        await _close(self.inner)
 
 
 class TokenBucket:
@@ -134,7 +132,7 @@ def estimate_tokens(request: CompletionRequest) -> int:
     return chars // 4 + (request.max_tokens or 256)
 
 
-class RateLimitBackend:
+class RateLimitBackend(Wrapper):
     """Keeps calls under a requests-per-minute and/or tokens-per-minute budget.
 
     Tokens are reserved from an estimate before the call and corrected from the
@@ -167,11 +165,8 @@ class RateLimitBackend:
             self.tokens.adjust(reserved - reply.usage.total_tokens)
         return reply
 
-    async def aclose(self) -> None:
-        await _close(self.inner)
 
-
-class InFlightBackend:
+class InFlightBackend(Wrapper):
     """Bounds the number of calls in flight to the inner backend."""
 
     def __init__(self, inner: Backend, max_in_flight: int) -> None:
@@ -188,11 +183,8 @@ class InFlightBackend:
         async with self._gate:
             return await self.inner.complete(request)
 
-    async def aclose(self) -> None:
-        await _close(self.inner)
 
-
-class ScrubBackend:
+class ScrubBackend(Wrapper):
     """Masks the API key, in every encoding (``store.secret_forms``), in whatever the inner backend returns.
 
     A server may echo the key (in an error body, in a debugging reply); nothing
@@ -218,12 +210,3 @@ class ScrubBackend:
 
     def __repr__(self) -> str:
         return f"ScrubBackend({self.inner!r})"  # never the key
-
-    async def aclose(self) -> None:
-        await _close(self.inner)
-
-
-async def _close(backend: object) -> None:
-    close = getattr(backend, "aclose", None)
-    if close is not None:
-        await close()

@@ -194,7 +194,6 @@ def _canonical_decimal(s: str) -> str:
     return s.rstrip("0") if "." in s else s
 
 
-_INT = r"-?\d+"
 _NUMBER_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)$"), "decimal"),
     (re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d{1,3}$"), "decimal"),

@@ -102,4 +102,8 @@ def report(run_dir: Path) -> str:
         )
     if SIMULATED_SOURCES & set(summary.sources):
         parts.append("NOTE: completions from the SIMULATOR (a calibrated model of LLM behaviour), not real models.")
+    if summary.sources.get("fake"):
+        parts.append(
+            "NOTE: FAKE completions (backend: fake, a test double): no model was asked; the scores mean nothing."
+        )
     return "\n".join(parts)

@@ -347,5 +347,11 @@ def source_kinds(summary: RunSummary) -> list[str]:
 
 def source_label(summary: RunSummary) -> str:
     """How a result should be labelled in words: simulated, live, replayed, or a mix."""
-    names = {"sim": "simulated", "live": "live", "replay": "replayed", "sim-served": "simulated (served)"}
+    names = {
+        "sim": "simulated",
+        "live": "live",
+        "replay": "replayed",
+        "sim-served": "simulated (served)",
+        "fake": "FAKE (test double)",
+    }
     return "+".join(names.get(k, k) for k in source_kinds(summary)) or "none"

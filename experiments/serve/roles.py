@@ -4,7 +4,7 @@ Third-party multi-agent code sends no slmsim-specific field, so the server reads
 from what the prompt shows, in this order (the first rule that applies wins):
 
 1. **Forced**: a ``slmsim_meta`` object in the body (a full ``RequestMeta``) or an
-   ``x-slmsim-role`` header (``solver``, ``aggregator``, ``debater``, ``verifier``, ``judge``,
+   ``x-slmsim-role`` header (``solver``, ``aggregator``, ``debater``, ``verifier``, ``judge`` (= aggregator),
    ``agent``) is taken as given; the candidates are still parsed from the text unless
    ``slmsim_meta`` lists them.
 2. **solver** with a structured answer: ``tool_choice`` names a tool whose schema has an
@@ -212,9 +212,10 @@ def _infer(request: WireRequest, fmt: str, forced: str | None) -> tuple[Role, di
         return "debater", {"candidates": ((own,) if own is not None else ()) + candidates, "extra": extra}
     shown = [m.content for m in messages if m.role in ("system", "user")] or [text]
     for part in shown:
+        # "judge" is accepted as another name of the aggregator (one role picking among answers).
         if forced in (None, "aggregator", "judge") and (forced or _AGGREGATE.search(part)):
             blocks = _blocks(part, _NUMBERED_BLOCK)
-            return (forced or "aggregator"), {"candidates": _answers(blocks, fmt)}  # type: ignore[return-value]
+            return "aggregator", {"candidates": _answers(blocks, fmt)}
     if forced in ("aggregator", "judge"):
-        return forced, {"candidates": ()}  # type: ignore[return-value]
+        return "aggregator", {"candidates": ()}
     return "solver", {}

@@ -128,11 +128,12 @@ def render(configs: Sequence[ExperimentConfig], summaries: Sequence[RunSummary])
             f"| {s.tokens_per_problem:.0f} | {s.cost_usd:.4f} | {s.calls} | {s.errors} | {source_label(s)} |"
         )
     sources = {source_label(s) for s in summaries}
-    note = (
-        "SIMULATED: every completion came from the calibrated simulator (source: sim), not a real model."
-        if sources == {"simulated"}
-        else f"sources: {sorted(sources)}"
-    )
+    if sources == {"simulated"}:
+        note = "SIMULATED: every completion came from the calibrated simulator (source: sim), not a real model."
+    elif sources == {"FAKE (test double)"}:
+        note = "FAKE: every completion came from the test double (source: fake), no model at all."
+    else:
+        note = f"sources: {sorted(sources)}"
     n = {s.n for s in summaries}
     return "\n".join([f"compute-matched comparison on {sorted(n)} problems — {note}", *lines])
 
@@ -159,7 +160,8 @@ def plot(configs: Sequence[ExperimentConfig], summaries: Sequence[RunSummary], p
     ax.set_xlabel("total tokens (log scale)")
     ax.set_ylabel("accuracy")
     simulated = all(set(source_kinds(s)) <= SIMULATED_SOURCES for s in summaries)
-    label = "SIMULATED" if simulated else "live/replay"
+    fake = all(source_kinds(s) == ["fake"] for s in summaries)
+    label = "SIMULATED" if simulated else "FAKE" if fake else "live/replay"
     ax.set_title(f"accuracy vs total tokens ({label})")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ simulator, advanced by the recorded calls the agent has reproduced; real models 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -142,6 +143,107 @@ async def _observe(
     return obs
 
 
+@dataclass
+class _Episode:
+    """One chain of one task in flight: what a step reads and the transcript it extends."""
+
+    task: LoopTask
+    roles: RoleCaller
+    env: ToolEnv
+    agent: AgentSpec
+    prompts: PromptSet
+    history: str
+    out: LoopOutcome
+    tools: list[dict[str, Any]]
+    gold: _Gold
+
+
+Step = Callable[[_Episode, int], Awaitable[bool]]
+"""One step of a variant; True when the episode ended (finished or gave up)."""
+
+
+async def _run(
+    step_fn: Step,
+    calls_per_step: int,
+    task: LoopTask,
+    roles: RoleCaller,
+    env: ToolEnv,
+    agent: AgentSpec,
+    prompts: PromptSet,
+    start: str | None,
+    max_steps: int | None,
+) -> LoopOutcome:
+    """The loop both variants share: bounded steps and model calls, one transcript."""
+    history = start if start is not None else turn_text("user", task.instruction)
+    ep = _Episode(
+        task,
+        roles,
+        env,
+        agent,
+        prompts,
+        history,
+        LoopOutcome("exhausted", None, 0, history),
+        list(task.tools),
+        _Gold(task),
+    )
+    for step in range(max_steps or agent.max_steps):
+        if roles.calls + calls_per_step > agent.max_model_calls:
+            break
+        ep.out.steps = step + 1
+        if await step_fn(ep, step):
+            break
+    ep.out.transcript = ep.history
+    return ep.out
+
+
+async def _multi_step(ep: _Episode, step: int) -> bool:
+    task, roles, agent, prompts, tools, gold = ep.task, ep.roles, ep.agent, ep.prompts, ep.tools, ep.gold
+    prompt = render(prompts.planner, tools, ep.history) + PLANNER_CUE
+    raw = await roles.ask("planner", prompt, task, gold=gold.planner(), step=step)
+    planner_text, decision = parse_planner(clean_output(raw).strip())
+    if decision is None:
+        decision = "caller" if agent.no_decision == "caller" else "conclusion"
+        planner_text = f"{planner_text} {NEXT_TOKENS[decision]}"
+    if decision == "give up":
+        ep.history += turn_text("assistant", planner_text)
+        ep.out.status = "gave_up"
+        return True
+    handoff = ep.history + f"{agent.handoff_prefix}: {planner_text}{SEP}"
+    if decision == "conclusion":
+        prompt = render(prompts.summarizer, tools, handoff, planner_text) + SUMMARIZER_CUE
+        gold_answer = gold.next_of("conclusion")
+        answer = clean_output((await roles.ask("summarizer", prompt, task, gold=gold_answer, step=step)).strip())
+        ep.history += turn_text("assistant", planner_text) + turn_text("conclusion", answer)
+        ep.out.status, ep.out.answer = "finished", answer
+        return True
+    prompt = render(prompts.caller, tools, handoff, planner_text) + CALLER_CUE
+    call_text = clean_output((await roles.ask("caller", prompt, task, gold=gold.next_of("caller"), step=step)).strip())
+    action, action_input = parse_caller(call_text)
+    obs = await _observe(ep.env, task, action, action_input, ep.out, roles)
+    gold.advance(obs.gold_index)
+    ep.history += turn_text("assistant", planner_text) + turn_text("caller", call_text)
+    ep.history += turn_text("observation", obs.text[: agent.observation_chars])
+    return False
+
+
+async def _single_step(ep: _Episode, step: int) -> bool:
+    prompt = render(ep.prompts.backbone, ep.tools, ep.history) + PLANNER_CUE
+    raw = await ep.roles.ask("backbone", prompt, ep.task, gold=_backbone_gold(ep.gold), step=step)
+    text = clean_output(raw.strip())
+    reply = parse_backbone(text)
+    ep.history += turn_text("assistant", text)
+    if reply.decision == "give up":
+        ep.out.status = "gave_up"
+        return True
+    if reply.decision == "conclusion":
+        ep.out.status, ep.out.answer = "finished", reply.answer
+        return True
+    obs = await _observe(ep.env, ep.task, reply.action or "none", reply.action_input or "{}", ep.out, ep.roles)
+    ep.gold.advance(obs.gold_index)
+    ep.history += turn_text("observation", obs.text[: ep.agent.observation_chars])
+    return False
+
+
 async def run_multi(
     task: LoopTask,
     roles: RoleCaller,
@@ -153,43 +255,8 @@ async def run_multi(
     max_steps: int | None = None,
 ) -> LoopOutcome:
     """alpha-UMi (or multi-LLM one-stage, when the roles share one model) on one task."""
-    history = start if start is not None else turn_text("user", task.instruction)
-    tools = list(task.tools)
-    gold = _Gold(task)
-    out = LoopOutcome("exhausted", None, 0, history)
-    for step in range(max_steps or agent.max_steps):
-        if roles.calls + 2 > agent.max_model_calls:
-            break
-        out.steps = step + 1
-        prompt = render(prompts.planner, tools, history) + PLANNER_CUE
-        raw = await roles.ask("planner", prompt, task, gold=gold.planner(), step=step)
-        planner_text, decision = parse_planner(clean_output(raw).strip())
-        if decision is None:
-            decision = "caller" if agent.no_decision == "caller" else "conclusion"
-            planner_text = f"{planner_text} {NEXT_TOKENS[decision]}"
-        if decision == "give up":
-            history += turn_text("assistant", planner_text)
-            out.status = "gave_up"
-            break
-        handoff = history + f"{agent.handoff_prefix}: {planner_text}{SEP}"
-        if decision == "conclusion":
-            prompt = render(prompts.summarizer, tools, handoff, planner_text) + SUMMARIZER_CUE
-            gold_answer = gold.next_of("conclusion")
-            answer = clean_output((await roles.ask("summarizer", prompt, task, gold=gold_answer, step=step)).strip())
-            history += turn_text("assistant", planner_text) + turn_text("conclusion", answer)
-            out.status, out.answer = "finished", answer
-            break
-        prompt = render(prompts.caller, tools, handoff, planner_text) + CALLER_CUE
-        call_text = clean_output(
-            (await roles.ask("caller", prompt, task, gold=gold.next_of("caller"), step=step)).strip()
-        )
-        action, action_input = parse_caller(call_text)
-        obs = await _observe(env, task, action, action_input, out, roles)
-        gold.advance(obs.gold_index)
-        history += turn_text("assistant", planner_text) + turn_text("caller", call_text)
-        history += turn_text("observation", obs.text[: agent.observation_chars])
-    out.transcript = history
-    return out
+    # A step makes two model calls (planner, then caller or summarizer).
+    return await _run(_multi_step, 2, task, roles, env, agent, prompts, start, max_steps)
 
 
 async def run_single(
@@ -203,29 +270,7 @@ async def run_single(
     max_steps: int | None = None,
 ) -> LoopOutcome:
     """The single-LLM baseline: one backbone model writes thought + call, or the conclusion."""
-    history = start if start is not None else turn_text("user", task.instruction)
-    tools = list(task.tools)
-    gold = _Gold(task)
-    out = LoopOutcome("exhausted", None, 0, history)
-    for step in range(max_steps or agent.max_steps):
-        if roles.calls + 1 > agent.max_model_calls:
-            break
-        out.steps = step + 1
-        prompt = render(prompts.backbone, tools, history) + PLANNER_CUE
-        text = clean_output((await roles.ask("backbone", prompt, task, gold=_backbone_gold(gold), step=step)).strip())
-        reply = parse_backbone(text)
-        history += turn_text("assistant", text)
-        if reply.decision == "give up":
-            out.status = "gave_up"
-            break
-        if reply.decision == "conclusion":
-            out.status, out.answer = "finished", reply.answer
-            break
-        obs = await _observe(env, task, reply.action or "none", reply.action_input or "{}", out, roles)
-        gold.advance(obs.gold_index)
-        history += turn_text("observation", obs.text[: agent.observation_chars])
-    out.transcript = history
-    return out
+    return await _run(_single_step, 1, task, roles, env, agent, prompts, start, max_steps)
 
 
 async def run_agent(

@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-import re
 import sys
 
 import pytest
 
 from actors.agent import AgentActor, ModelTool, RemoteTool
+from actors.backends.fake import FakeBackend, builtin_reply
 from orchestrators.base import Collaborators
 from orchestrators.react import ask_model, react_loop
 from orchestrators.stacking import per_layer, stacking
-from protocols.config import StackingConfig
+from protocols.config import FakeSpec, StackingConfig
 from protocols.messages import (
     Completion,
     CompletionRequest,
     Failure,
-    Grade,
     Problem,
     ToolCallRecord,
     Usage,
     totals_of,
 )
+from tests.orchestrators.test_react import BoxGrader
 
 CONFIG = StackingConfig(structure="Agent[A, Agent[B]@B]@A")
 
@@ -30,52 +30,34 @@ def problem(pid: str = "p1") -> Problem:
     return Problem(id=pid, benchmark="math500", question="What is 1+1?", reference="2", answer_format="boxed")
 
 
-class PolicyModel:
-    """A scripted model: as agent it calls each uncalled tool in order, then answers; as solver it solves.
+GOLD = builtin_reply(FakeSpec(reply="gold"))
+
+
+def policy_model(name: str) -> FakeBackend:
+    """The gold fake: as agent it calls each uncalled tool in order, then answers; as solver it solves.
 
     Usage depends on the role so per-layer sums can be checked exactly.
     """
 
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.calls = 0
+    def reply(request: CompletionRequest) -> Completion | Failure:
+        text = GOLD(request)
+        assert isinstance(text, str)
+        agent = request.meta.role == "agent"
+        usage = (
+            Usage(prompt_tokens=100, completion_tokens=10) if agent else Usage(prompt_tokens=20, completion_tokens=5)
+        )
+        return Completion(model=name, text=text, usage=usage, cost_usd=usage.total_tokens / 1e6, source="fake")
 
-    async def complete(self, request: CompletionRequest) -> Completion | Failure:
-        self.calls += 1
-        meta = request.meta
-        if meta.role == "agent":
-            todo = [t for t in meta.tools if t not in meta.tools_called]
-            text = (
-                f'Thought: ask\nAction: {todo[0]}\nAction Input: {{"query": "What is 1+1?"}}'
-                if todo
-                else "Thought: done\nFinal Answer: \\boxed{2}"
-            )
-            usage = Usage(prompt_tokens=100, completion_tokens=10)
-        else:
-            text, usage = "1+1 = \\boxed{2}", Usage(prompt_tokens=20, completion_tokens=5)
-        return Completion(model=self.name, text=text, usage=usage, cost_usd=usage.total_tokens / 1e6, source="sim")
-
-
-class BoxGrader:
-    async def extract(self, problem: Problem, text: str) -> str | None:
-        found = re.findall(r"\\boxed\{([^{}]*)\}", text)
-        return found[-1] if found else None
-
-    async def equivalent(self, problem: Problem, a: str, b: str) -> bool:
-        return a == b
-
-    async def grade(self, problem: Problem, text: str) -> Grade:
-        got = await self.extract(problem, text)
-        return Grade(extracted=got, correct=got == problem.reference)
+    return FakeBackend(reply, model=name)
 
 
 def box_grader(answer_format: str) -> BoxGrader:
     return BoxGrader()
 
 
-def build(config: StackingConfig = CONFIG) -> tuple[AgentActor, AgentActor, dict[str, PolicyModel]]:
+def build(config: StackingConfig = CONFIG) -> tuple[AgentActor, AgentActor, dict[str, FakeBackend]]:
     """``Agent[A, Agent[B]@B]@A`` in-process: the inner agent is the outer agent's tool."""
-    models = {"A": PolicyModel("A"), "B": PolicyModel("B")}
+    models = {"A": policy_model("A"), "B": policy_model("B")}
 
     def tool(name: str) -> ModelTool:
         return ModelTool(name, models[name], ask_model, box_grader, config)
@@ -111,7 +93,7 @@ async def test_reuse_serves_the_same_problem_only() -> None:
     other = await inner.ask(problem("p2"), "What is 1+1?", "r")
     assert not first.reused and again.reused and not other.reused
     assert again.trace == first.trace  # the structure's cost is still reported in full
-    assert models["B"].calls == 2 * 3  # p1 once, p2 once; the repeat made no model call
+    assert len(models["B"].requests) == 2 * 3  # p1 once, p2 once; the repeat made no model call
 
 
 async def test_without_reuse_every_ask_runs() -> None:
@@ -119,7 +101,7 @@ async def test_without_reuse_every_ask_runs() -> None:
     for _ in range(2):
         got = await inner.ask(problem("p1"), "What is 1+1?", "r")
         assert not got.reused
-    assert models["B"].calls == 6
+    assert len(models["B"].requests) == 6
 
 
 def test_per_layer_of_an_empty_trace() -> None:
@@ -134,7 +116,7 @@ def test_agent_actor_whose_tool_is_an_agent_actor(ray_session: None) -> None:
 
     # The fakes live in this test module, which Ray workers cannot import by name.
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    models = {"A": PolicyModel("A"), "B": PolicyModel("B")}
+    models = {"A": policy_model("A"), "B": policy_model("B")}
 
     def tool(name: str) -> ModelTool:
         return ModelTool(name, models[name], ask_model, box_grader, CONFIG)

@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from actors.backends.fake import FakeBackend
 from actors.backends.wrappers import (
     InFlightBackend,
     RateLimitBackend,
@@ -20,23 +21,16 @@ REQUEST = CompletionRequest(model="m", prompt="x" * 400, max_tokens=100)
 
 
 def ok(tokens: int = 10) -> Completion:
-    return Completion(model="m", text="ok", usage=Usage(prompt_tokens=tokens, completion_tokens=0), source="sim")
+    return Completion(model="m", text="ok", usage=Usage(prompt_tokens=tokens, completion_tokens=0), source="fake")
 
 
 def fail(error: str = "rate_limit", retryable: bool = True, retry_after: float | None = None) -> Failure:
     return Failure(error=error, message="scripted", retryable=retryable, retry_after_s=retry_after)  # type: ignore[arg-type]
 
 
-class Scripted:
-    """Replies from a script, in order; records how many calls it got."""
-
-    def __init__(self, *replies: Completion | Failure) -> None:
-        self.replies = list(replies)
-        self.calls = 0
-
-    async def complete(self, request: CompletionRequest) -> Completion | Failure:
-        self.calls += 1
-        return self.replies.pop(0)
+def scripted(*replies: Completion | Failure) -> FakeBackend:
+    """Replies from a script, in call order; one call too many raises."""
+    return FakeBackend(list(replies))
 
 
 class Sleeps:
@@ -61,18 +55,18 @@ class Sleeps:
 async def test_retry_counts_attempts_and_stops_on_non_retryable(
     script: tuple[Completion | Failure, ...], max_retries: int, kind: type, attempts: int
 ) -> None:
-    inner = Scripted(*script)
+    inner = scripted(*script)
     sleeps = Sleeps()
     reply = await RetryBackend(inner, max_retries, sleep=sleeps).complete(REQUEST)
     assert isinstance(reply, kind)
-    assert reply.attempts == attempts == inner.calls
+    assert reply.attempts == attempts == len(inner.requests)
     assert len(sleeps.waits) == attempts - 1
 
 
 async def test_backoff_is_exponential_with_full_jitter_and_capped() -> None:
     sleeps = Sleeps()
     retry = RetryBackend(
-        Scripted(*[fail("server")] * 7),
+        scripted(*[fail("server")] * 7),
         6,
         base_delay_s=1.0,
         max_delay_s=8.0,
@@ -91,7 +85,7 @@ async def test_backoff_is_exponential_with_full_jitter_and_capped() -> None:
 async def test_retry_after_is_honoured_and_capped(retry_after: float, expected_min: float) -> None:
     sleeps = Sleeps()
     retry = RetryBackend(
-        Scripted(fail(retry_after=retry_after), ok()), 2, base_delay_s=0.001, max_delay_s=0.001, sleep=sleeps
+        scripted(fail(retry_after=retry_after), ok()), 2, base_delay_s=0.001, max_delay_s=0.001, sleep=sleeps
     )
     reply = await retry.complete(REQUEST)
     assert isinstance(reply, Completion) and reply.attempts == 2
@@ -100,7 +94,7 @@ async def test_retry_after_is_honoured_and_capped(retry_after: float, expected_m
 
 async def test_delay_scale_zero_retries_without_sleeping() -> None:
     sleeps = Sleeps()
-    reply = await RetryBackend(Scripted(fail(), fail(), ok()), 3, delay_scale=0.0, sleep=sleeps).complete(REQUEST)
+    reply = await RetryBackend(scripted(fail(), fail(), ok()), 3, delay_scale=0.0, sleep=sleeps).complete(REQUEST)
     assert isinstance(reply, Completion) and reply.attempts == 3
     assert sleeps.waits == []
 
@@ -161,7 +155,7 @@ async def test_token_bucket_goes_into_debt_instead_of_deadlocking() -> None:
 
 async def test_rate_limit_corrects_reserved_tokens_from_usage() -> None:
     fake = FakeTime()
-    limiter = RateLimitBackend(Scripted(ok(tokens=30)), tokens_per_minute=60_000.0, clock=fake.clock, sleep=fake.sleep)
+    limiter = RateLimitBackend(scripted(ok(tokens=30)), tokens_per_minute=60_000.0, clock=fake.clock, sleep=fake.sleep)
     assert limiter.tokens is not None
     before = limiter.tokens.level
     await limiter.complete(REQUEST)
@@ -172,33 +166,31 @@ async def test_rate_limit_corrects_reserved_tokens_from_usage() -> None:
 
 async def test_requests_per_minute_limit_bounds_throughput() -> None:
     fake = FakeTime()
-    inner = Scripted(*[ok()] * 8)
+    inner = scripted(*[ok()] * 8)
     limiter = RateLimitBackend(inner, requests_per_minute=240.0, clock=fake.clock, sleep=fake.sleep)  # 4/s, burst 4
     await asyncio.gather(*(limiter.complete(REQUEST) for _ in range(8)))
     # 4 from the burst, 4 more at 4/s: the last call goes out 1 s (fake) after the first.
-    assert inner.calls == 8
+    assert len(inner.requests) == 8
     assert fake.now - 1000.0 == pytest.approx(1.0)
 
 
 async def test_in_flight_bound_is_never_exceeded() -> None:
-    class Slow:
-        def __init__(self) -> None:
-            self.now = self.peak = 0
+    now = peak = 0
 
-        async def complete(self, request: CompletionRequest) -> Completion | Failure:
-            self.now += 1
-            self.peak = max(self.peak, self.now)
-            await asyncio.sleep(0.01)
-            self.now -= 1
-            return ok()
+    async def slow(request: CompletionRequest) -> Completion:
+        nonlocal now, peak
+        now += 1
+        peak = max(peak, now)
+        await asyncio.sleep(0.01)
+        now -= 1
+        return ok()
 
-    slow = Slow()
-    bound = InFlightBackend(slow, 3)
+    bound = InFlightBackend(FakeBackend(slow), 3)
     await asyncio.gather(*(bound.complete(REQUEST) for _ in range(20)))
-    assert slow.peak == 3
+    assert peak == 3
 
 
 @pytest.mark.parametrize("bad", [0, -1])
 def test_in_flight_rejects_a_bad_bound(bad: int) -> None:
     with pytest.raises(ValueError, match=str(bad)):
-        InFlightBackend(Scripted(), bad)
+        InFlightBackend(scripted(), bad)

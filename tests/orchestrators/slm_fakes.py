@@ -1,4 +1,4 @@
-"""In-process fakes for the SLM-MUX family's tests: a tiny grader and scripted models."""
+"""In-process helpers for the SLM-MUX family's tests: a tiny grader and reply scripts for ``FakeBackend``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from fractions import Fraction
 
-from protocols.messages import Completion, CompletionRequest, Failure, Grade, Problem, Usage
+from protocols.messages import CompletionRequest, Failure, Grade, Problem
 
 _FRAC = re.compile(r"^\\d?frac\{(-?\d+)\}\{(-?\d+)\}$|^\\frac(\d)(\d)$")
 
@@ -53,29 +53,6 @@ class FakeGrader:
 
 
 Script = Callable[[CompletionRequest], str | Failure]
-
-
-class ScriptedModel:
-    """A model whose reply is a function of the request; it records every request it was sent."""
-
-    def __init__(self, name: str, script: Script, tokens: int = 10) -> None:
-        self.name = name
-        self.script = script
-        self.tokens = tokens
-        self.requests: list[CompletionRequest] = []
-
-    async def complete(self, request: CompletionRequest) -> Completion | Failure:
-        self.requests.append(request)
-        out = self.script(request)
-        if isinstance(out, Failure):
-            return out
-        return Completion(
-            model=self.name,
-            text=out,
-            usage=Usage(prompt_tokens=5, completion_tokens=self.tokens),
-            cost_usd=0.001,
-            source="sim",
-        )
 
 
 def answers_by_index(*answers: str | None) -> Script:

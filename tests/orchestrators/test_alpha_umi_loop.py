@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from actors.backends.fake import FakeBackend
 from actors.tool_env import ReplayToolEnv, canonical
 from experiments.runtime.config_io import validate_tree
 from experiments.studies.alpha_umi.calc_tasks import calculator_records
@@ -17,22 +18,21 @@ from orchestrators.alpha_umi.loop import LoopTask, run_agent, run_multi, run_sin
 from orchestrators.alpha_umi.prompts import PLANNER_CUE, PROMPTS, SEP
 from orchestrators.alpha_umi.roles import RoleCaller
 from protocols.alpha_umi import AgentSpec, AlphaUmiConfig, ToolCall
-from protocols.messages import Completion, CompletionRequest, Failure
+from protocols.config import FakeSpec
+from protocols.messages import CompletionRequest
 
 DATA = Path(__file__).resolve().parents[2] / "datasets" / "data" / "alpha_umi_toolbench" / "out_of_domain.json"
 MULTI = AgentSpec(variant="multi", planner="m", caller="m", summarizer="m")
 SINGLE = AgentSpec(variant="single", backbone="m")
 
 
-class Oracle:
-    """A model that writes the gold turn it is shown (``meta.extra["gold_next"]``), and records the prompts."""
+def oracle() -> FakeBackend:
+    """A model that writes the gold turn it is shown (``meta.extra["gold_next"]``); it records the requests."""
+    return FakeBackend(FakeSpec(reply="gold"))
 
-    def __init__(self) -> None:
-        self.prompts: list[str] = []
 
-    async def complete(self, request: CompletionRequest) -> Completion | Failure:
-        self.prompts.append(request.prompt or "")
-        return Completion(model="m", text=str(request.meta.extra.get("gold_next", "")), source="sim")
+def prompts_of(model: FakeBackend) -> list[str]:
+    return [r.prompt or "" for r in model.requests]
 
 
 def _config(**tree: object) -> AlphaUmiConfig:
@@ -79,7 +79,7 @@ async def test_an_agent_that_follows_the_recording_reproduces_every_trajectory(
     toolbench: tuple[list[LoopTask], ReplayToolEnv], agent: AgentSpec
 ) -> None:
     tasks, env = toolbench
-    model = Oracle()
+    model = oracle()
     agent = agent.model_copy(update={"max_steps": 12, "max_model_calls": 40})
 
     async def one(task: LoopTask) -> tuple[str, bool, dict[str, int]]:
@@ -101,7 +101,7 @@ async def test_transcript_uses_the_original_prefixes_and_cuts_observations(
     toolbench: tuple[list[LoopTask], ReplayToolEnv],
 ) -> None:
     tasks, env = toolbench
-    model = Oracle()
+    model = oracle()
     agent = MULTI.model_copy(update={"observation_chars": 40})
     task = next(t for t in tasks if t.gold_calls >= 2)
     out = await run_multi(task, RoleCaller({"m": model}, agent), env, agent)
@@ -109,17 +109,14 @@ async def test_transcript_uses_the_original_prefixes_and_cuts_observations(
     assert f"{SEP}caller: Action: " in out.transcript and "observation: " in out.transcript
     observed = [chunk.split("assistant: ")[0] for chunk in out.transcript.split("observation: ")[1:]]
     assert len(observed) >= 2 and all(len(o) <= 40 for o in observed)
-    second_planner = [p for p in model.prompts if p.endswith(PLANNER_CUE)][1]
+    second_planner = [p for p in prompts_of(model) if p.endswith(PLANNER_CUE)][1]
     assert f"observation: {observed[0]}\nYou are the assistant" in second_planner
     # The caller sees the planner turn under the original static pipeline's "planner:" prefix.
-    assert any("planner: " in p for p in model.prompts if p.endswith(" caller: "))
+    assert any("planner: " in p for p in prompts_of(model) if p.endswith(" caller: "))
 
 
-class Rambler:
-    """A model that never writes a decision token or a tool call."""
-
-    async def complete(self, request: CompletionRequest) -> Completion | Failure:
-        return Completion(model="m", text="hmm, let me think", source="sim")
+RAMBLER = FakeSpec(reply="fixed", text="hmm, let me think")
+"""A model that never writes a decision token or a tool call."""
 
 
 @pytest.mark.parametrize(("no_decision", "status"), [("caller", "exhausted"), ("summarizer", "finished")])
@@ -128,7 +125,7 @@ async def test_no_decision_goes_to_the_configured_role_and_steps_are_bounded(
 ) -> None:
     tasks, env = toolbench
     agent = MULTI.model_copy(update={"no_decision": no_decision, "max_steps": 3})
-    roles = RoleCaller({"m": Rambler()}, agent)
+    roles = RoleCaller({"m": FakeBackend(RAMBLER)}, agent)
     out = await run_multi(tasks[1], roles, env, agent)
     assert out.status == status
     assert roles.calls == (6 if no_decision == "caller" else 2)
@@ -142,7 +139,7 @@ async def test_the_calculator_solves_generated_tasks_for_real() -> None:
     tasks, by_id = loop_tasks(config)
     env = ReplayToolEnv(by_id, local_tools=("calculator",))
     for task, record in zip(tasks, records, strict=True):
-        out = await run_multi(task, RoleCaller({"m": Oracle()}, MULTI), env, MULTI)
+        out = await run_multi(task, RoleCaller({"m": oracle()}, MULTI), env, MULTI)
         assert out.observations == {"local": 1}
         assert out.success(task) and record["expected"] in (out.answer or "")
 
@@ -151,7 +148,7 @@ async def test_toolalpaca_world_replays_the_recorded_run_and_counts_gold_calls_w
     tasks, by_id = loop_tasks(_config(dataset={"name": "toolalpaca"}))
     assert len(tasks) == 97
     env = ReplayToolEnv(by_id)
-    model = Oracle()
+    model = oracle()
     seen: Counter[str] = Counter()
     ok = 0
     for task in tasks:
@@ -166,33 +163,33 @@ async def test_toolalpaca_world_replays_the_recorded_run_and_counts_gold_calls_w
     # Every gold call is made, replayed or not; only a copied placeholder (not JSON) cannot be.
     assert 0 < unplayable <= 3 and ok == 97 - unplayable
     assert seen["recorded"] > 60 and seen["no_recording"] > 20
-    planner = next(p for p in model.prompts if p.endswith(" assistant: "))
+    planner = next(p for p in prompts_of(model) if p.endswith(" assistant: "))
     assert "Next: caller or conclusion." in planner and "give up" not in planner
 
 
-class CallThenGiveUp:
+def call_then_give_up() -> tuple[FakeBackend, list[str]]:
     """Planner: call, then give up, again and again; caller: the first listed tool with ``{}``."""
+    planner_prompts: list[str] = []
 
-    def __init__(self) -> None:
-        self.planner_prompts: list[str] = []
-
-    async def complete(self, request: CompletionRequest) -> Completion | Failure:
+    def reply(request: CompletionRequest) -> str:
         if request.meta.role == "caller":
-            return Completion(model="m", text=f"Action: {request.meta.tools[0]}\nAction Input: {{}}", source="sim")
-        self.planner_prompts.append(request.prompt or "")
-        decision = "caller" if len(self.planner_prompts) % 2 else "give up"
-        return Completion(model="m", text=f"Thinking. Next: {decision}.", source="sim")
+            return f"Action: {request.meta.tools[0]}\nAction Input: {{}}"
+        planner_prompts.append(request.prompt or "")
+        decision = "caller" if len(planner_prompts) % 2 else "give up"
+        return f"Thinking. Next: {decision}."
+
+    return FakeBackend(reply), planner_prompts
 
 
 async def test_dfsdt_style_chains_restart_with_the_diversity_prompt(
     toolbench: tuple[list[LoopTask], ReplayToolEnv],
 ) -> None:
     tasks, env = toolbench
-    model = CallThenGiveUp()
+    model, planner_prompts = call_then_give_up()
     agent = MULTI.model_copy(update={"chains": 2, "chain_steps": 4})
     out = await run_agent(tasks[0], RoleCaller({"m": model}, agent), env, agent)
     assert (out.status, out.chains, out.steps) == ("gave_up", 2, 4)
-    first, _, third, _ = model.planner_prompts
+    first, _, third, _ = planner_prompts
     assert "This is not the first time you try this task" not in first
     assert "This is not the first time you try this task, all previous trails failed." in third
     assert f'"name": "{tasks[0].tool_names[0]}"' in third and '"function_output"' in third

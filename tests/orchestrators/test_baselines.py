@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from actors.backends.fake import FakeBackend
 from orchestrators.agent_forest import agent_forest
 from orchestrators.base import Collaborators
 from orchestrators.debate import debate
@@ -20,11 +21,11 @@ from protocols.config import (
     SingleConfig,
 )
 from protocols.messages import CallRecord, CompletionRequest, Failure, Problem
-from tests.orchestrators.slm_fakes import FAIL, PROBLEM, FakeGrader, ScriptedModel, answers_by_index, boxed
+from tests.orchestrators.slm_fakes import FAIL, PROBLEM, FakeGrader, answers_by_index, boxed
 
 
-def _collab(scripts: dict) -> tuple[Collaborators, dict[str, ScriptedModel]]:
-    models = {name: ScriptedModel(name, script) for name, script in scripts.items()}
+def _collab(scripts: dict) -> tuple[Collaborators, dict[str, FakeBackend]]:
+    models = {name: FakeBackend(script, model=name) for name, script in scripts.items()}
     return Collaborators(models=models, grader=FakeGrader(), run_id="r", seed=3), models
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
+from actors.backends.fake import FakeBackend
 from orchestrators.react import (
     ReactAction,
     ReactFinal,
@@ -39,28 +40,9 @@ def action(tool: str, query: str = "What is 1+1?") -> str:
 FINAL = "Thought: I now know the final answer\nFinal Answer: \\boxed{2}"
 
 
-class ScriptedModel:
-    """Replies from a script (strings or failures), or from a function of the request; records requests."""
-
-    def __init__(self, script: list[str | Failure] | Callable[[CompletionRequest], str]) -> None:
-        self.script = script
-        self.requests: list[CompletionRequest] = []
-
-    async def complete(self, request: CompletionRequest) -> Completion | Failure:
-        self.requests.append(request)
-        if callable(self.script):
-            item: str | Failure = self.script(request)
-        else:
-            item = self.script[len(self.requests) - 1]
-        if isinstance(item, Failure):
-            return item
-        return Completion(
-            model=request.model,
-            text=item,
-            usage=Usage(prompt_tokens=10, completion_tokens=5),
-            cost_usd=0.01,
-            source="sim",
-        )
+def scripted(script: list[str | Failure] | Callable[[CompletionRequest], str]) -> FakeBackend:
+    """A fake model replying from a script (in call order) or a function of the request; it records requests."""
+    return FakeBackend(script, usage=Usage(prompt_tokens=10, completion_tokens=5), cost_usd=0.01)
 
 
 class BoxGrader:
@@ -98,7 +80,7 @@ class FakeTool:
         return ToolAnswer(tool=self.name, text=self.text, answer="2", trace=trace)
 
 
-async def run(model: ScriptedModel, tools: dict[str, FakeTool], max_steps: int = 15) -> ToolAnswer:
+async def run(model: FakeBackend, tools: dict[str, FakeTool], max_steps: int = 15) -> ToolAnswer:
     return await react_loop(
         PROBLEM,
         PROBLEM.question,
@@ -119,7 +101,7 @@ def last_observation(request: CompletionRequest) -> str:
 
 
 async def test_calls_every_tool_then_answers() -> None:
-    model = ScriptedModel([action("A"), action("B", "sub?"), FINAL])
+    model = scripted([action("A"), action("B", "sub?"), FINAL])
     tools = {"A": FakeTool("A"), "B": FakeTool("B")}
     got = await run(model, tools)
     assert got.error is None and got.text == "\\boxed{2}" and got.answer == "2" and got.steps == 3
@@ -133,7 +115,7 @@ async def test_calls_every_tool_then_answers() -> None:
 
 
 async def test_early_final_answer_is_refused_naming_remaining_tools() -> None:
-    model = ScriptedModel([FINAL, action("B"), FINAL, action("A"), FINAL])
+    model = scripted([FINAL, action("B"), FINAL, action("A"), FINAL])
     tools = {"A": FakeTool("A"), "B": FakeTool("B")}
     got = await run(model, tools)
     assert got.error is None and got.answer == "2" and got.steps == 5
@@ -146,7 +128,7 @@ async def test_early_final_answer_is_refused_naming_remaining_tools() -> None:
 @pytest.mark.parametrize("max_steps", [1, 3, 15])
 async def test_step_bound_is_a_failure_never_an_answer(max_steps: int) -> None:
     # A model that only ever answers early: refused every time, never gets an answer through.
-    model = ScriptedModel(lambda request: FINAL)
+    model = scripted(lambda request: FINAL)
     got = await run(model, {"A": FakeTool("A")}, max_steps=max_steps)
     assert got.error is not None and got.error.error == "steps_exhausted"
     assert got.text is None and got.answer is None
@@ -155,7 +137,7 @@ async def test_step_bound_is_a_failure_never_an_answer(max_steps: int) -> None:
 
 async def test_default_bound_is_fifteen_steps() -> None:
     assert StackingConfig(structure="x").max_steps == 15
-    model = ScriptedModel(lambda request: "I am thinking")
+    model = scripted(lambda request: "I am thinking")
     got = await run(model, {"A": FakeTool("A")})
     assert len(model.requests) == 15 and got.error is not None and got.error.error == "steps_exhausted"
 
@@ -181,7 +163,7 @@ async def test_default_bound_is_fifteen_steps() -> None:
     ],
 )
 async def test_errors_become_observations(reply: str, tool: FakeTool, expected: str) -> None:
-    model = ScriptedModel(
+    model = scripted(
         lambda request: reply if request.meta.step == 0 else (action("A") if request.meta.step == 1 else FINAL)
     )
     got = await run(model, {"A": tool})
@@ -196,20 +178,20 @@ async def test_errors_become_observations(reply: str, tool: FakeTool, expected: 
 
 async def test_model_failure_ends_the_agent_with_that_failure() -> None:
     failure = Failure(error="server", message="503", model="orch")
-    model = ScriptedModel([action("A"), failure])
+    model = scripted([action("A"), failure])
     got = await run(model, {"A": FakeTool("A")})
     assert got.error == failure and got.text is None and got.steps == 2
 
 
 async def test_hallucinated_observation_is_cut_from_the_history() -> None:
-    model = ScriptedModel([action("A") + "\nObservation: \\boxed{99}\nFinal Answer: \\boxed{99}", FINAL])
+    model = scripted([action("A") + "\nObservation: \\boxed{99}\nFinal Answer: \\boxed{99}", FINAL])
     got = await run(model, {"A": FakeTool("A")})
     assert got.answer == "2"
     assert "99" not in model.requests[1].messages[-2].content
 
 
 async def test_nested_tokens_roll_up() -> None:
-    model = ScriptedModel([action("A"), FINAL])
+    model = scripted([action("A"), FINAL])
     got = await run(model, {"A": FakeTool("A")})
     totals = totals_of(got.trace)
     assert totals.calls == 3 and totals.usage.total_tokens == 2 * 15 + 5

@@ -6,17 +6,18 @@ import asyncio
 
 import pytest
 
+from actors.backends.fake import FakeBackend
 from actors.handles import RemoteJudge
 from orchestrators.base import Collaborators
 from orchestrators.dispatch import run_orchestrator
 from orchestrators.slm_mux import MUX_JUDGE, JudgeSample, MuxJudge, MuxVerdict, slm_mux
 from protocols.config import SlmMuxConfig
 from protocols.messages import CallRecord, CompletionRequest, Failure
-from tests.orchestrators.slm_fakes import FAIL, PROBLEM, FakeGrader, ScriptedModel, answers_by_index
+from tests.orchestrators.slm_fakes import FAIL, PROBLEM, FakeGrader, answers_by_index
 
 
-def _collab(scripts: dict, **extras) -> tuple[Collaborators, dict[str, ScriptedModel]]:
-    models = {name: ScriptedModel(name, script) for name, script in scripts.items()}
+def _collab(scripts: dict, **extras) -> tuple[Collaborators, dict[str, FakeBackend]]:
+    models = {name: FakeBackend(script, model=name) for name, script in scripts.items()}
     return Collaborators(models=models, grader=FakeGrader(), run_id="r1", seed=7, extras=extras), models
 
 
@@ -155,7 +156,7 @@ async def test_judge_builds_graders_per_format_from_a_factory() -> None:
         await MuxJudge().select(PROBLEM, samples, {})
 
 
-class SlowFirst(ScriptedModel):
+class SlowFirst(FakeBackend):
     """Replies to early samples last, so arrival order is the reverse of request order."""
 
     async def complete(self, request: CompletionRequest):
@@ -165,8 +166,8 @@ class SlowFirst(ScriptedModel):
 
 async def test_trace_order_is_request_order_not_arrival_order() -> None:
     models = {
-        "A": SlowFirst("A", answers_by_index("1", "2", "2")),
-        "B": SlowFirst("B", answers_by_index("3", "3", "4")),
+        "A": SlowFirst(answers_by_index("1", "2", "2"), model="A"),
+        "B": SlowFirst(answers_by_index("3", "3", "4"), model="B"),
     }
     collab = Collaborators(models=models, grader=FakeGrader())
     out = await slm_mux(PROBLEM, SlmMuxConfig(models=("A", "B"), k=3), collab)

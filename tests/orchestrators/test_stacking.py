@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from actors.backends.fake import FakeBackend
 from orchestrators.base import Collaborators
 from orchestrators.stacking import per_layer, reused_count, stacking
 from protocols.config import StackingConfig
@@ -17,7 +18,7 @@ from protocols.messages import (
     totals_of,
 )
 from protocols.tools import ToolAnswer
-from tests.orchestrators.test_react import FINAL, BoxGrader, FakeTool, ScriptedModel
+from tests.orchestrators.test_react import FINAL, BoxGrader, FakeTool, scripted
 
 PROBLEM = Problem(id="p1", benchmark="math500", question="What is 1+1?", reference="2", answer_format="boxed")
 CONFIG = StackingConfig(structure="Agent[A]@orch")
@@ -26,7 +27,7 @@ CONFIG = StackingConfig(structure="Agent[A]@orch")
 class LoopRoot:
     """A root agent in-process: the real ReAct loop over a scripted model and fake tools."""
 
-    def __init__(self, model: ScriptedModel, config: StackingConfig = CONFIG) -> None:
+    def __init__(self, model: FakeBackend, config: StackingConfig = CONFIG) -> None:
         self.model, self.config = model, config
 
     async def ask(self, problem: Problem, query: str, run_id: str) -> ToolAnswer:
@@ -57,7 +58,7 @@ def collab(root: object) -> Collaborators:
 
 
 async def test_the_root_answers_the_problem_question() -> None:
-    model = ScriptedModel(lambda r: FINAL if r.meta.tools_called else 'Action: A\nAction Input: {"query": "q"}')
+    model = scripted(lambda r: FINAL if r.meta.tools_called else 'Action: A\nAction Input: {"query": "q"}')
     outcome = await stacking(PROBLEM, CONFIG, collab(LoopRoot(model)))
     assert outcome.error is None and outcome.final_text == "\\boxed{2}" and outcome.answer == "2"
     assert model.requests[0].messages[1].content == f"Question: {PROBLEM.question}"
@@ -65,7 +66,7 @@ async def test_the_root_answers_the_problem_question() -> None:
 
 
 async def test_steps_exhausted_is_an_error_never_an_answer() -> None:
-    outcome = await stacking(PROBLEM, CONFIG, collab(LoopRoot(ScriptedModel(lambda r: FINAL))))
+    outcome = await stacking(PROBLEM, CONFIG, collab(LoopRoot(scripted(lambda r: FINAL))))
     assert outcome.error is not None and outcome.error.error == "steps_exhausted"
     assert outcome.final_text is None and outcome.answer is None
     assert totals_of(outcome.trace).calls == 15  # the spent tokens are still reported

@@ -74,7 +74,7 @@ class SimBackend:
                 # The solver's draw ignores the prompt wording: a model gets the same problem
                 # right or wrong however it is asked (as a tool, few-shot, ...).
                 reply = roles.solve(self.world, self.card, facts, temperature, mal_rate, base)
-            case "aggregator" | "judge" | "debater":
+            case "aggregator" | "debater":
                 key = (*base, meta.role, chash)
                 reply = roles.review(self.world, self.card, facts, temperature, mal_rate, meta, key, base)
             case "verifier":

@@ -14,17 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from protocols.config import Strict
 
 CARDS_PATH = Path(__file__).with_name("cards.yaml")
 INPUTS_PATH = Path(__file__).with_name("inputs.yaml")
 _PRIOR = re.compile(r"^prior:(\d+(?:\.\d+)?)[bB]$")
-
-
-class Strict(BaseModel):
-    """Base of the card schema: immutable, unknown keys are errors."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class TokenStats(Strict):

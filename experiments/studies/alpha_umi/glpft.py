@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,49 +86,57 @@ def backbone_samples(task: str, record: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def planner_samples(task: str, record: dict[str, Any]) -> list[dict[str, Any]]:
-    """Stage 2 planner: every planner turn followed by a call, a conclusion, or saying give up."""
-    query = _template(TOOLBENCH_PLANNER, record["tools"])
+Turn = list[dict[str, Any]]
+
+
+def _role_samples(
+    task: str, record: dict[str, Any], role: str, template: str, cue: str, wanted: Callable[[Turn, int], bool]
+) -> list[dict[str, Any]]:
+    """Stage 2: walk the conversation once, the history growing turn by turn; each ``wanted`` turn is a sample."""
+    query = _template(template, record["tools"])
     conv = record["conversations"]
     history, out = "", list[dict[str, Any]]()
     for i, turn in enumerate(conv):
         value = turn["value"]
-        if turn["from"] == "assistant":
-            nxt = conv[i + 1] if i + 1 < len(conv) else None
-            decided = "Next: give up." in value or (nxt is not None and nxt["from"] in ("conclusion", "caller"))
-            skip = nxt is not None and nxt["from"] == "caller" and HALLUCINATED in nxt["value"]
-            if decided and not skip:
-                out.append(_sample(task, "planner", len(out), query.replace("{history}", history), PLANNER_CUE, value))
+        if wanted(conv, i):
+            prompt = query.replace("{history}", history)
+            if role == "caller":
+                # The original fills {history} before {thought}; kept, so a literal "{thought}" in a history stays.
+                prompt = prompt.replace("{thought}", conv[i - 1]["value"])
+            out.append(_sample(task, role, len(out), prompt, cue, value))
         history += turn_text(turn["from"], value)
     return out
+
+
+def _planner_turn(conv: Turn, i: int) -> bool:
+    if conv[i]["from"] != "assistant":
+        return False
+    nxt = conv[i + 1] if i + 1 < len(conv) else None
+    decided = "Next: give up." in conv[i]["value"] or (nxt is not None and nxt["from"] in ("conclusion", "caller"))
+    return decided and not (nxt is not None and nxt["from"] == "caller" and HALLUCINATED in nxt["value"])
+
+
+def planner_samples(task: str, record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Stage 2 planner: every planner turn followed by a call, a conclusion, or saying give up."""
+    return _role_samples(task, record, "planner", TOOLBENCH_PLANNER, PLANNER_CUE, _planner_turn)
 
 
 def caller_samples(task: str, record: dict[str, Any]) -> list[dict[str, Any]]:
     """Stage 2 caller: every call that names a real tool, given the history and the planner's thought."""
-    query = _template(TOOLBENCH_CALLER, record["tools"])
-    conv = record["conversations"]
-    history, out = "", list[dict[str, Any]]()
-    for i, turn in enumerate(conv):
-        value = turn["value"]
-        if turn["from"] == "caller" and HALLUCINATED not in value and i > 0:
-            # The original fills {history} before {thought}; kept, so a literal "{thought}" in a history stays.
-            prompt = query.replace("{history}", history).replace("{thought}", conv[i - 1]["value"])
-            out.append(_sample(task, "caller", len(out), prompt, CALLER_CUE, value))
-        history += turn_text(turn["from"], value)
-    return out
+
+    def wanted(conv: Turn, i: int) -> bool:
+        return conv[i]["from"] == "caller" and HALLUCINATED not in conv[i]["value"] and i > 0
+
+    return _role_samples(task, record, "caller", TOOLBENCH_CALLER, CALLER_CUE, wanted)
 
 
 def summarizer_samples(task: str, record: dict[str, Any]) -> list[dict[str, Any]]:
     """Stage 2 summarizer: every conclusion other than ``none``."""
-    query = _template(TOOLBENCH_SUMMARIZER, record["tools"])
-    history, out = "", list[dict[str, Any]]()
-    for turn in record["conversations"]:
-        value = turn["value"]
-        if turn["from"] == "conclusion" and value != "none":
-            prompt = query.replace("{history}", history)
-            out.append(_sample(task, "summarizer", len(out), prompt, SUMMARIZER_CUE, value))
-        history += turn_text(turn["from"], value)
-    return out
+
+    def wanted(conv: Turn, i: int) -> bool:
+        return conv[i]["from"] == "conclusion" and conv[i]["value"] != "none"
+
+    return _role_samples(task, record, "summarizer", TOOLBENCH_SUMMARIZER, SUMMARIZER_CUE, wanted)
 
 
 BUILDERS = {

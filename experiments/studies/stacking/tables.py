@@ -48,9 +48,11 @@ def write_table(out: Path, stem: str, rows: Sequence[Evaluation], title: str, **
 
 
 def source_of(evaluations: Sequence[Evaluation]) -> str:
-    """SIMULATED when every completion came from the simulator, else the kinds seen."""
+    """SIMULATED (FAKE) when every completion came from the simulator (the fake), else the kinds seen."""
     kinds = sorted({k for e in evaluations for k, v in e.sources.items() if v})
-    return "SIMULATED" if kinds == ["sim"] else "+".join(kinds) or "no completions"
+    if kinds in (["sim"], ["fake"]):
+        return "SIMULATED" if kinds == ["sim"] else "FAKE"
+    return "+".join(kinds) or "no completions"
 
 
 def plot_score_vs_layer(
