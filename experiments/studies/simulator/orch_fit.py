@@ -6,13 +6,14 @@
 The figures are ``datasets/data/calibration/orchestration_results.yaml`` (arXiv 2510.05077,
 Table 1: MATH-500 and GSM8K; best single model, its self-consistency, SLM-MUX, MoA, Debate,
 MAV on Llama-3.1-8B / Mixtral-8x7B / Gemma-2-27B). Single-model figures pin nothing here
-(the cards are calibrated to them). Four parameters are fitted, in three stages, because
+(the cards are calibrated to them). Five parameters are fitted, in three stages, because
 each figure depends mainly on one group of them:
 
 1. ``stickiness`` (how far a T = 0.3 sample follows the greedy path) on self-consistency
    and SLM-MUX, which only sample;
-2. ``discrimination`` and ``conformity_weight`` (how reviewers weigh right answers and
-   agreeing peers) on MoA and Debate, at the stage-1 value;
+2. ``discrimination``, ``conformity_weight`` and ``context_tokens`` (how reviewers weigh
+   right answers and agreeing peers, and how fast their judgement degrades with the length
+   of the solutions they read) on MoA and Debate, at the stage-1 value;
 3. ``verify_discrimination`` (how well a verifier tells a right target from a wrong one)
    on MAV.
 
@@ -61,16 +62,17 @@ FIT_PROBLEMS = 250
 """The fit uses the first 250 problems of each (for time on two cores); validation uses all 500."""
 STAGES: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("stickiness",), ("single_best_sc", "slm_mux")),
-    (("discrimination", "conformity_weight"), ("moa", "debate")),
+    (("discrimination", "conformity_weight", "context_tokens"), ("moa", "debate")),
     (("verify_discrimination",), ("mav",)),
 )
 ANCHOR = "single_best"
 """Every stage also simulates the best single model: the fit compares *gains* over it."""
 GRID: dict[str, tuple[float, ...]] = {
     "stickiness": (0.25, 0.5, 1.0, 2.0, 4.0),
-    "discrimination": (0.0, 1.5, 3.0),
-    "conformity_weight": (0.5, 1.5, 3.0, 5.0),
-    "verify_discrimination": (0.0, 1.5, 3.0, 5.0),
+    "discrimination": (0.0, 1.5),
+    "conformity_weight": (1.5, 3.0, 5.0),
+    "context_tokens": (250.0, 500.0, 1000.0, 2000.0),
+    "verify_discrimination": (0.0, 0.75, 1.5, 3.0, 5.0),
 }
 FITTED = tuple(name for params, _ in STAGES for name in params)
 # The paper's validation accuracies (MATH training split, T = 0.5) break SLM-MUX confidence
