@@ -107,9 +107,10 @@ def choose(
                     + ctx * (discrimination * judge_skill + recognition) * (0.25 + 0.75 know) * (+/-1)
                     + ctx * self_weight * judge_skill * q * [own answer]         (self-belief)
     plus a Gumbel draw per answer, keyed; ctx = ``World.context_factor`` of the solutions read
-    is context degradation (the longer the transcript, the less the model judges). ``know`` is the model's own knowledge of the problem: it may
-    recognise a right answer it could not produce, weakly if it is lost, and a wrong
-    answer can fool it. ``q`` is its confidence in its own answer, right or wrong.
+    is context degradation (the longer the transcript, the less the model judges). ``know``
+    is the model's own knowledge of the problem: it may recognise a right answer it could
+    not produce, weakly if it is lost, and a wrong answer can fool it. ``q`` is its
+    confidence in its own answer, right or wrong.
     """
     b = world.cards.behaviour
     c = card.collab
