@@ -30,7 +30,7 @@ from actors.backends.sim.cards import SimCards, load_cards
 from actors.backends.sim.world import World
 from datasets import grader_for
 from datasets.grading.math import canonical_key, fast_equiv
-from experiments.studies.simulator.bench import TRIO, accuracy, sim_collaborators
+from experiments.studies.simulator.bench import TRIO, FastGrader, accuracy, sim_collaborators
 from experiments.studies.simulator.calibrate import (
     SUBJECTS_KEY,
     load_benchmark,
@@ -51,6 +51,8 @@ from protocols.config import (
 )
 from protocols.messages import CompletionRequest, Problem
 
+# FastGrader moved to bench.py (shared with orch_fit); re-exported for existing importers.
+__all__ = ["TRIO", "FastGrader", "main", "orchestration_report", "report"]
 BANNER = "=" * 30 + " SIMULATED MODELS (source: sim) - not measurements of real models " + "=" * 30
 
 
