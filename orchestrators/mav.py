@@ -4,9 +4,11 @@ Each proposer draws k samples (role ``solver``). Every candidate with an extract
 answer goes to every verifier (role ``verifier``, ``meta.target`` = the candidate's
 answer), whose reply must end with the line ``Verdict: CORRECT`` or ``Verdict: INCORRECT``;
 anything else (or a failed call) is an abstention and approves nothing. The candidate
-with the most approvals wins; ties go to the candidate whose answer more candidates
-share, then to the earliest draw (``sample_index``), then to the alphabetically first
-proposer. Candidates without an answer are not sent to verifiers (they cannot win).
+with the most approvals wins; ties go to the first candidate in generation order
+(proposers as listed, then ``sample_index``), as BoN-MAV's reference code does
+(``max`` over solution indices in ``src/utils/eval_utils.py`` of
+Shalev-Lifshitz/MultiAgentVerification: no vote among the answers, no model ranking).
+Candidates without an answer are not sent to verifiers (they cannot win).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any, NamedTuple
 from orchestrators.base import Collaborators, Outcome
 from orchestrators.prompts import Verdict, parse_verdict, verifier_messages
 from orchestrators.sampling import Sample, call_all, decided, draw_grouped, make_request, record
-from orchestrators.voting import break_tie, label_support
+from orchestrators.voting import break_tie
 from protocols.config import MavConfig
 from protocols.messages import Completion, Problem
 
@@ -35,14 +37,12 @@ class Candidate(NamedTuple):
 
 def mav_select(candidates: list[Candidate]) -> tuple[Candidate, str]:
     """The most-approved candidate and the rule that decided (see module doc)."""
-    support = label_support([c.label for c in candidates])
+    order = {id(c): i for i, c in enumerate(candidates)}
     return break_tie(
         candidates,
         [
             ("none", lambda c: -c.approvals),  # decided by approvals alone: no tie
-            ("answer_support", lambda c: -support[c.label]),
-            ("earliest_sample", lambda c: c.sample.sample_index),
-            ("model_name", lambda c: c.sample.model),
+            ("generation_order", lambda c: order[id(c)]),
         ],
     )
 

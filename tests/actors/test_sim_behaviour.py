@@ -246,3 +246,26 @@ def test_large_models_recognise_right_answers_by_their_class_prior(problems: lis
     assert world.cards.card("Qwen2.5-72B-Instruct").collab.recognition > 0
     assert world.cards.card("Llama-3.1-8B-Instruct").collab.recognition == 0
     assert right_share("Qwen2.5-72B-Instruct") > right_share("Llama-3.1-8B-Instruct") + 0.05
+
+
+def test_judging_degrades_with_the_length_of_the_solutions_read(problems: list[Problem]) -> None:
+    world = World(with_behaviour(context_tokens=500.0))
+    math = world.facts(problems[0])
+    gsm = world.facts(problems[0].model_copy(update={"benchmark": "gsm8k", "id": "x"}))
+    # The same three solutions are longer on MATH than on GSM8K, so they cost the judge more.
+    assert world.context_factor(math, 3) < world.context_factor(gsm, 3) < world.context_factor(gsm, 1) < 1.0
+    card = world.cards.card("Gemma-2-27B-Instruct")
+    kept = {1: 0, 6: 0}
+    n = 0
+    for p in problems:
+        facts = world.facts(p)
+        if not facts.shared_wrong or not world.view(card, facts).greedy_correct:
+            continue
+        w = facts.shared_wrong[0]
+        n += 1
+        for read in kept:
+            # Its own right answer against two agreeing wrong peers: the longer the transcript,
+            # the less its own belief holds against the peers.
+            got = choose(world, card, facts, 0.3, (w, w), p.reference, read, (p.id, "ctx"))
+            kept[read] += same_answer(got, p.reference)
+    assert n > 50 and kept[6] < kept[1]

@@ -164,13 +164,19 @@ async def test_mav_picks_the_most_approved_candidate() -> None:
     assert {r.sample_index for r in models["V1"].requests} == {0, 1, 2}
 
 
-async def test_mav_approval_tie_goes_to_the_shared_answer() -> None:
-    collab, _ = _collab({"P1": answers_by_index("7", "3"), "P2": answers_by_index("3", "3"), "V": verifier({"7", "3"})})
+async def test_mav_approval_tie_goes_to_the_first_candidate_generated() -> None:
+    collab, _ = _collab({"P1": answers_by_index("3", "7"), "P2": answers_by_index("7", "7"), "V": verifier({"7", "3"})})
     out = await mav(PROBLEM, MavConfig(proposers=("P1", "P2"), verifiers=("V",), k=2), collab)
-    # all four approved; "3" is shared by three candidates, so "7" (P1's first draw) loses, and
-    # among the "3"s the earliest draw (P2's index 0) wins
-    assert out.answer == "3" and out.details["chosen_model"] == "P2"
-    assert out.details["tie_break"] == "earliest_sample"
+    # all four approved: BoN-MAV's max() keeps the first candidate in generation order
+    # (P1's draw 0), even though "7" is shared by three candidates (no vote among answers)
+    assert out.answer == "3" and out.details["chosen_model"] == "P1"
+    assert out.details["tie_break"] == "generation_order"
+
+
+async def test_mav_approval_tie_follows_the_proposer_order_not_the_name() -> None:
+    collab, _ = _collab({"Zeta": answers_by_index("3"), "Alpha": answers_by_index("7"), "V": verifier({"7", "3"})})
+    out = await mav(PROBLEM, MavConfig(proposers=("Zeta", "Alpha"), verifiers=("V",), k=1), collab)
+    assert out.answer == "3" and out.details["chosen_model"] == "Zeta"
 
 
 @pytest.mark.parametrize("kind", ["af", "mav"])

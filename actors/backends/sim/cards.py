@@ -155,8 +155,9 @@ class Behaviour(Strict):
     """Logit pull of a collaborator's own answer, times its confidence in it (x judge_skill)."""
     recency: float = Field(default=0.5, ge=0)
     """Logit bonus of the answer shown last (small models follow the most recent answer)."""
-    context_decay: float = Field(default=0.1, ge=0)
-    """Judging and self-belief weights shrink by 1 / (1 + context_decay * extra context items)."""
+    context_tokens: float = Field(default=2000.0, gt=0)
+    """Context degradation: judging and self-belief weights shrink by 1 / (1 + L / context_tokens),
+    L the tokens of solutions the collaborator reads (the length at which they halve)."""
 
 
 class Prior(Strict):

@@ -87,7 +87,7 @@ def choose(
     temperature: float,
     candidates: tuple[str | None, ...],
     mine: str,
-    extra_context: int,
+    solutions_read: float,
     key: tuple[object, ...],
 ) -> str:
     """A random-utility (multinomial logit) choice among the candidates' answers and the own one.
@@ -96,15 +96,16 @@ def choose(
                     + recency * [shown last]                                    (recency bias)
                     + ctx * (discrimination * judge_skill + recognition) * (0.25 + 0.75 know) * (+/-1)
                     + ctx * self_weight * judge_skill * q * [own answer]         (self-belief)
-    plus a Gumbel draw per answer, keyed; ctx = 1 / (1 + context_decay * extra_context) is
-    context degradation. ``know`` is the model's own knowledge of the problem: it may
-    recognise a right answer it could not produce, weakly if it is lost, and a wrong
-    answer can fool it. ``q`` is its confidence in its own answer, right or wrong.
+    plus a Gumbel draw per answer, keyed; ctx = ``World.context_factor`` of the solutions read
+    is context degradation (the longer the transcript, the less the model judges). ``know``
+    is the model's own knowledge of the problem: it may recognise a right answer it could
+    not produce, weakly if it is lost, and a wrong answer can fool it. ``q`` is its
+    confidence in its own answer, right or wrong.
     """
     b = world.cards.behaviour
     c = card.collab
     view = world.view(card, facts)
-    ctx = 1.0 / (1.0 + b.context_decay * max(0, extra_context))
+    ctx = world.context_factor(facts, solutions_read)
     recognise = ctx * (b.discrimination * c.judge_skill + c.recognition) * (0.25 + 0.75 * view.know)
     belief = ctx * b.self_weight * c.judge_skill * world.answer_prob(card, facts, temperature, mine)
     best, best_u = mine, -math.inf
@@ -128,15 +129,15 @@ def decide(
     key: tuple[object, ...],
     base: tuple[object, ...],
     context: str = "aggregator",
-    extra_context: int | None = None,
+    solutions_read: float | None = None,
 ) -> str:
     """The final answer of an aggregator, judge, debater or agent: ``choose`` over candidates and its own.
 
     ``own`` (a debater's previous answer) overrides the model's own belief (``own_answer``).
     """
     mine = own if own is not None else own_answer(world, card, facts, temperature, base, context)
-    extra = len([x for x in candidates if x is not None]) - 1 if extra_context is None else extra_context
-    return choose(world, card, facts, temperature, candidates, mine, extra, key)
+    read = len([x for x in candidates if x is not None]) if solutions_read is None else solutions_read
+    return choose(world, card, facts, temperature, candidates, mine, read, key)
 
 
 def review(
@@ -151,9 +152,11 @@ def review(
 ) -> Reply:
     """Aggregator, judge or debater: choose a final answer among the candidates and its own."""
     own = meta.extra.get("own_answer") if meta.role == "debater" else None
-    rounds = meta.extra.get("round", 1)
-    # Each earlier debate round is more transcript to read: context degradation.
-    extra = len([c for c in meta.candidates if c is not None]) - 1 + (rounds - 1 if isinstance(rounds, int) else 0)
+    rounds = meta.extra.get("round", 2)
+    # What it reads: the candidates' solutions; a debater in round r has read r - 1 rounds of
+    # every seat's solution (its own turns included): context degradation grows with the transcript.
+    shown = len([c for c in meta.candidates if c is not None])
+    read = shown * max(1, rounds - 1 if isinstance(rounds, int) else 1)
     answer = decide(
         world,
         card,
@@ -164,7 +167,7 @@ def review(
         key,
         base,
         context=meta.role,
-        extra_context=extra,
+        solutions_read=read,
     )
     mode = malformed_mode(mal_rate, *key)
     text = review_text(facts.answer_format, answer, unit("style", *key), mode)
@@ -200,7 +203,8 @@ def verify(
     else:
         mine = own_answer(world, card, facts, temperature, base, "verifier")
         view = world.view(card, facts)
-        ctx = 1.0 / (1.0 + b.context_decay * max(0, len(meta.candidates) - 1))
+        # It reads the target's solution (and any other candidates shown with it).
+        ctx = world.context_factor(facts, max(1, len(meta.candidates)))
         recognise = ctx * (b.verify_discrimination * c.judge_skill + c.recognition) * (0.25 + 0.75 * view.know)
         lean = ctx * b.self_weight * c.judge_skill * world.answer_prob(card, facts, temperature, mine) / 2.0
         bias = logit(min(max(c.accept_bias, 1e-6), 1 - 1e-6))

@@ -119,6 +119,30 @@ class World:
         self.cards = cards
         self._facts: OrderedDict[tuple[str, str, str], Facts] = OrderedDict()
         self._views: OrderedDict[tuple[str, str, float], ModelView] = OrderedDict()
+        self._solution_tokens: dict[str, float] = {}
+
+    def solution_tokens(self, benchmark: str) -> float:
+        """A typical solution's length on ``benchmark``: the median of the cards' mean completion tokens.
+
+        Simulated texts are short templates, so what a collaborator *reads* is measured in
+        the tokens real solutions would have (the cards' length statistics), not in the
+        template's characters.
+        """
+        hit = self._solution_tokens.get(benchmark)
+        if hit is None:
+            means = sorted(c.tokens_on(benchmark).mean for c in self.cards.cards.values())
+            hit = means[len(means) // 2] if means else 500.0
+            self._solution_tokens[benchmark] = hit
+        return hit
+
+    def context_factor(self, facts: Facts, solutions_read: float) -> float:
+        """Context degradation: 1 / (1 + L / context_tokens), L the tokens of the solutions read.
+
+        Reasoning over the same task degrades as the input grows, well inside the context
+        window (Levy et al. 2024, arXiv 2402.14848; Liu et al. 2024, arXiv 2307.03172).
+        """
+        read = max(0.0, solutions_read) * self.solution_tokens(facts.benchmark)
+        return 1.0 / (1.0 + read / self.cards.behaviour.context_tokens)
 
     def facts(self, problem: Problem) -> Facts:
         """Difficulty and wrong-answer pools of ``problem`` (cached by id and reference)."""

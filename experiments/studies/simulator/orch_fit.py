@@ -6,19 +6,21 @@
 The figures are ``datasets/data/calibration/orchestration_results.yaml`` (arXiv 2510.05077,
 Table 1: MATH-500 and GSM8K; best single model, its self-consistency, SLM-MUX, MoA, Debate,
 MAV on Llama-3.1-8B / Mixtral-8x7B / Gemma-2-27B). Single-model figures pin nothing here
-(the cards are calibrated to them). Four parameters are fitted, in three stages, because
+(the cards are calibrated to them). Five parameters are fitted, in three stages, because
 each figure depends mainly on one group of them:
 
 1. ``stickiness`` (how far a T = 0.3 sample follows the greedy path) on self-consistency
    and SLM-MUX, which only sample;
-2. ``discrimination`` and ``conformity_weight`` (how reviewers weigh right answers and
-   agreeing peers) on MoA and Debate, at the stage-1 value;
+2. ``discrimination``, ``conformity_weight`` and ``context_tokens`` (how reviewers weigh
+   right answers and agreeing peers, and how fast their judgement degrades with the length
+   of the solutions they read) on MoA and Debate, at the stage-1 value;
 3. ``verify_discrimination`` (how well a verifier tells a right target from a wrong one)
    on MAV.
 
 Every simulated figure is computed by the real orchestrators on in-process sim backends,
-with the real answer extraction and exact-match grading (``validate_sim.FastGrader``).
-The fit runs on the first ``FIT_PROBLEMS`` problems of each benchmark, so it compares
+with the real answer extraction and exact-match grading (``bench.FastGrader``).
+The fit runs on the first ``FIT_PROBLEMS`` problems of each benchmark (MAV's stage on all
+of them, ``STAGE_PROBLEMS``), so it compares
 *gains over the best single model* (sim on those problems vs the paper's on all): the loss
 is the sum of squared (sim gain - paper gain) / max(spread, 1) over the stage's figures.
 Every grid point's figures are kept (``GridPoint``), so a leave-one-out refit (drop a
@@ -34,43 +36,49 @@ import json
 import re
 import sys
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from actors.backends.sim.backend import SimBackend
 from actors.backends.sim.cards import CARDS_PATH, INPUTS_PATH, SimCards, load_cards
 from datasets.paths import calibration_file
+from experiments.studies.simulator.bench import TRIO, accuracy, sim_collaborators
 from experiments.studies.simulator.calibrate import load_benchmark, read_yaml, write_cards
 from protocols.config import (
     DebateConfig,
     MavConfig,
     MoAConfig,
-    ModelSpec,
     OrchestratorConfig,
     SelfConsistencyConfig,
     SingleConfig,
     SlmMuxConfig,
 )
 
-TRIO = ("Llama-3.1-8B-Instruct", "Mixtral-8x7B-Instruct", "Gemma-2-27B-Instruct")
+__all__ = ["TRIO", "fit", "simulate"]
 BENCHES = ("math500", "gsm8k")
 N_PROBLEMS = 500
 """Both benchmarks at 500 problems: MATH-500, and the first 500 GSM8K test problems (the paper's
 500-question sample is not published)."""
 FIT_PROBLEMS = 250
+STAGE_PROBLEMS: tuple[int, ...] = (FIT_PROBLEMS, FIT_PROBLEMS, N_PROBLEMS)
+"""Problems per stage. MAV (stage 3) runs on all 500: with k = 1 its outcome hangs on approval
+ties among three candidates, and its gain over the best single model differs by ~5 points
+between the first 250 MATH-500 problems (easier: single best 62.4) and all 500 (56.8); it
+is also the cheapest method to simulate."""
 """The fit uses the first 250 problems of each (for time on two cores); validation uses all 500."""
 STAGES: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("stickiness",), ("single_best_sc", "slm_mux")),
-    (("discrimination", "conformity_weight"), ("moa", "debate")),
+    (("discrimination", "conformity_weight", "context_tokens"), ("moa", "debate")),
     (("verify_discrimination",), ("mav",)),
 )
 ANCHOR = "single_best"
 """Every stage also simulates the best single model: the fit compares *gains* over it."""
 GRID: dict[str, tuple[float, ...]] = {
     "stickiness": (0.25, 0.5, 1.0, 2.0, 4.0),
-    "discrimination": (0.0, 1.5, 3.0),
-    "conformity_weight": (0.5, 1.5, 3.0, 5.0),
-    "verify_discrimination": (0.0, 1.5, 3.0, 5.0),
+    "discrimination": (0.0, 1.5),
+    "conformity_weight": (1.5, 3.0, 5.0),
+    "context_tokens": (250.0, 500.0, 1000.0, 2000.0),
+    "verify_discrimination": (0.0, 0.5, 0.75, 1.0, 1.5, 3.0),
 }
 FITTED = tuple(name for params, _ in STAGES for name in params)
 # The paper's validation accuracies (MATH training split, T = 0.5) break SLM-MUX confidence
@@ -130,23 +138,10 @@ async def simulate(
     cards: SimCards, bench: str, methods: Sequence[str], seed: int = 0, limit: int = N_PROBLEMS
 ) -> dict[str, float]:
     """Simulated accuracy (percent) of each method on the benchmark's first ``limit`` problems."""
-    from experiments.studies.simulator.validate import FastGrader
-    from orchestrators.base import Collaborators
-    from orchestrators.dispatch import run_orchestrator
-
     problems = load_benchmark(bench)[:limit]
-    models = {n: SimBackend(ModelSpec(name=n), seed, cards) for n in TRIO}
-    grader = FastGrader()
-    collab = Collaborators(models=models, grader=grader, seed=seed)
+    collab = sim_collaborators(cards, seed)
     configs = method_configs(bench)
-    out = {}
-    for method in methods:
-        outcomes = await asyncio.gather(*(run_orchestrator(configs[method], p, collab) for p in problems))
-        right = 0
-        for p, o in zip(problems, outcomes, strict=True):
-            right += o.final_text is not None and (await grader.grade(p, o.final_text)).correct
-        out[method] = 100.0 * right / len(problems)
-    return out
+    return {method: await accuracy(configs[method], problems, collab) for method in methods}
 
 
 class GridPoint(NamedTuple):
@@ -173,20 +168,44 @@ def loss(point: GridPoint, targets: Sequence[Figure]) -> float:
     return sum(((gain(point.sims, f.bench, f.method) - paper_gain(f, figs)) / max(f.spread, 1.0)) ** 2 for f in targets)
 
 
-async def evaluate_stage(
-    cards: SimCards, params: Sequence[str], methods: Sequence[str], fixed: Mapping[str, float], log: bool = True
+def _simulate_point(
+    cards: SimCards, values: dict[str, float], methods: tuple[str, ...], limit: int = FIT_PROBLEMS
+) -> dict[str, float]:
+    """One grid point's figures, keyed ``bench/method`` (a top-level function: it runs in a worker process)."""
+    sims: dict[str, float] = {}
+    for bench in BENCHES:
+        got = asyncio.run(simulate(with_behaviour(cards, values), bench, [ANCHOR, *methods], limit=limit))
+        sims |= {f"{bench}/{m}": v for m, v in got.items()}
+    return sims
+
+
+def evaluate_stage(
+    cards: SimCards,
+    params: Sequence[str],
+    methods: Sequence[str],
+    fixed: Mapping[str, float],
+    log: bool = True,
+    workers: int = 1,
+    limit: int = FIT_PROBLEMS,
 ) -> list[GridPoint]:
-    """Simulate the stage's methods at every point of its parameter grid (both benchmarks, seed 0)."""
-    points = []
-    for combo in itertools.product(*(GRID[p] for p in params)):
-        values = {**fixed, **dict(zip(params, combo, strict=True))}
-        sims: dict[str, float] = {}
-        for bench in BENCHES:
-            got = await simulate(with_behaviour(cards, values), bench, [ANCHOR, *methods], limit=FIT_PROBLEMS)
-            sims |= {f"{bench}/{m}": v for m, v in got.items()}
-        points.append(GridPoint(values, sims))
-        if log:
-            print(f"  {values} -> " + ", ".join(f"{k} {v:.1f}" for k, v in sims.items()), flush=True)
+    """Simulate the stage's methods at every point of its parameter grid (both benchmarks, seed 0).
+
+    Grid points are independent and deterministic, so ``workers`` > 1 runs them in worker
+    processes with the same result.
+    """
+    grid = [
+        {**fixed, **dict(zip(params, combo, strict=True))} for combo in itertools.product(*(GRID[p] for p in params))
+    ]
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(_simulate_point, cards, values, tuple(methods), limit) for values in grid]
+            results = [f.result() for f in futures]
+    else:
+        results = [_simulate_point(cards, values, tuple(methods), limit) for values in grid]
+    points = [GridPoint(values, sims) for values, sims in zip(grid, results, strict=True)]
+    if log:
+        for point in points:
+            print(f"  {point.params} -> " + ", ".join(f"{k} {v:.1f}" for k, v in point.sims.items()), flush=True)
     return points
 
 
@@ -202,17 +221,24 @@ class FitResult(NamedTuple):
     stages: list[tuple[list[GridPoint], list[Figure]]]
 
 
-async def fit(cards: SimCards | None = None, log: bool = True) -> FitResult:
-    """Stage-wise grid fit of ``FITTED`` to the orchestration figures."""
+def fit(cards: SimCards | None = None, log: bool = True, workers: int = 1, reuse: int = 0) -> FitResult:
+    """Stage-wise grid fit of ``FITTED`` to the orchestration figures.
+
+    ``reuse`` = n takes the first n stages' grids from the saved fit (``FIT_PATH``) instead of
+    simulating them again: valid only when nothing those stages' methods use has changed
+    since (e.g. a change to collaborator roles leaves self-consistency and SLM-MUX alone).
+    """
     cards = cards or load_cards()
     figs = figures()
     values = {name: getattr(cards.behaviour, name) for name in FITTED}
+    saved = load_fit().stages if reuse else []
     stages = []
-    for params, methods in STAGES:
+    for i, (params, methods) in enumerate(STAGES):
         targets = [f for f in figs if f.method in methods]
         if log:
-            print(f"stage {params} on {methods}", flush=True)
-        points = await evaluate_stage(cards, params, methods, values, log)
+            print(f"stage {params} on {methods}" + (" (reused from the saved fit)" if i < reuse else ""), flush=True)
+        limit = STAGE_PROBLEMS[i]
+        points = saved[i][0] if i < reuse else evaluate_stage(cards, params, methods, values, log, workers, limit)
         best = best_point(points, targets)
         values |= {p: best.params[p] for p in params}
         stages.append((points, targets))
@@ -254,6 +280,7 @@ def save_fit(result: FitResult, path: Path = FIT_PATH) -> None:
     data = {
         "source": "sim (python -m experiments.studies.simulator.orch_fit); targets: orchestration_results.yaml",
         "fit_problems": FIT_PROBLEMS,
+        "stage_problems": list(STAGE_PROBLEMS),
         "values": result.values,
         "stages": [
             {
@@ -301,23 +328,14 @@ async def validation_accuracies(
     MATH validation accuracies on the MATH training set at T = 0.5); GSM8K ships its train split.
     """
     from datasets import load_problems
-    from experiments.studies.simulator.validate import FastGrader
-    from orchestrators.base import Collaborators
-    from orchestrators.dispatch import run_orchestrator
     from protocols.config import DatasetSpec
 
     problems = load_problems(DatasetSpec(name="gsm8k", split="train", limit=split_problems))
-    models = {n: SimBackend(ModelSpec(name=n), seed, cards) for n in TRIO}
-    grader = FastGrader()
-    collab = Collaborators(models=models, grader=grader, seed=seed)
+    collab = sim_collaborators(cards, seed)
     out = {}
     for name in TRIO:
         config = SelfConsistencyConfig(model=name, k=1, temperature=temperature)
-        outcomes = await asyncio.gather(*(run_orchestrator(config, p, collab) for p in problems))
-        right = 0
-        for p, o in zip(problems, outcomes, strict=True):
-            right += o.final_text is not None and (await grader.grade(p, o.final_text)).correct
-        out[name] = round(right / len(problems), 3)
+        out[name] = round(await accuracy(config, problems, collab) / 100.0, 3)
     return out
 
 
@@ -329,6 +347,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--validation", action="store_true", help="SIMULATED GSM8K-train validation accuracies of the trio (T=0.5)"
     )
+    parser.add_argument("--workers", type=int, default=1, help="grid points simulated in parallel processes")
+    parser.add_argument(
+        "--reuse-stages",
+        type=int,
+        default=0,
+        help="take the first N stages' grids from the saved fit (only if nothing they use changed)",
+    )
     args = parser.parse_args(argv)
     cards = load_cards()
     if args.validation:
@@ -338,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for bench in BENCHES:
             print(bench, asyncio.run(simulate(cards, bench, list(method_configs(bench)))))
         return 0
-    result = asyncio.run(fit(cards))
+    result = fit(cards, workers=args.workers, reuse=args.reuse_stages)
     print("fitted:", result.values)
     write_inputs(result.values)
     save_fit(result)

@@ -28,6 +28,7 @@ from actors.backends.sim.cards import SimCards, load_cards
 from actors.backends.sim.world import World
 from datasets import grader_for
 from datasets.grading.math import canonical_key, fast_equiv
+from experiments.studies.simulator.bench import TRIO, FastGrader, accuracy, sim_collaborators
 from experiments.studies.simulator.calibrate import (
     SUBJECTS_KEY,
     load_benchmark,
@@ -46,9 +47,10 @@ from protocols.config import (
     SingleConfig,
     SlmMuxConfig,
 )
-from protocols.messages import CompletionRequest, Grade, Problem
+from protocols.messages import CompletionRequest, Problem
 
-TRIO = ("Llama-3.1-8B-Instruct", "Mixtral-8x7B-Instruct", "Gemma-2-27B-Instruct")
+# FastGrader moved to bench.py (shared with orch_fit); re-exported for existing importers.
+__all__ = ["TRIO", "FastGrader", "orchestration_report", "report"]
 BANNER = "=" * 30 + " SIMULATED MODELS (source: sim) - not measurements of real models " + "=" * 30
 
 
@@ -276,37 +278,16 @@ async def report(
     return "\n".join(lines)
 
 
-class FastGrader:
-    """The real graders' extraction and exact fast path (undecided MATH pairs count as different)."""
-
-    async def extract(self, problem: Problem, text: str) -> str | None:
-        return await grader_for(problem.answer_format).extract(problem, text)
-
-    async def equivalent(self, problem: Problem, a: str, b: str) -> bool:
-        if problem.answer_format in ("boxed", "free"):
-            return bool(fast_equiv(a, b))
-        return await grader_for(problem.answer_format).equivalent(problem, a, b)
-
-    async def grade(self, problem: Problem, text: str) -> Grade:
-        answer = await self.extract(problem, text)
-        right = answer is not None and await self.equivalent(problem, problem.reference, answer)
-        return Grade(extracted=answer, correct=right)
-
-
 async def orchestration_report(benchmark: str = "math500", seed: int = 0, limit: int | None = None) -> str:
     """SLM-MUX and its baselines on the SLM-MUX paper's trio, run in-process on sim models.
 
     These are *predictions* of the simulator: no orchestration result was used to build it.
     """
-    from orchestrators.base import Collaborators
-    from orchestrators.dispatch import run_orchestrator
-
     problems = load_benchmark(benchmark)[:limit]
-    models = {n: SimBackend(ModelSpec(name=n), seed) for n in TRIO}
     # SLM-MUX breaks confidence ties by validation accuracy; the cards' single-model targets stand in.
     cards = load_cards()
     tie_break = {n: cards.card(n).targets[benchmark].value / 100 for n in TRIO if benchmark in cards.card(n).targets}
-    collab = Collaborators(models=models, grader=FastGrader(), seed=seed)
+    collab = sim_collaborators(None, seed)
     configs: dict[str, OrchestratorConfig] = {f"single {m}": SingleConfig(model=m) for m in TRIO}
     configs |= {
         "self-consistency Gemma k=5": SelfConsistencyConfig(model=TRIO[2], k=5),
@@ -317,11 +298,6 @@ async def orchestration_report(benchmark: str = "math500", seed: int = 0, limit:
         "MAV trio / trio": MavConfig(proposers=TRIO, verifiers=TRIO),
     }
     lines = [f"[7] orchestration on {benchmark} ({len(problems)} problems), seed {seed}: SIMULATED predictions"]
-    grader = FastGrader()
     for label, config in configs.items():
-        outcomes = await asyncio.gather(*(run_orchestrator(config, p, collab) for p in problems))
-        right = 0
-        for p, o in zip(problems, outcomes, strict=True):
-            right += o.final_text is not None and (await grader.grade(p, o.final_text)).correct
-        lines.append(f"  {label:32} {pct(right / len(problems))}")
+        lines.append(f"  {label:32} {pct(await accuracy(config, problems, collab) / 100.0)}")
     return "\n".join(lines)
