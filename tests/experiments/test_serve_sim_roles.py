@@ -144,25 +144,30 @@ async def test_an_aggregator_over_http_listens_to_its_references() -> None:
     server = SimServer(sim_backends([card], 0, 0.0), ServerSettings(), ProblemLookup(problems))
     runner, port = await start(server, "127.0.0.1", 0)
     client = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
-    solo = follow = 0
+    follow = against = planted = 0
     try:
         for p in problems:
             right = f"Working it out.\nSo the answer is $\\boxed{{{p.reference}}}$."
-            wrong = "Working it out.\nSo the answer is $\\boxed{-1}$."
-            system = TOGETHER_MOA + f"\n1. {right}\n2. {wrong}\n3. {right}"
-            agg = await client.chat.completions.create(
-                model=card, messages=msgs(("system", system), ("user", p.question))
-            )  # type: ignore[arg-type]
-            alone = await client.chat.completions.create(model=card, messages=msgs(("user", p.question)))  # type: ignore[arg-type]
-            follow += p.reference in (agg.choices[0].message.content or "")
-            solo += p.reference in (alone.choices[0].message.content or "")
+            odd = "Working it out.\nSo the answer is $\\boxed{987654}$."  # nobody's own answer
+            for refs in ((right, odd, right), (odd, right, odd)):
+                system = TOGETHER_MOA + "".join(f"\n{i}. {r}" for i, r in enumerate(refs, 1))
+                agg = await client.chat.completions.create(
+                    model=card, messages=msgs(("system", system), ("user", p.question))
+                )  # type: ignore[arg-type]
+                text = agg.choices[0].message.content or ""
+                if refs[0] is right:
+                    follow += p.reference in text
+                else:
+                    against += p.reference in text
+                    planted += "987654" in text
     finally:
         await client.close()
         await runner.cleanup()
-    assert server.roles["aggregator"] == len(problems)
-    # The old bug answered solo on every problem (follow == solo). How far a small aggregator
-    # follows a right majority is the simulator's conformity rule, not this test's business.
-    assert follow > solo and follow >= 0.8 * len(problems), (follow, solo)
+    assert server.roles["aggregator"] == 2 * len(problems)
+    # The old bug answered solo on every problem: the references changed nothing. How far a
+    # small aggregator follows its references is the simulator's fitted conformity rule, not
+    # this test's business: only that it hears them, and that a right majority helps.
+    assert planted >= 1 and follow > against, (follow, against, planted)
 
 
 def test_third_party_moa_and_debate_prompts_over_http_agree_with_the_in_process_roles() -> None:
