@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from aiohttp import web
 
+from actors.backends.fake import FakeBackend
 from actors.backends.openai import OpenAIBackend, parse_retry_after, render_prompt, wire_seed
 from actors.backends.wrappers import RetryBackend
 from experiments.serve.app import ServerSettings, SimServer, start
@@ -20,21 +21,14 @@ from protocols.messages import ChatMessage, Completion, CompletionRequest, Failu
 KEY = "sk-test-SECRET-0123456789"
 
 
-class EchoBackend:
-    """A deterministic stand-in model: echoes the end of the prompt and records what it was asked."""
+def echo_backend() -> FakeBackend:
+    """The stand-in model: the test double echoing the end of the prompt (``.requests`` keeps what it was asked)."""
 
-    def __init__(self) -> None:
-        self.seen: list[CompletionRequest] = []
-
-    async def complete(self, request: CompletionRequest) -> Completion | Failure:
-        self.seen.append(request)
+    def reply(request: CompletionRequest) -> str:
         text = request.prompt if request.prompt is not None else request.messages[-1].content
-        return Completion(
-            model=request.model,
-            text=f"echo[{request.sample_index}]: {text[-20:]} #### 7",
-            usage=Usage(prompt_tokens=11, completion_tokens=5),
-            source="sim",
-        )
+        return f"echo[{request.sample_index}]: {text[-20:]} #### 7"
+
+    return FakeBackend(reply, usage=Usage(prompt_tokens=11, completion_tokens=5))
 
 
 LOOKUP = ProblemLookup(
@@ -43,7 +37,7 @@ LOOKUP = ProblemLookup(
         for i, q in enumerate(("What is 3+4?", "3+4?"))
     ]
 )
-Serve = Callable[..., Awaitable[tuple[str, SimServer, EchoBackend]]]
+Serve = Callable[..., Awaitable[tuple[str, SimServer, FakeBackend]]]
 
 
 @pytest.fixture
@@ -51,8 +45,8 @@ async def serve() -> AsyncIterator[Serve]:
     """Start a SimServer on a free port; returns (base_url, server, echo backend)."""
     runners: list[web.AppRunner] = []
 
-    async def _start(**settings: object) -> tuple[str, SimServer, EchoBackend]:
-        echo = EchoBackend()
+    async def _start(**settings: object) -> tuple[str, SimServer, FakeBackend]:
+        echo = echo_backend()
         server = SimServer({"echo-1b": echo}, ServerSettings(**settings), LOOKUP)  # type: ignore[arg-type]
         runner, port = await start(server, "127.0.0.1", 0)
         runners.append(runner)
@@ -91,7 +85,7 @@ async def test_endpoints_return_sim_served_completions_with_usage_and_cost(
     assert reply.usage == Usage(prompt_tokens=11, completion_tokens=tokens)
     assert reply.cost_usd == pytest.approx((11 * 1.0 + tokens * 2.0) / 1e6)
     assert reply.latency_s > 0
-    assert echo.seen[-1].max_tokens == request_.max_tokens
+    assert echo.requests[-1].max_tokens == request_.max_tokens
 
 
 @pytest.mark.parametrize(

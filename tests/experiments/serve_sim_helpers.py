@@ -6,25 +6,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from actors.backends.fake import FakeBackend
 from experiments.serve.app import ServerSettings, SimServer, start
 from experiments.serve.lookup import ProblemLookup
-from protocols.messages import Completion, CompletionRequest, Failure, Problem, Usage
+from protocols.messages import Problem, Usage
 
 
-class Recorder:
-    """A deterministic stand-in model that keeps every request it got and answers its sample index."""
-
-    def __init__(self) -> None:
-        self.seen: list[CompletionRequest] = []
-
-    async def complete(self, request: CompletionRequest) -> Completion | Failure:
-        self.seen.append(request)
-        return Completion(
-            model=request.model,
-            text=f"Reasoning.\nThe answer is \\boxed{{{request.sample_index % 1000}}}",
-            usage=Usage(prompt_tokens=9, completion_tokens=4),
-            source="sim",
-        )
+def recorder() -> FakeBackend:
+    """The stand-in model: the test double, answering its sample index (``.requests`` keeps every request)."""
+    return FakeBackend(
+        lambda request: f"Reasoning.\nThe answer is \\boxed{{{request.sample_index % 1000}}}",
+        usage=Usage(prompt_tokens=9, completion_tokens=4),
+    )
 
 
 PROBLEMS = [
@@ -40,7 +33,7 @@ PROBLEMS = [
 DUCKS = PROBLEMS[0].question
 ONE = PROBLEMS[1].question
 
-Served = tuple[str, Recorder, SimServer]
+Served = tuple[str, FakeBackend, SimServer]
 MakeServer = Callable[..., Awaitable[Served]]
 
 
@@ -50,15 +43,15 @@ async def make_server() -> AsyncIterator[MakeServer]:
     runners = []
 
     async def _make(**settings: object) -> Served:
-        recorder = Recorder()
+        first = recorder()
         server = SimServer(
-            {"sim-a": recorder, "sim-b": Recorder()},
+            {"sim-a": first, "sim-b": recorder()},
             ServerSettings(**settings),  # type: ignore[arg-type]
             ProblemLookup(PROBLEMS),
         )
         runner, port = await start(server, "127.0.0.1", 0)
         runners.append(runner)
-        return f"http://127.0.0.1:{port}/v1", recorder, server
+        return f"http://127.0.0.1:{port}/v1", first, server
 
     yield _make
     for runner in runners:

@@ -14,7 +14,7 @@ from experiments.serve.app import ServerSettings, SimServer, start
 from experiments.serve.faults import ServerFaults, parse_faults
 from experiments.serve.lookup import ProblemLookup
 from protocols.messages import Problem
-from tests.experiments.serve_sim_helpers import DUCKS, ONE, PROBLEMS, MakeServer, Recorder, Served
+from tests.experiments.serve_sim_helpers import DUCKS, ONE, PROBLEMS, MakeServer, Served, recorder
 
 
 async def test_official_client_lists_models_and_gets_chat_and_completions(served: Served) -> None:
@@ -37,7 +37,7 @@ async def test_official_client_lists_models_and_gets_chat_and_completions(served
     done = await client.completions.create(model="sim-a", prompt=f"Q: {DUCKS}\nA:", max_tokens=8, stop=["\n"])
     assert done.choices[0].text == "Reasoning." and done.choices[0].finish_reason == "stop"  # cut at the stop
     assert done.usage is not None and done.usage.completion_tokens == 3
-    one, _, last = recorder.seen
+    one, _, last = recorder.requests
     assert (one.temperature, one.max_tokens, one.messages[0].role, one.meta.problem_id) == (0.3, 50, "system", "m-1")
     assert last.prompt == f"Q: {DUCKS}\nA:" and last.meta.problem_id == "gsm8k-7"
     await client.close()
@@ -112,7 +112,7 @@ async def test_malformed_requests_get_a_4xx_json_error(
     assert code == status
     assert needle in payload["error"]["message"]  # type: ignore[index]
     assert len(json.dumps(payload)) < 600  # never echoes unbounded input
-    assert recorder.seen == []
+    assert recorder.requests == []
 
 
 async def test_content_encoding_is_checked_not_trusted(served: Served) -> None:
@@ -122,7 +122,7 @@ async def test_content_encoding_is_checked_not_trusted(served: Served) -> None:
     code, payload = await _post(
         f"{url}/chat/completions", gzip.compress(chat_body().encode()), {"Content-Encoding": "gzip"}
     )
-    assert code == 200 and len(recorder.seen) == 1  # real gzip is fine
+    assert code == 200 and len(recorder.requests) == 1  # real gzip is fine
 
 
 async def test_a_huge_model_name_is_not_echoed(served: Served) -> None:
@@ -158,7 +158,9 @@ async def test_unrecognised_prompts_get_an_honest_reply_never_an_answer(make_ser
         text = chat.choices[0].message.content or ""
         assert "no simulated answer" in text and "\\boxed" not in text and "####" not in text
     await client.chat.completions.create(model="sim-a", messages=[{"role": "user", "content": ONE}])
-    assert recorder.seen[-1].meta.problem_id == "m-1" and len(recorder.seen) == 1  # misses never reach the model
+    assert (
+        recorder.requests[-1].meta.problem_id == "m-1" and len(recorder.requests) == 1
+    )  # misses never reach the model
     async with aiohttp.ClientSession() as session, session.get(f"{url}/slmsim/stats") as response:
         stats = await response.json()
     assert (stats["recognised"], stats["missed"], stats["problems_indexed"]) == (1, 2, 2)
@@ -178,20 +180,20 @@ async def test_aliases_default_card_and_model_retrieval(make_server: MakeServer)
     with pytest.raises(openai.NotFoundError):
         await client.models.retrieve("meta-llama/Llama-3.3-70B-Instruct-Turbo")
     await client.chat.completions.create(model="gpt-3.5-turbo-0301", messages=[{"role": "user", "content": ONE}])
-    assert recorder.seen[-1].model == "sim-a"
+    assert recorder.requests[-1].model == "sim-a"
     url, recorder, _ = await make_server(default_card="sim-a")
     client2 = openai.AsyncOpenAI(base_url=url, api_key="unused", max_retries=0)
     reply = await client2.chat.completions.create(
         model="meta-llama/Llama-3.3-70B-Instruct-Turbo", messages=[{"role": "user", "content": ONE}]
     )
-    assert recorder.seen[-1].model == "sim-a" and reply.model == "meta-llama/Llama-3.3-70B-Instruct-Turbo"
+    assert recorder.requests[-1].model == "sim-a" and reply.model == "meta-llama/Llama-3.3-70B-Instruct-Turbo"
     await client.close()
     await client2.close()
 
 
 def test_an_alias_to_a_card_not_served_is_refused() -> None:
     with pytest.raises(ValueError, match="not a served card"):
-        SimServer({"sim-a": Recorder()}, ServerSettings(aliases={"gpt-4": "nope"}))
+        SimServer({"sim-a": recorder()}, ServerSettings(aliases={"gpt-4": "nope"}))
 
 
 @pytest.mark.parametrize(
@@ -220,7 +222,7 @@ def test_parse_faults_rejects_bad_input(text: str, needle: str) -> None:
 
 def test_injected_faults_follow_their_rates() -> None:
     faults = ServerFaults(rate_limit=0.1, server_error=0.05, malformed=0.05, drop=0.05)
-    server = SimServer({"m": Recorder()}, ServerSettings(faults=faults, fault_seed=3))
+    server = SimServer({"m": recorder()}, ServerSettings(faults=faults, fault_seed=3))
     drawn = [server.faults.draw() for _ in range(4000)]
     assert 0.08 < drawn.count("rate_limit") / 4000 < 0.12
     for kind in ("server_error", "malformed", "drop"):
