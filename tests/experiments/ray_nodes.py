@@ -17,11 +17,27 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from tests.processes import kill_all, marked_processes
 
 RAY = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_probe(scenario: str, out_dir: Path, env: dict[str, str]) -> dict[str, Any]:
+    """Run ``tests/experiments/cluster_probe.py SCENARIO OUT`` in its own process; its last PROBE report."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.experiments.cluster_probe", scenario, str(out_dir)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("PROBE ")]
+    assert proc.returncode == 0 and lines, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return json.loads(lines[-1][len("PROBE ") :])  # type: ignore[no-any-return]
 
 
 def free_port() -> int:

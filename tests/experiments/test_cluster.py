@@ -10,11 +10,8 @@ ask for ``worker`` (``run.runner_resources``), both models have ``replicas: per_
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.experiments.ray_nodes import run_probe
 from tests.processes import kill_all, marked_processes
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -37,17 +35,7 @@ def probe(tmp_path: Path) -> Iterator[Any]:
     def run(scenario: str) -> dict[str, Any]:
         env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
         env.update({"RAY_TMPDIR": str(temp), mark[0]: mark[1]})
-        proc = subprocess.run(
-            [sys.executable, "-m", "tests.experiments.cluster_probe", scenario, str(tmp_path / scenario)],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=240,
-        )
-        lines = [x for x in proc.stdout.splitlines() if x.startswith("PROBE ")]
-        assert proc.returncode == 0 and lines, proc.stdout[-2000:] + proc.stderr[-3000:]
-        return json.loads(lines[-1][len("PROBE ") :])  # type: ignore[no-any-return]
+        return run_probe(scenario, tmp_path / scenario, env)
 
     try:
         yield run

@@ -9,14 +9,11 @@ own process; the nodes are stopped whatever happens.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.experiments.ray_nodes import ray_nodes
+from tests.experiments.ray_nodes import ray_nodes, run_probe
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -26,17 +23,7 @@ N = 60  # cluster_probe.N_PROBLEMS
 def test_separate_ray_start_nodes_run_the_experiment_with_exactly_n_results(tmp_path: Path) -> None:
     with ray_nodes(1, {"head": 1}, [(1, {"worker": 1, "w1": 1})]) as nodes:
         env = {**nodes.env, "SLMSIM_PROBE_ADDRESS": nodes.address}
-        proc = subprocess.run(
-            [sys.executable, "-m", "tests.experiments.cluster_probe", "external", str(tmp_path / "run")],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=240,
-        )
-    lines = [x for x in proc.stdout.splitlines() if x.startswith("PROBE ")]
-    assert proc.returncode == 0 and lines, proc.stdout[-2000:] + proc.stderr[-3000:]
-    report = json.loads(lines[-1][len("PROBE ") :])
+        report = run_probe("external", tmp_path / "run", env)
     assert (report["n"], report["errors"], report["open"]) == (N, 0, 0), report
     assert len(report["ids"]) == N and len(set(report["ids"])) == N, "every problem answered exactly once"
     nodes_by_name = report["nodes"]
