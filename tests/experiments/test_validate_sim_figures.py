@@ -89,3 +89,21 @@ def test_a_figure_passes_within_its_spread_or_two_points(
     target: float, spread: float, sims: tuple[float, ...], ok: bool
 ) -> None:
     assert Row("orchestration", "m", "math500", target, spread, sims).ok is ok
+
+
+def test_a_grid_point_is_the_mean_of_its_seeds(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The acceptance is judged on the 3-seed mean, so the fit must see the mean, not seed 0.
+    from experiments.studies.simulator import orch_fit
+
+    calls: list[tuple[float, int]] = []
+
+    def fake_point(cards: object, values: dict[str, float], methods: tuple[str, ...], limit: int, seed: int):
+        calls.append((values["verify_discrimination"], seed))
+        return {"math500/mav": 40.0 + 10 * seed + values["verify_discrimination"]}
+
+    monkeypatch.setattr(orch_fit, "_simulate_point", fake_point)
+    points = orch_fit.evaluate_stage(None, ("verify_discrimination",), ("mav",), {}, log=False, seeds=(0, 1, 2))  # type: ignore[arg-type]
+    assert sorted(calls) == sorted((v, s) for v in orch_fit.GRID["verify_discrimination"] for s in (0, 1, 2))
+    assert [p.sims["math500/mav"] for p in points] == pytest.approx(
+        [50.0 + v for v in orch_fit.GRID["verify_discrimination"]]
+    )

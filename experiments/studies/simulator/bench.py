@@ -16,7 +16,7 @@ from datasets import grader_for
 from datasets.grading.math import fast_equiv
 from orchestrators.base import Collaborators
 from orchestrators.dispatch import run_orchestrator
-from protocols.config import ModelSpec, OrchestratorConfig
+from protocols.config import ModelSpec, OrchestratorConfig, SelfConsistencyConfig
 from protocols.messages import Grade, Problem
 
 TRIO = ("Llama-3.1-8B-Instruct", "Mixtral-8x7B-Instruct", "Gemma-2-27B-Instruct")
@@ -53,3 +53,23 @@ async def accuracy(config: OrchestratorConfig, problems: Sequence[Problem], coll
     for p, o in zip(problems, outcomes, strict=True):
         right += o.final_text is not None and (await collab.grader.grade(p, o.final_text)).correct
     return 100.0 * right / len(problems)
+
+
+async def validation_accuracies(
+    cards: SimCards, split_problems: int = 300, temperature: float = 0.5, seed: int = 0
+) -> dict[str, float]:
+    """SIMULATED single-sample accuracy of the trio on the first GSM8K *train* problems at T = 0.5.
+
+    The SLM-MUX tie-break must come from a split disjoint from test (the paper measured its
+    MATH validation accuracies on the MATH training set at T = 0.5); GSM8K ships its train split.
+    """
+    from datasets import load_problems
+    from protocols.config import DatasetSpec
+
+    problems = load_problems(DatasetSpec(name="gsm8k", split="train", limit=split_problems))
+    collab = sim_collaborators(cards, seed)
+    out = {}
+    for name in TRIO:
+        config = SelfConsistencyConfig(model=name, k=1, temperature=temperature)
+        out[name] = round(await accuracy(config, problems, collab) / 100.0, 3)
+    return out
