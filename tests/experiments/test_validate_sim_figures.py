@@ -107,3 +107,19 @@ def test_a_grid_point_is_the_mean_of_its_seeds(monkeypatch: pytest.MonkeyPatch) 
     assert [p.sims["math500/mav"] for p in points] == pytest.approx(
         [50.0 + v for v in orch_fit.GRID["verify_discrimination"]]
     )
+
+
+def test_a_stage_on_all_problems_is_fitted_on_levels_a_subset_stage_on_gains() -> None:
+    # GSM8K MAV: paper 86.4 over a best single of 84.2 (gain +2.2). A simulated best single
+    # of 85.2 on the problems validate-sim judges: the gain objective wants 87.4, the level one 86.4.
+    from experiments.studies.simulator.orch_fit import LEVEL, STAGE_PROBLEMS, loss
+
+    assert LEVEL[-1] and not LEVEL[0]
+    assert tuple(n == 500 for n in STAGE_PROBLEMS) == LEVEL
+    mav = [f for f in figures() if f.bench == "gsm8k" and f.method == "mav"]
+    at_level = GridPoint({"verify_discrimination": 0.5}, {"gsm8k/single_best": 85.2, "gsm8k/mav": 86.4})
+    at_gain = GridPoint({"verify_discrimination": 1.0}, {"gsm8k/single_best": 85.2, "gsm8k/mav": 87.4})
+    assert loss(at_level, mav, level=True) == pytest.approx(0.0)
+    assert loss(at_gain, mav, level=False) == pytest.approx(0.0)
+    assert best_point([at_level, at_gain], mav, level=True) is at_level
+    assert best_point([at_level, at_gain], mav) is at_gain
