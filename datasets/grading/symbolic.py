@@ -161,6 +161,14 @@ GROW_AFTER_S = 0.25
 """How long a check waits for a busy worker before the checker starts another (up to ``workers``)."""
 
 
+def _spare_cpu() -> bool:
+    """True if the machine's 1-minute load average is below its core count."""
+    try:
+        return os.getloadavg()[0] < (os.cpu_count() or 1)
+    except OSError:
+        return True
+
+
 class SymbolicChecker:
     """Worker processes for symbolic checks, with a result cache and a hard timeout per check.
 
@@ -194,9 +202,11 @@ class SymbolicChecker:
         """An idle worker, or None: start one in a free slot.
 
         The first worker starts on first use; another only once a check has waited
-        ``GROW_AFTER_S`` for a busy one. A worker costs ~1.7 s of CPU to start (sympy and
-        math-verify imports), and every runner process has its own checker: starting all
-        slots at once cost a simulated run more CPU than its checks (docs/cluster.md).
+        ``GROW_AFTER_S`` for a busy one and the machine has a core to spare (load average
+        below the core count). A worker costs ~1.7 s of CPU to start (sympy and
+        math-verify imports) and every runner process has its own checker: starting all
+        slots at once cost a simulated run more CPU than its checks (docs/cluster.md), and
+        on a saturated machine another worker only competes for the same cores.
         """
         while True:
             with self._lock:
@@ -207,7 +217,7 @@ class SymbolicChecker:
                 return self._idle.get(timeout=GROW_AFTER_S)
             except queue.Empty:
                 with self._lock:  # not while one is starting: a check waiting on that start is no backlog
-                    if self._unstarted > 0 and self._starting == 0:
+                    if self._unstarted > 0 and self._starting == 0 and _spare_cpu():
                         self._unstarted -= 1
                         return None
 

@@ -71,12 +71,12 @@ def batch_size(queued: int, feeders: int) -> int:
 
     A Ray call costs each side about a millisecond of CPU, as much as a simulated
     completion, so a long queue goes out in batches: each feeder takes a share of what is
-    queued (a quarter of an even split, at most ``MAX_BATCH``), which falls to one problem
-    a call as the queue drains, so the last problems still spread over every runner.
+    queued (half an even split, at most ``MAX_BATCH``), which falls to one problem a call
+    as the queue drains, so the last problems still spread over every runner.
     A runner runs at most ``problems_in_flight`` problems at once whatever it was sent;
     the rest of a batch waits in it (problem clocks and deadlines start at the gate).
     """
-    return max(1, min(MAX_BATCH, queued // (4 * max(1, feeders))))
+    return max(1, min(MAX_BATCH, queued // (2 * max(1, feeders))))
 
 
 def _first_aborted(group: BaseExceptionGroup[RunAborted]) -> RunAborted:

@@ -89,6 +89,6 @@ def test_batches_shrink_to_one_as_the_queue_drains() -> None:
     from experiments.runtime.feed import MAX_BATCH, batch_size
 
     assert batch_size(100_000, 64) == MAX_BATCH
-    assert batch_size(64 * 4 * 3, 64) == 3
-    assert batch_size(200, 64) == 1
+    assert batch_size(64 * 2 * 3, 64) == 3
+    assert batch_size(100, 64) == 1
     assert batch_size(0, 64) == 1
