@@ -93,9 +93,10 @@ def role(command: str) -> str:
 class CpuMeter:
     """``with CpuMeter() as meter: ...`` then ``meter.seconds``: CPU used by the tree meanwhile."""
 
-    def __init__(self, period_s: float = 0.5) -> None:
+    def __init__(self, period_s: float = 0.5, exclude: int | None = None) -> None:
         self.period_s = period_s
         self._tree = ProcessTree(os.getpid())
+        self._exclude = exclude  # a subtree left out (e.g. the server both sides of a benchmark call)
         self._start: dict[int, float] = {}
         self._last: dict[int, float] = {}
         self._role: dict[int, str] = {}
@@ -104,7 +105,8 @@ class CpuMeter:
 
     def _sample(self, baseline: bool = False) -> None:
         me = os.getpid()
-        for pid in [me, *self._tree.pids()]:
+        skip = set(ProcessTree(self._exclude).pids()) | {self._exclude} if self._exclude else set()
+        for pid in [me, *(p for p in self._tree.pids() if p not in skip)]:
             used = cpu_s(pid)
             self._start.setdefault(pid, used if baseline else 0.0)
             self._last[pid] = max(used, self._last.get(pid, 0.0))
