@@ -22,7 +22,7 @@ import structlog
 from experiments.runtime.config_io import ConfigError, config_identity, dump_config
 from experiments.runtime.errors import RunAborted
 from experiments.runtime.feed import Supervisor, drive
-from experiments.runtime.job import OrchestratorJob
+from experiments.runtime.job import OrchestratorJob, immediate_replies
 from experiments.runtime.lock import hold
 from experiments.runtime.placement import ReplicaSet, alive_nodes, check_runner_resources, replica_nodes
 from experiments.runtime.preflight import check_existing_run, check_run, load_dataset
@@ -80,7 +80,7 @@ class ModelPool:
         replicas = [
             (node, spawn_model(spec, self.seed, self.store, self.store_dir, self.restarts, node)) for node in nodes
         ]
-        return replicas[0][1] if len(replicas) == 1 else ReplicaSet(spec.name, replicas)
+        return replicas[0][1] if len(replicas) == 1 else ReplicaSet(spec.name, replicas, immediate_replies(spec))
 
     def actors(self) -> list[tuple[str, Any]]:
         """Every model actor with a name for messages, one per replica."""

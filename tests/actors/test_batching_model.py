@@ -60,3 +60,9 @@ async def test_when_replies_take_time_each_problem_gets_its_own_call() -> None:
     handle.calls.clear()
     assert await _turn(model) == ["a/0", "a/1", "a/2", "b/0", "b/1", "b/2"]
     assert sorted(handle.calls) == [["a", "a", "a"], ["b", "b", "b"]]
+
+
+async def test_a_caller_that_knows_replies_are_immediate_shares_calls_from_the_start() -> None:
+    handle = FakeHandle(delay_s=0.0)
+    assert await _turn(BatchingRemoteModel(handle, "m", immediate=True)) == ["a/0", "a/1", "a/2", "b/0", "b/1", "b/2"]
+    assert handle.calls == [["a", "a", "a", "b", "b", "b"]]
