@@ -93,10 +93,12 @@ async def drive(
     log: Any,
     supervisor: Supervisor,
 ) -> None:
-    """Keep ``run.problems_in_flight`` problems in flight on each runner; record results as they land.
+    """Keep ``run.problems_in_flight`` problems running on each runner; record results as they land.
 
-    A result carrying a transient failure is attempted again (``run.problem_retries``
-    times, with backoff) before it is recorded as open.
+    Each of a runner's ``problems_in_flight`` feeders has one call in flight, of one
+    problem or, while the queue is long, a batch (``batch_size``) that waits at the
+    runner's gate. A result carrying a transient failure is attempted again, alone
+    (``run.problem_retries`` times, with backoff), before it is recorded as open.
     """
     queue: asyncio.Queue[tuple[int, Problem]] = asyncio.Queue()
     for item in todo:
