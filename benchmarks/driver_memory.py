@@ -1,18 +1,23 @@
 """Driver and actor memory of a simulated run at growing N, as a ratio against the smallest N.
 
-    python -m benchmarks.driver_memory                         # 1k, 10k, 100k problems, orchestrator single
+    python -m benchmarks.driver_memory                         # 10k and 100k problems (a few minutes)
     python -m benchmarks.driver_memory --problems 1000,10000 --orchestrator config
 
-Each N runs in a fresh child process (``ru_maxrss`` is a process's peak): the child makes
-N problems, then runs them through the whole stack (``run_experiment``: runner
-and model actors, results streamed to ``results.jsonl``, ``time_scale`` 0). It reports
+Each N runs in a fresh child process (``ru_maxrss`` is a process's peak): the child loads
+N problems, then runs them through the whole stack (``run_experiment``: runner and model
+actors, results streamed to ``results.jsonl``). What is measured is the stack's memory,
+so the run is made as cheap per problem as the stack allows, and nothing else:
 
-The N problems are the config's first 200 (synthetic) problems repeated under distinct
-ids (``.../r3`` is repeat 3), graded as ``gsm8k`` (last number) instead of symbolically:
-generating and sympy-verifying 100k distinct synthetic problems, or grading 100k answers
-symbolically, costs far more CPU than the stack and is not what is measured here (the
-accuracy printed is therefore meaningless). The driver and the results file see N
-distinct problems with full simulated traces.
+* GSM8K train problems (``slm_mux_gsm8k_sim.yaml``), graded by their last number: no
+  sympy anywhere. Its first ``--base`` problems are repeated under distinct ids up to N
+  (``.../r3`` is repeat 3): the driver, the simulator and the results file see N distinct
+  problems with full simulated traces (the simulator's per-problem facts are built anew
+  for every id).
+* ``--orchestrator single`` (one sample a problem; ``config`` runs the config's SLM-MUX),
+  the simulator at ``time_scale`` 0 (no latency slept), two replicas of each model (both
+  cores serve completions), ``--in-flight`` problems per runner.
+
+It reports
 
 * **driver peak RSS** (the child's ``ru_maxrss``), and its RSS once the dataset is loaded:
   the problems themselves are the one per-problem cost the driver keeps (the dataset);
@@ -38,12 +43,15 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
+from benchmarks.cpu_meter import CpuMeter, ProcessTree, describe
 from experiments.runtime.config_io import load_config
 from protocols.config import ExperimentConfig
 
-DEMO = "experiments/configs/demo_synthetic.yaml"
-BASE = 200  # distinct problems generated; repeated under new ids up to N
+CONFIG = "experiments/configs/slm_mux_gsm8k_sim.yaml"
+BASE = 2000  # distinct problems loaded; repeated under new ids up to N
+REPLICAS = 2  # per model: both cores serve completions
 
 
 def rss_mb() -> float:
@@ -62,30 +70,6 @@ def _status_kb(pid: int, field: str) -> float:
     return 0.0
 
 
-def descendants(root: int) -> list[tuple[int, str]]:
-    """(pid, command line) of every process below ``root``, from ``/proc``."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, frontier = [], [root]
-    while frontier:
-        parent = frontier.pop()
-        for pid, ppid in parents.items():
-            if ppid == parent:
-                frontier.append(pid)
-                try:
-                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                except OSError:
-                    cmd = ""
-                found.append((pid, cmd))
-    return found
-
-
 class ActorPeaks:
     """Samples the peak RSS (``VmHWM``) of this process's Ray actor workers in a thread."""
 
@@ -93,10 +77,11 @@ class ActorPeaks:
         self.peak_kb: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._tree = ProcessTree(os.getpid())
 
     def _loop(self) -> None:
         while not self._stop.wait(0.5):
-            for pid, cmd in descendants(os.getpid()):
+            for pid, cmd in self._tree.descendants():
                 for actor in ("Runner", "ModelActor"):
                     if f"ray::{actor}" in cmd:
                         self.peak_kb[actor] = max(self.peak_kb.get(actor, 0.0), _status_kb(pid, "VmHWM"))
@@ -110,16 +95,17 @@ class ActorPeaks:
         self._thread.join()
 
 
-def _config(path: str, problems: int, out: Path, orchestrator: str) -> ExperimentConfig:
+def _config(path: str, problems: int, out: Path, orchestrator: str, in_flight: int) -> ExperimentConfig:
     extra = [f"dataset.limit={problems}", f"run.out_dir={out}", "run.progress=false"]
+    extra.append(f"run.problems_in_flight={in_flight}")
     if orchestrator == "single":
         extra.append("orchestrator={kind: single, model: " + load_config(path).models[0].name + "}")
     base = load_config(path, extra)
-    models = tuple(m.model_copy(update={"time_scale": 0.0}) for m in base.models)
+    models = tuple(m.model_copy(update={"time_scale": 0.0, "replicas": REPLICAS}) for m in base.models)
     return base.model_copy(update={"models": models})
 
 
-def child(path: str, n: int, orchestrator: str) -> dict[str, float]:
+def child(path: str, n: int, orchestrator: str, in_flight: int = 64, base_n: int = BASE) -> dict[str, Any]:
     """One stack run of ``n`` problems in this process; returns its memory figures."""
     import ray
 
@@ -128,9 +114,9 @@ def child(path: str, n: int, orchestrator: str) -> dict[str, float]:
     from experiments.runtime.spawn import ensure_ray
 
     with tempfile.TemporaryDirectory() as tmp:
-        config = _config(path, n, Path(tmp) / "run", orchestrator)
+        config = _config(path, n, Path(tmp) / "run", orchestrator, in_flight)
         started = time.perf_counter()
-        base = load_dataset(config.dataset.model_copy(update={"limit": min(n, BASE)}))
+        base = load_dataset(config.dataset.model_copy(update={"limit": min(n, base_n)}))
         problems = [
             p.model_copy(update={"id": f"{p.id}/r{i // len(base)}", "answer_format": "gsm8k"})
             for i, p in enumerate(base * -(-n // len(base)))
@@ -141,7 +127,7 @@ def child(path: str, n: int, orchestrator: str) -> dict[str, float]:
         try:
             import asyncio
 
-            with ActorPeaks() as peaks:
+            with ActorPeaks() as peaks, CpuMeter() as cpu:
                 started = time.perf_counter()
                 summary = asyncio.run(run_experiment_async(config, problems=problems))
                 wall = time.perf_counter() - started
@@ -155,6 +141,9 @@ def child(path: str, n: int, orchestrator: str) -> dict[str, float]:
         "calls": summary.calls,
         "load_s": load_s,
         "run_s": wall,
+        "cpu_ms": 1000 * cpu.seconds / max(1, summary.n),
+        "load": os.getloadavg()[0],
+        "cpu_by": describe(cpu.by_role(), summary.n),
         "file_mb": file_mb,
         "loaded_mb": loaded_mb,
         "peak_mb": peak_mb,
@@ -166,18 +155,22 @@ def child(path: str, n: int, orchestrator: str) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.driver_memory", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", default=DEMO)
-    parser.add_argument("--problems", default="1000,10000,100000", help="comma-separated N")
+    parser.add_argument("--config", default=CONFIG)
+    parser.add_argument("--problems", default="10000,100000", help="comma-separated N")
     parser.add_argument("--orchestrator", choices=["config", "single"], default="single")
+    parser.add_argument("--in-flight", type=int, default=64, help="problems in flight per runner")
+    parser.add_argument("--base", type=int, default=BASE, help="distinct problems, repeated up to N")
     parser.add_argument("--_child", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args._child:
-        print("RESULT " + json.dumps(child(args.config, args._child, args.orchestrator)), flush=True)
+        row = child(args.config, args._child, args.orchestrator, args.in_flight, args.base)
+        print("RESULT " + json.dumps(row), flush=True)
         return 0
     rows = []
     for n in (int(x) for x in args.problems.split(",")):
         cmd = [sys.executable, "-m", "benchmarks.driver_memory", "--config", args.config]
-        cmd += ["--orchestrator", args.orchestrator, f"--_child={n}"]
+        cmd += ["--orchestrator", args.orchestrator, f"--in-flight={args.in_flight}", f"--base={args.base}"]
+        cmd += [f"--_child={n}"]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         found = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
         if proc.returncode != 0 or not found:
@@ -187,12 +180,14 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         print(
             f"n={n:>7} results={row['results']} calls={row['calls']} load {row['load_s']:.1f}s run {row['run_s']:.1f}s"
-            f" ({row['results'] / row['run_s']:.0f} problems/s), results.jsonl {row['file_mb']:.0f} MB"
+            f" ({row['results'] / row['run_s']:.0f} problems/s, {row['cpu_ms']:.1f} ms CPU a problem, load"
+            f" {row['load']:.1f}), results.jsonl {row['file_mb']:.0f} MB"
             f" | driver: after load {row['loaded_mb']:.0f} MB,"
             f" peak {row['peak_mb']:.0f} MB, run growth {row['growth_mb']:.0f} MB | actor peak: runner"
             f" {row['runner_mb']:.0f} MB, model {row['model_mb']:.0f} MB",
             flush=True,
         )
+        print(f"         CPU by process: {row['cpu_by']}", flush=True)
     base = rows[0]
     for key, label in [("peak_mb", "driver peak"), ("growth_mb", "driver run growth"), ("runner_mb", "runner actor"),
                        ("model_mb", "model actor")]:  # fmt: skip

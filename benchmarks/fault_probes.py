@@ -182,7 +182,7 @@ def kill(problems: int) -> None:
     run_experiment(_mux(work / "base", problems))
     base = time.perf_counter() - started
     row(f"sim slm_mux {problems}, no kill (baseline)", 1, tally(work / "base", problems), [0], base)
-    for victim in ("ModelActor", "MuxJudge", "Runner"):
+    for victim in ("ModelActor", "Runner"):  # the MUX judge runs inside each runner
         out = work / victim
         done: dict[str, Any] = {}
         thread = threading.Thread(target=_kill_when, args=(out, problems // 2, victim, done), daemon=True)

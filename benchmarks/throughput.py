@@ -13,7 +13,10 @@ each concurrency C measures, in the same run and against the same server:
   over HTTP: runner actor -> model actor -> openai backend -> HTTP.
 
 Each measurement sends ``rounds * C`` requests after a warm-up; bare and full alternate
-``repeats`` times and the medians are compared. The last line printed is the ratio
+``repeats`` times and the medians are compared. Each side's client CPU per request
+(every process of this run but serve-sim's: this process, and for full Ray's runner,
+model actor and daemons) is printed beside it, with the load average: on a shared
+machine the req/s ratio measures the other tenants too, the CPU figures much less. The last line printed is the ratio
 full/bare at each concurrency. Both sides see the same server, so the ratio is
 the cost of the stack, not of the simulator (whose answers are ``source: sim-served``).
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import socket
 import subprocess
@@ -33,6 +37,7 @@ from typing import Any, NamedTuple
 import aiohttp
 
 from actors.runner import RemoteRunner
+from benchmarks.cpu_meter import CpuMeter
 from protocols.config import ModelSpec, StoreSpec
 from protocols.messages import ChatMessage, CompletionRequest, Failure, Problem, ProblemResult
 
@@ -42,11 +47,17 @@ MEASURE_TIMEOUT_S = 300.0
 
 
 class Measure(NamedTuple):
-    """Requests completed, failed, and the wall time they took."""
+    """Requests completed, failed, the wall time they took, and the client side's CPU seconds."""
 
     ok: int
     failed: int
     seconds: float
+    cpu_s: float = 0.0
+
+    @property
+    def cpu_ms(self) -> float:
+        """Client-side CPU per request (every process but the server's): not inflated by other tenants."""
+        return 1000 * self.cpu_s / self.ok if self.ok else 0.0
 
     @property
     def rps(self) -> float:
@@ -78,6 +89,10 @@ def body() -> dict[str, Any]:
     return {"model": CARD, "messages": [{"role": "user", "content": QUESTION}], "temperature": 0.0, "max_tokens": 64}
 
 
+SERVER_PID: int | None = None
+"""serve-sim's pid: its CPU (the same for both sides) is left out of the client-side figures."""
+
+
 async def bare(base_url: str, in_flight: int, total: int) -> Measure:
     """``total`` requests from ``in_flight`` workers over one pooled aiohttp session."""
     connector = aiohttp.TCPConnector(limit=in_flight)
@@ -99,9 +114,11 @@ async def bare(base_url: str, in_flight: int, total: int) -> Measure:
         await asyncio.gather(*(worker() for _ in range(in_flight)))  # warm the pool
         ok = failed = 0
         remaining = total
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(in_flight)))
-        return Measure(ok, failed, time.perf_counter() - started)
+        with CpuMeter(exclude=SERVER_PID) as cpu:
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(in_flight)))
+            wall = time.perf_counter() - started
+        return Measure(ok, failed, wall, cpu.seconds)
 
 
 class AskJob:
@@ -175,9 +192,11 @@ class FullStack:
         if not self.warm:  # actors up, connection pool filled
             await self._drive(self.in_flight * 2)
             self.warm = True
-        started = time.perf_counter()
-        ok, failed = await self._drive(total)
-        return Measure(ok, failed, time.perf_counter() - started)
+        with CpuMeter(exclude=SERVER_PID) as cpu:
+            started = time.perf_counter()
+            ok, failed = await self._drive(total)
+            wall = time.perf_counter() - started
+        return Measure(ok, failed, wall, cpu.seconds)
 
     def close(self) -> None:
         import ray
@@ -200,6 +219,8 @@ async def measure(base_url: str, levels: list[int], rounds: int, repeats: int) -
         stack = FullStack(base_url, level)
         bares: list[float] = []
         fulls: list[float] = []
+        cpu_bares: list[float] = []
+        cpu_fulls: list[float] = []
         try:
             for repeat in range(repeats):
                 # A bound on each measurement: a dead actor or server must end the run, not hang it.
@@ -208,16 +229,25 @@ async def measure(base_url: str, levels: list[int], rounds: int, repeats: int) -
                     f = await stack.measure(total)
                 bares.append(b.rps)
                 fulls.append(f.rps)
+                cpu_bares.append(b.cpu_ms)
+                cpu_fulls.append(f.cpu_ms)
                 print(
                     f"{level:4d} in flight, repeat {repeat + 1}: bare {b.rps:7.1f} req/s ({b.failed} failed)"
-                    f"  full {f.rps:7.1f} req/s ({f.failed} failed)  ratio {f.rps / b.rps:.3f}",
+                    f"  full {f.rps:7.1f} req/s ({f.failed} failed)  ratio {f.rps / b.rps:.3f};"
+                    f" client CPU a request: bare {b.cpu_ms:.2f} ms, full {f.cpu_ms:.2f} ms"
+                    f" (load average {os.getloadavg()[0]:.1f})",
                     flush=True,
                 )
         finally:
             stack.close()
         results[level] = (_median(bares), _median(fulls))
         b_med, f_med = results[level]
-        print(f"{level:4d} in flight: median bare {b_med:.1f} req/s, full {f_med:.1f} req/s", flush=True)
+        cb, cf = _median(cpu_bares), _median(cpu_fulls)
+        print(
+            f"{level:4d} in flight: median bare {b_med:.1f} req/s, full {f_med:.1f} req/s;"
+            f" client CPU a request bare {cb:.2f} ms, full {cf:.2f} ms (CPU ratio {cb / cf if cf else 0:.2f})",
+            flush=True,
+        )
     return results
 
 
@@ -244,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     for latency in latencies:
         port = free_port()
         server = start_server(port, latency)
+        global SERVER_PID
+        SERVER_PID = server.pid
         try:
             print("starting Ray ...", flush=True)
             ensure_ray()

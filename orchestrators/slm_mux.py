@@ -6,10 +6,13 @@ extractable answer or a failed call — still counts in k). The most confident m
 answer wins; ties go to the higher validation accuracy, then to the rules documented in
 ``orchestrators.voting``.
 
-The decision lives in ``MuxJudge``, a plain class. Grading texts (extraction, sympy /
-math-verify equivalence) is CPU work; the experiments layer therefore runs the judge as
-a Ray actor and passes it, behind a facade with an async ``select``, as ``collab.extras["mux_judge"]``, so
-the runner's event loop only moves messages. Without it an in-process judge is used.
+The decision lives in ``MuxJudge``, a plain class. By default it runs where the
+orchestrator runs (a runner actor), over ``collab.grader``: extraction is a regex, and
+the CPU-heavy symbolic equivalence checks already go to that grader's worker pool, so
+a separate judge process would only add a Ray hop a problem and a single process that
+every runner waits on. A judge passed as ``collab.extras["mux_judge"]`` (anything with
+a ``select``, sync or async, e.g. ``actors.handles.RemoteJudge`` over an actor) is used
+instead.
 """
 
 from __future__ import annotations

@@ -157,11 +157,24 @@ class _Worker:
         self.process.wait()
 
 
+GROW_AFTER_S = 0.25
+"""How long a check waits for a busy worker before the checker starts another (up to ``workers``)."""
+
+
+def _spare_cpu() -> bool:
+    """True if the machine's 1-minute load average is below its core count."""
+    try:
+        return os.getloadavg()[0] < (os.cpu_count() or 1)
+    except OSError:
+        return True
+
+
 class SymbolicChecker:
     """Worker processes for symbolic checks, with a result cache and a hard timeout per check.
 
     Args:
-        workers: worker processes (default: up to 2, the cores we can count on).
+        workers: worker processes at most (default: up to 2, the cores we can count on); the
+            first starts on first use, the others only when checks queue up (``_take``).
         timeout_s: seconds allowed per check; an overrun is a ``timeout`` verdict, never a hang.
         cache_size: how many (gold, pred) verdicts to remember.
         startup_s: seconds a new worker may take to import sympy and math-verify.
@@ -177,19 +190,49 @@ class SymbolicChecker:
         self._cache_size = cache_size
         # Threads, not the event loop, wait on the pipes; a thread-safe queue hands out idle workers.
         self._threads = ThreadPoolExecutor(self.workers, thread_name_prefix="symbolic")
-        self._idle: queue.SimpleQueue[_Worker | None] = queue.SimpleQueue()
-        for _ in range(self.workers):
-            self._idle.put(None)  # a slot; the worker starts on first use
+        self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
+        self._unstarted = self.workers  # slots without a live worker; one starts on first use
+        self._starting = 0
         self._live: set[_Worker] = set()
         self._lock = threading.Lock()
         self.checks = 0
         self.timeouts = 0
 
+    def _take(self) -> _Worker | None:
+        """An idle worker, or None: start one in a free slot.
+
+        The first worker starts on first use; another only once a check has waited
+        ``GROW_AFTER_S`` for a busy one and the machine has a core to spare (load average
+        below the core count). A worker costs ~1.7 s of CPU to start (sympy and
+        math-verify imports) and every runner process has its own checker: starting all
+        slots at once cost a simulated run more CPU than its checks (docs/cluster.md), and
+        on a saturated machine another worker only competes for the same cores.
+        """
+        while True:
+            with self._lock:
+                if self._unstarted == self.workers:
+                    self._unstarted -= 1
+                    return None
+            try:
+                return self._idle.get(timeout=GROW_AFTER_S)
+            except queue.Empty:
+                with self._lock:  # not while one is starting: a check waiting on that start is no backlog
+                    if self._unstarted > 0 and self._starting == 0 and _spare_cpu():
+                        self._unstarted -= 1
+                        return None
+
     def _check_blocking(self, gold: str, pred: str) -> SymbolicResult:
-        worker = self._idle.get()
+        worker = self._take()
         try:
             if worker is None or worker.process.poll() is not None:
-                worker = _Worker(self.startup_s)
+                worker = None
+                with self._lock:
+                    self._starting += 1
+                try:
+                    worker = _Worker(self.startup_s)
+                finally:
+                    with self._lock:
+                        self._starting -= 1
                 with self._lock:
                     self._live.add(worker)
             result = worker.check(gold, pred, self.timeout_s)
@@ -201,7 +244,11 @@ class SymbolicChecker:
                 return SymbolicResult("timeout", f"no verdict within {self.timeout_s:g}s; worker replaced")
             return result
         finally:
-            self._idle.put(worker)
+            if worker is None:
+                with self._lock:
+                    self._unstarted += 1  # its slot is free again; the next check that needs it starts one
+            else:
+                self._idle.put(worker)
 
     async def check(self, gold: str, pred: str) -> SymbolicResult:
         """The symbolic verdict on (gold, pred), from the cache or a worker."""

@@ -22,14 +22,14 @@ import structlog
 from experiments.runtime.config_io import ConfigError, config_identity, dump_config
 from experiments.runtime.errors import RunAborted
 from experiments.runtime.feed import Supervisor, drive
-from experiments.runtime.job import OrchestratorJob
+from experiments.runtime.job import OrchestratorJob, immediate_replies
 from experiments.runtime.lock import hold
 from experiments.runtime.placement import ReplicaSet, alive_nodes, check_runner_resources, replica_nodes
 from experiments.runtime.preflight import check_existing_run, check_run, load_dataset
 from experiments.runtime.progress import Progress
 from experiments.runtime.results import CONFIG, LOG, SUMMARY, ResultsWriter
 from experiments.runtime.spawn import DEFAULT_RESTARTS, ensure_ray, spawn_model, spawn_runner
-from protocols.config import ExperimentConfig, ModelSpec, SlmMuxConfig, StackingConfig, StoreSpec
+from protocols.config import ExperimentConfig, ModelSpec, StackingConfig, StoreSpec
 from protocols.messages import Problem
 from protocols.summary import RunSummary
 
@@ -80,7 +80,7 @@ class ModelPool:
         replicas = [
             (node, spawn_model(spec, self.seed, self.store, self.store_dir, self.restarts, node)) for node in nodes
         ]
-        return replicas[0][1] if len(replicas) == 1 else ReplicaSet(spec.name, replicas)
+        return replicas[0][1] if len(replicas) == 1 else ReplicaSet(spec.name, replicas, immediate_replies(spec))
 
     def actors(self) -> list[tuple[str, Any]]:
         """Every model actor with a name for messages, one per replica."""
@@ -127,20 +127,21 @@ def make_logger(path: Path) -> tuple[Any, Any]:
 
 
 async def _spawn_collaborators(
-    config: ExperimentConfig, model_handles: dict[str, Any], supervisor: Supervisor
+    config: ExperimentConfig, model_handles: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Actors an orchestrator needs beyond models: agent trees, the MUX judge."""
+    """Actors an orchestrator needs beyond models: agent trees.
+
+    The SLM-MUX judge is not one: each runner judges its own problems in process, with
+    the grader it grades with (its symbolic checks in that grader's worker pool). One
+    shared judge actor was a single process serving every runner and one more Ray hop a
+    problem, the largest CPU cost of a simulated run after the simulator (docs/cluster.md).
+    """
     tools: dict[str, Any] = {}
     extras: dict[str, Any] = {}
     if isinstance(config.orchestrator, StackingConfig):
         from experiments.runtime.agent_tree import spawn_for_run
 
         tools = spawn_for_run(config, model_handles)
-    if isinstance(config.orchestrator, SlmMuxConfig):
-        from experiments.runtime.spawn import spawn_mux_judge
-
-        extras["mux_judge"] = spawn_mux_judge(config.run.actor_restarts)
-        supervisor.add("the MuxJudge actor", extras["mux_judge"])
     return tools, extras
 
 
@@ -213,7 +214,7 @@ async def _run_locked(
             handles = pool.ensure(config.models)
             for name, handle in pool.actors():
                 supervisor.add(name, handle)
-            tools, extras = await _spawn_collaborators(config, handles, supervisor)
+            tools, extras = await _spawn_collaborators(config, handles)
             job = OrchestratorJob(config, run_id, handles, tools, extras)
             run = config.run
             try:

@@ -1,10 +1,11 @@
 """Keeping problems in flight on runner actors: re-attempts, backoff, and telling dead actors apart.
 
 ``drive`` is the driver's inner loop (``experiments.runtime.driver`` owns the run's life
-around it): ``run.problems_in_flight`` feeders per runner pull problems from one queue,
-re-attempt a problem whose result carries a transient failure, and append each result
-to the run's ``ResultsWriter`` the moment it lands, so the driver holds no more than
-the problems in flight.
+around it): ``run.problems_in_flight`` feeders per runner pull problems from one queue
+(several a call while the queue is long: ``batch_size``), re-attempt a problem whose
+result carries a transient failure, and append each result to the run's
+``ResultsWriter`` the moment it lands, so the driver holds no more than the problems in
+flight.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from experiments.runtime.progress import Progress
 from experiments.runtime.results import ResultsWriter
 from experiments.runtime.spawn import is_actor_death
 from protocols.config import RunSpec
-from protocols.messages import Problem, ProblemResult, transient_failure
+from protocols.messages import Failure, Problem, ProblemResult, transient_failure
 
 
 class Supervisor:
@@ -61,6 +62,28 @@ def backoff_s(run: RunSpec, attempt: int) -> float:
     return min(120.0, run.retry_backoff_s * 2**attempt) * random.uniform(0.75, 1.0)
 
 
+MAX_BATCH = 16
+"""Most problems in one driver -> runner call (``batch_size``)."""
+
+
+def batch_size(queued: int, feeders: int) -> int:
+    """How many queued problems a feeder sends in one runner call.
+
+    A Ray call costs each side about a millisecond of CPU, as much as a simulated
+    completion, so a long queue goes out in batches: each feeder takes a share of what is
+    queued (half an even split, at most ``MAX_BATCH``), which falls to one problem a call
+    as the queue drains, so the last problems still spread over every runner.
+    A runner runs at most ``problems_in_flight`` problems at once whatever it was sent;
+    the rest of a batch waits in it (problem clocks and deadlines start at the gate).
+    """
+    return max(1, min(MAX_BATCH, queued // (2 * max(1, feeders))))
+
+
+def _first_aborted(group: BaseExceptionGroup[RunAborted]) -> RunAborted:
+    first = group.exceptions[0]
+    return _first_aborted(first) if isinstance(first, BaseExceptionGroup) else first
+
+
 async def drive(
     todo: list[tuple[int, Problem]],
     runners: list[Any],
@@ -70,68 +93,91 @@ async def drive(
     log: Any,
     supervisor: Supervisor,
 ) -> None:
-    """Keep ``run.problems_in_flight`` problems in flight on each runner; record results as they land.
+    """Keep ``run.problems_in_flight`` problems running on each runner; record results as they land.
 
-    A result carrying a transient failure is attempted again (``run.problem_retries``
-    times, with backoff) before it is recorded as open.
+    Each of a runner's ``problems_in_flight`` feeders has one call in flight, of one
+    problem or, while the queue is long, a batch (``batch_size``) that waits at the
+    runner's gate. A result carrying a transient failure is attempted again, alone
+    (``run.problem_retries`` times, with backoff), before it is recorded as open.
     """
     queue: asyncio.Queue[tuple[int, Problem]] = asyncio.Queue()
     for item in todo:
         queue.put_nowait(item)
+    feeders = len(runners) * run.problems_in_flight
     # A backend that stays down would have every problem wait through all its retries:
     # after this many problems in a row end open, stop and let a re-run pick them up.
-    give_up_after = max(16, 2 * len(runners) * run.problems_in_flight)
+    give_up_after = max(16, 2 * feeders)
     streak = 0
 
-    async def attempt(runner_name: str, runner: Any, problem: Problem, index: int) -> ProblemResult:
+    async def attempt(runner_name: str, runner: Any, batch: list[tuple[Problem, int]]) -> list[ProblemResult]:
         try:
-            result: ProblemResult = await runner.run.remote(problem, index)
+            results: list[ProblemResult] = await runner.run_batch.remote(batch)
         except Exception as exc:
             if is_actor_death(exc):
                 raise RunAborted(supervisor.why(runner_name, exc)) from None
             raise
-        return result
+        return results
+
+    def record(result: ProblemResult, failure: Failure | None) -> None:
+        nonlocal streak
+        if writer.append(result):
+            bar.update(result)
+            log.info(
+                "problem_done",
+                problem_id=result.problem_id,
+                correct=result.correct,
+                error=result.error.error if result.error else None,
+                open=failure is not None,
+                wall_s=round(result.wall_s, 4),
+            )
+        streak = streak + 1 if failure is not None else 0
+        if streak >= give_up_after and failure is not None:
+            raise RunAborted(
+                f"{streak} problems in a row still failed after {run.problem_retries} re-attempts "
+                f"(last: {failure.error}: {failure.message[:160]}); the backend looks down; "
+                "finished results are kept, re-run the same command once it is back"
+            )
+
+    async def reattempt(runner_name: str, runner: Any, index: int, problem: Problem, result: ProblemResult) -> None:
+        """Attempt a problem whose result carries a transient failure again, with backoff; record the last."""
+        failure = transient_failure(result)
+        for tries in range(run.problem_retries):
+            if failure is None:
+                break
+            if failure.error == "actor":
+                reason = await supervisor.dead()
+                if reason is not None:
+                    raise RunAborted(reason)
+            wait = backoff_s(run, tries)
+            log.info(
+                "problem_retry",
+                problem_id=problem.id,
+                attempt=tries + 1,
+                error=failure.error,
+                message=failure.message[:200],
+                wait_s=round(wait, 3),
+            )
+            await asyncio.sleep(wait)
+            result = (await attempt(runner_name, runner, [(problem, index)]))[0]
+            failure = transient_failure(result)
+        record(result, failure)
 
     async def feed(runner_name: str, runner: Any) -> None:
-        nonlocal streak
         while not queue.empty():
-            index, problem = queue.get_nowait()
-            for tries in range(run.problem_retries + 1):
-                result = await attempt(runner_name, runner, problem, index)
+            size = min(batch_size(queue.qsize(), feeders), queue.qsize())
+            batch = [queue.get_nowait() for _ in range(size)]
+            results = await attempt(runner_name, runner, [(problem, index) for index, problem in batch])
+            again = []
+            for (index, problem), result in zip(batch, results, strict=True):
                 failure = transient_failure(result)
-                if failure is None or tries == run.problem_retries:
-                    break
-                if failure.error == "actor":
-                    reason = await supervisor.dead()
-                    if reason is not None:
-                        raise RunAborted(reason)
-                wait = backoff_s(run, tries)
-                log.info(
-                    "problem_retry",
-                    problem_id=problem.id,
-                    attempt=tries + 1,
-                    error=failure.error,
-                    message=failure.message[:200],
-                    wait_s=round(wait, 3),
-                )
-                await asyncio.sleep(wait)
-            if writer.append(result):
-                bar.update(result)
-                log.info(
-                    "problem_done",
-                    problem_id=result.problem_id,
-                    correct=result.correct,
-                    error=result.error.error if result.error else None,
-                    open=failure is not None,
-                    wall_s=round(result.wall_s, 4),
-                )
-            streak = streak + 1 if failure is not None else 0
-            if streak >= give_up_after and failure is not None:
-                raise RunAborted(
-                    f"{streak} problems in a row still failed after {run.problem_retries} re-attempts "
-                    f"(last: {failure.error}: {failure.message[:160]}); the backend looks down; "
-                    "finished results are kept, re-run the same command once it is back"
-                )
+                if failure is None or run.problem_retries == 0:
+                    record(result, failure)
+                else:
+                    again.append((index, problem, result))
+            if again:  # concurrently, as they would have been one problem a call
+                async with asyncio.TaskGroup() as retries:
+                    for index, problem, result in again:
+                        retries.create_task(reattempt(runner_name, runner, index, problem, result))
 
     try:
         async with asyncio.TaskGroup() as group:
@@ -139,4 +185,4 @@ async def drive(
                 for _ in range(run.problems_in_flight):
                     group.create_task(feed(f"runner actor {n}", runner))
     except* RunAborted as group:
-        raise group.exceptions[0] from None
+        raise _first_aborted(group) from None

@@ -10,9 +10,14 @@ from actors.agent import RemoteTool
 from actors.handles import RemoteJudge, is_actor_handle
 from actors.model import BatchingRemoteModel
 from orchestrators import Collaborators, Outcome, run_orchestrator
-from protocols.config import ExperimentConfig
+from protocols.config import ExperimentConfig, ModelSpec
 from protocols.interfaces import Grader, Model
 from protocols.messages import Failure, Problem, ProblemResult, totals_of
+
+
+def immediate_replies(spec: ModelSpec) -> bool:
+    """True when a model's replies never wait on latency: the simulator with no latency slept."""
+    return spec.backend == "sim" and spec.time_scale == 0
 
 
 class OrchestratorJob:
@@ -43,7 +48,11 @@ class OrchestratorJob:
         return state
 
     def _models(self) -> dict[str, Model]:
-        return {n: BatchingRemoteModel(m, n) if is_actor_handle(m) else m for n, m in self.models.items()}
+        immediate = {s.name: immediate_replies(s) for s in self.config.models}
+        return {
+            n: BatchingRemoteModel(m, n, immediate.get(n, False)) if is_actor_handle(m) else m
+            for n, m in self.models.items()
+        }
 
     def _tools(self) -> dict[str, Any]:
         return {n: RemoteTool(t) if is_actor_handle(t) else t for n, t in self.tools.items()}

@@ -83,16 +83,17 @@ class ReplicaSet:
     process that calls it, i.e. in the runner actor on its node.
     """
 
-    def __init__(self, name: str, replicas: list[tuple[str | None, Any]]) -> None:
+    def __init__(self, name: str, replicas: list[tuple[str | None, Any]], immediate: bool = False) -> None:
         if not replicas:
             raise ValueError(f"model {name!r}: a replica set needs at least one replica")
         self.name = name
+        self.immediate = immediate  # replies never wait on latency (see ``BatchingRemoteModel``)
         self.replicas = list(replicas)
         self._cycle: Any = None
         self.local = 0
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"name": self.name, "replicas": self.replicas, "_cycle": None, "local": 0}
+        return {"name": self.name, "replicas": self.replicas, "immediate": self.immediate, "_cycle": None, "local": 0}
 
     @property
     def handles(self) -> list[Any]:
@@ -107,7 +108,8 @@ class ReplicaSet:
             here = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
             local = [h for node, h in self.replicas if node is not None and node == here]
             self.local = len(local)
-            self._cycle = itertools.cycle([BatchingRemoteModel(h, self.name) for h in (local or self.handles)])
+            chosen = local or self.handles
+            self._cycle = itertools.cycle([BatchingRemoteModel(h, self.name, self.immediate) for h in chosen])
         return next(self._cycle)
 
     async def complete(self, request: CompletionRequest) -> Completion | Failure:

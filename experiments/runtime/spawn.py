@@ -4,7 +4,7 @@ Every actor made here is *supervised*: Ray restarts its process if it dies (up t
 ``restarts`` times) and re-submits the calls that were in flight to the new process
 (``max_task_retries``). That is safe because every call is idempotent: a model
 completion is addressed by its request (the simulator is a pure function of it, a live
-call is recorded in the store), the MUX judge is a pure function, and a runner's
+call is recorded in the store), and a runner's
 problem result is de-duplicated by the driver's results writer.
 """
 
@@ -131,20 +131,6 @@ def spawn_runner(
             **supervised(restarts),
         )
         .remote(job, problems_in_flight, timeout_s)
-    )
-
-
-def spawn_mux_judge(restarts: int = DEFAULT_RESTARTS) -> Any:
-    """The SLM-MUX judge as an actor; it builds its graders in its own process."""
-    import ray
-
-    from datasets import grader_for
-    from orchestrators.slm_mux import MuxJudge
-
-    return (
-        ray.remote(MuxJudge)
-        .options(num_cpus=ACTOR_CPUS, max_concurrency=1000, **supervised(restarts))
-        .remote(grader_for=grader_for)
     )
 
 

@@ -62,3 +62,33 @@ async def test_crash_becomes_internal_failure_naming_problem() -> None:
     result = await Runner(Job("crash")).run(PROBLEM, 0)
     assert result.error is not None and result.error.error == "internal"
     assert "boom" in result.error.message and "'p'" in result.error.message
+
+
+async def test_a_batch_keeps_its_order_and_the_gate() -> None:
+    job = Job("ok")
+    runner = Runner(job, max_in_flight=2)
+    items = [(PROBLEM.model_copy(update={"id": f"p{i}"}), i) for i in range(7)]
+    results = await runner.run_batch(items)
+    assert [r.index for r in results] == list(range(7))
+    assert [r.problem_id for r in results] == [f"p{i}" for i in range(7)]
+    assert job.peak == 2, "a batch must not run more problems at once than the runner's in-flight limit"
+
+
+async def test_one_crashing_problem_of_a_batch_loses_no_other() -> None:
+    class Mixed(Job):
+        async def __call__(self, problem: Problem, index: int) -> ProblemResult:
+            if index == 1:
+                raise RuntimeError("boom")
+            return await super().__call__(problem, index)
+
+    results = await Runner(Mixed("ok")).run_batch([(PROBLEM, i) for i in range(3)])
+    assert [r.error.error if r.error else None for r in results] == [None, "internal", None]
+
+
+def test_batches_shrink_to_one_as_the_queue_drains() -> None:
+    from experiments.runtime.feed import MAX_BATCH, batch_size
+
+    assert batch_size(100_000, 64) == MAX_BATCH
+    assert batch_size(64 * 2 * 3, 64) == 3
+    assert batch_size(100, 64) == 1
+    assert batch_size(0, 64) == 1

@@ -265,3 +265,15 @@ async def test_flexible_math_falls_back_to_the_stated_answer(text: str, expected
     problem = _problem("42")
     assert await flexible.extract(problem, text) == expected
     assert await strict.extract(problem, text) == (expected if r"\boxed" in text else None)
+
+
+async def test_a_checker_used_one_check_at_a_time_starts_one_worker() -> None:
+    # Each worker costs ~1.7 s of CPU to start and every runner has its own checker: the
+    # second one starts only when checks queue up behind the first.
+    checker = SymbolicChecker(workers=2, timeout_s=2)
+    try:
+        for pred in ("1+x", "x+1", "2*x/2+1"):
+            assert (await checker.check("x+1", pred)).verdict == "equal"
+        assert len(checker._live) == 1
+    finally:
+        checker.close()

@@ -1,0 +1,71 @@
+"""The driver's feeders: problems go to runners in batches, each recorded once, transient failures retried alone."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from experiments.runtime.feed import Supervisor, drive
+from experiments.runtime.progress import Progress
+from experiments.runtime.results import ResultsWriter
+from protocols.config import RunSpec
+from protocols.messages import Failure, Problem, ProblemResult
+
+
+class _Log:
+    def info(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+class _Method:
+    def __init__(self, call: Any) -> None:
+        self.remote = call
+
+
+class FakeRunner:
+    """Stands in for a runner actor handle: ``run_batch.remote(items)`` is awaitable; the first
+    attempt at problem ``flaky`` fails transiently (a 503)."""
+
+    def __init__(self, flaky: str) -> None:
+        self.flaky = flaky
+        self.batches: list[list[str]] = []
+        self.attempts: dict[str, int] = {}
+        self.run_batch = _Method(self._run_batch)
+
+    async def _run_batch(self, items: list[tuple[Problem, int]]) -> list[ProblemResult]:
+        self.batches.append([p.id for p, _ in items])
+        await asyncio.sleep(0)
+        out = []
+        for problem, index in items:
+            self.attempts[problem.id] = self.attempts.get(problem.id, 0) + 1
+            error = None
+            if problem.id == self.flaky and self.attempts[problem.id] == 1:
+                error = Failure(error="server", message="503", retryable=True)
+            result = ProblemResult(
+                run_id="r", problem_id=problem.id, index=index, benchmark="b", orchestrator="o",
+                reference="1", final_text=None if error else "1", correct=error is None, error=error,
+            )  # fmt: skip
+            out.append(result)
+        return out
+
+
+def test_a_long_queue_goes_out_in_batches_and_every_problem_is_recorded_once(tmp_path: Path) -> None:
+    problems = [
+        Problem(id=f"p{i}", benchmark="b", question="q", reference="1", answer_format="free") for i in range(300)
+    ]
+    runners = [FakeRunner(flaky="p7"), FakeRunner(flaky="p7")]
+    run = RunSpec(out_dir=tmp_path, runners=2, problems_in_flight=4, retry_backoff_s=0.0)
+    writer = ResultsWriter(tmp_path)
+    bar = Progress(len(problems), writer.tally, "t", enabled=False)
+    asyncio.run(drive(list(enumerate(problems)), runners, run, writer, bar, _Log(), Supervisor(0)))
+    tally = writer.finalize()
+    writer.close()
+    assert (tally.n, tally.correct, tally.still_open) == (300, 300, 0)
+    sizes = [len(b) for r in runners for b in r.batches]
+    assert max(sizes) > 1, "a long queue must go out several problems a call"
+    assert sizes[-1] == 1 or min(sizes) == 1, "the tail goes out one problem a call"
+    retried = [b for r in runners for b in r.batches if "p7" in b]
+    assert len(retried) == 2 and [len(b) for b in retried][1] == 1, "a transient failure is re-attempted alone"
+    seen = [pid for r in runners for b in r.batches for pid in b]
+    assert sorted(seen) == sorted([p.id for p in problems] + ["p7"])
