@@ -19,7 +19,7 @@ import json
 import multiprocessing as mp
 import time
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import uvloop
 
@@ -56,11 +56,10 @@ class _Connection(asyncio.Protocol):
         self.next = offset
         self.buffer = b""
         self.need = -1  # bytes of the whole reply once its headers are read
-        self.transport: asyncio.Transport | None = None
+        self.transport: Any = None  # uvloop's transports do not subclass asyncio.Transport
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self._send()
 
