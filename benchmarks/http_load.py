@@ -7,9 +7,9 @@ taken with it is the client's. Here each of ``clients`` connections is an
 ``Content-Length``: no header objects, no JSON decoding, no per-request task. Replies are
 checked only for their status line (a non-200 is counted, never hidden).
 
-The load runs in its own process (``run_load``) on uvloop, as serve-sim does, so the
-benchmark's own event loop and imports do not share its core; ``LoadResult.cpu_s`` is that
-process's CPU during the run, so a report can say what share of the machine the client took.
+The load runs in its own process (``run_load``), so the benchmark's own event loop and
+imports do not share its core; ``LoadResult.cpu_s`` is that process's CPU during the run,
+so a report can say what share of the machine the client took.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ import multiprocessing as mp
 import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
-
-import uvloop
 
 
 class LoadResult(NamedTuple):
@@ -56,7 +54,7 @@ class _Connection(asyncio.Protocol):
         self.next = offset
         self.buffer = b""
         self.need = -1  # bytes of the whole reply once its headers are read
-        self.transport: Any = None  # uvloop's transports do not subclass asyncio.Transport
+        self.transport: Any = None  # duck-typed: uvloop's transports do not subclass asyncio.Transport
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -125,7 +123,7 @@ async def load(host: str, port: int, requests: Sequence[bytes], clients: int, to
 
 
 def _run(host: str, port: int, requests: Sequence[bytes], clients: int, total: int) -> LoadResult:
-    return uvloop.run(load(host, port, requests, clients, total))
+    return asyncio.run(load(host, port, requests, clients, total))
 
 
 def run_load(host: str, port: int, requests: Sequence[bytes], clients: int, total: int) -> LoadResult:

@@ -24,8 +24,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvloop
-
 from protocols.messages import Problem
 
 CARD = "Llama-3.1-8B-Instruct"
@@ -36,12 +34,12 @@ PATHS = ("/v1/chat/completions", "/v1/chat/completions", "/v1/chat/completions",
 def threaded_server(
     problems: list[Problem], cards: tuple[str, ...] = (CARD,), seed: int = 0, **settings: Any
 ) -> Iterator[tuple[str, int]]:
-    """A SimServer on a free loopback port, served by a uvloop loop in a daemon thread: yields (host, port)."""
+    """A SimServer on a free loopback port, served by an event loop in a daemon thread: yields (host, port)."""
     from experiments.serve.app import ServerSettings, SimServer, start
     from experiments.serve.cli import sim_backends
     from experiments.serve.lookup import ProblemLookup
 
-    loop = uvloop.new_event_loop()  # the loop serve-sim runs on (its transports are not asyncio's classes)
+    loop = asyncio.new_event_loop()
     ready = threading.Event()
     box: dict[str, Any] = {}
     options: dict[str, Any] = {"read_timeout_s": 2.0, "seed": seed, **settings}

@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import uvloop
 
 from benchmarks.throughput import free_port
 from protocols.config import ModelSpec
@@ -376,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--problems", type=int, default=200)
     parser.add_argument("--parts", default="lookup,roles,sampling,throughput", help="comma-separated subset")
     parser.add_argument("--workers", default="1,2", help="serve-sim --workers values to measure, comma-separated")
-    uvloop.run(run(parser.parse_args(argv)))  # the loop serve-sim runs on, so the baseline is not handicapped
+    asyncio.run(run(parser.parse_args(argv)))
     return 0
 
 

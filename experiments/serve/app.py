@@ -9,9 +9,10 @@ counter is only touched on the event loop, so concurrent requests never share a 
 ``--workers`` the counter is shared by the worker processes (``counters``).
 
 The hot path is kept cheap (``benchmarks/serve_sim.py`` measures it against the
-in-process simulator): it runs on uvloop (``cli``, ``workers``), a conversation's problem,
-role and simulator messages are cached by its text, JSON is read and written by orjson, one
-sample needs no task, and a body that came with its headers is read without arming a timer.
+in-process simulator): a conversation's problem, role and simulator messages are cached
+by its text, JSON is read and written by orjson, one sample needs no task, and a body that
+came with its headers is read without arming a timer. (uvloop did not pay: see
+docs/serve_sim.md.)
 """
 
 from __future__ import annotations

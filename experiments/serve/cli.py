@@ -8,7 +8,6 @@ import contextlib
 from collections.abc import Iterable
 from pathlib import Path
 
-import uvloop
 from pydantic import ValidationError
 
 from experiments.runtime.errors import CommandParser, report
@@ -148,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             serve_workers(server, args.host, args.port, args.workers)
         else:
             with contextlib.suppress(KeyboardInterrupt):
-                uvloop.run(serve(server, args.host, args.port))
+                asyncio.run(serve(server, args.host, args.port))
     except ValueError as exc:
         report("serve-sim", str(exc))
         return 2

@@ -24,8 +24,6 @@ import socket
 import sys
 from typing import Any
 
-import uvloop
-
 from experiments.serve.app import SimServer, start
 from experiments.serve.counters import SharedCounters
 
@@ -70,7 +68,7 @@ def _worker(server: SimServer, host: str, port: int, number: int, ready: Any) ->
             await runner.cleanup()
 
     with contextlib.suppress(KeyboardInterrupt):
-        uvloop.run(run())
+        asyncio.run(run())
 
 
 def _interrupt(signum: int, frame: object) -> None:
