@@ -7,8 +7,9 @@ taken with it is the client's. Here each of ``clients`` connections is an
 ``Content-Length``: no header objects, no JSON decoding, no per-request task. Replies are
 checked only for their status line (a non-200 is counted, never hidden).
 
-The load runs in its own process (``python -m benchmarks.http_load`` or ``run_load``), so
-the benchmark's own event loop and imports do not share its core.
+The load runs in its own process (``run_load``), so the benchmark's own event loop and
+imports do not share its core; ``LoadResult.cpu_s`` is that process's CPU during the run,
+so a report can say what share of the machine the client took.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import json
 import multiprocessing as mp
 import time
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class LoadResult(NamedTuple):
@@ -27,6 +28,8 @@ class LoadResult(NamedTuple):
     requests: int
     seconds: float
     errors: int
+    cpu_s: float = 0.0
+    """User + system CPU seconds of the load process during the run."""
 
     @property
     def rate(self) -> float:
@@ -51,11 +54,10 @@ class _Connection(asyncio.Protocol):
         self.next = offset
         self.buffer = b""
         self.need = -1  # bytes of the whole reply once its headers are read
-        self.transport: asyncio.Transport | None = None
+        self.transport: Any = None  # duck-typed: uvloop's transports do not subclass asyncio.Transport
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self._send()
 
@@ -110,14 +112,14 @@ async def load(host: str, port: int, requests: Sequence[bytes], clients: int, to
     """Send ``total`` requests (cycling through ``requests``) over ``clients`` keep-alive connections."""
     loop = asyncio.get_running_loop()
     shared = _Shared(requests, total, clients)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     connections = []
     for offset in range(clients):
         _, protocol = await loop.create_connection(lambda o=offset: _Connection(shared, o), host, port)  # type: ignore[misc]
         connections.append(protocol)
     await asyncio.gather(*(c.done for c in connections))
-    seconds = time.perf_counter() - started
-    return LoadResult(shared.completed, seconds, shared.errors + total - shared.completed)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return LoadResult(shared.completed, seconds, shared.errors + total - shared.completed, cpu)
 
 
 def _run(host: str, port: int, requests: Sequence[bytes], clients: int, total: int) -> LoadResult:

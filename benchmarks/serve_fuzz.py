@@ -49,7 +49,11 @@ def threaded_server(
         box["runner"], box["port"] = await start(server, "127.0.0.1", 0)
         ready.set()
 
-    thread = threading.Thread(target=lambda: (loop.run_until_complete(boot()), loop.run_forever()), daemon=True)
+    def serve() -> None:
+        loop.run_until_complete(boot())
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     if not ready.wait(60):
         raise RuntimeError("serve-sim did not start within 60 s")

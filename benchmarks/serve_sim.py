@@ -190,15 +190,30 @@ async def throughput(backend: Any, card: str, problems: list[Problem], args: arg
     print(f"throughput at {clients} concurrent keep-alive clients, {total} requests per run ({load}); "
           f"in-process simulator {before:.0f} calls/s before, {after:.0f} after:")  # fmt: skip
     print("  workers | chat req/s | ratio to in-process | /health req/s (HTTP ceiling) | errors | server CPU "
-          "ms/request | CPU ratio")  # fmt: skip
+          "ms/request | client CPU ms/request | CPU ratio | idle 2-core ratio")  # fmt: skip
     for workers, served, ceiling, cpu in rows:
+        client = served.cpu_s / max(1, served.requests)
         print(f"  {workers:7} | {served.rate:10.0f} | {served.rate / in_process:19.3f} | {ceiling.rate:28.0f} | "
-              f"{served.errors + ceiling.errors:6} | {cpu * 1e3:21.3f} | {local_cpu / cpu:9.3f}")  # fmt: skip
+              f"{served.errors + ceiling.errors:6} | {cpu * 1e3:21.3f} | {client * 1e3:21.3f} | "
+              f"{local_cpu / cpu:9.3f} | {idle_ratio(workers, cpu, client, local_cpu):17.3f}")  # fmt: skip
     print(
         f"  (target: ratio >= 0.3. The in-process simulator spends {local_cpu * 1e3:.3f} ms CPU a call; the CPU "
-        "ratio is that over the server's CPU a request, which machine load does not change)",
+        "ratio is that over the server's CPU a request, which machine load does not change; the idle 2-core "
+        "ratio is what these CPU costs give on a 2-core machine running nothing else: see idle_ratio)",
         flush=True,
     )
+
+
+def idle_ratio(workers: int, server_s: float, client_s: float, local_s: float, cores: int = 2) -> float:
+    """The ratio the measured CPU costs imply on an otherwise idle machine of ``cores`` cores.
+
+    The in-process simulator is one process: ``1 / local_s`` calls/s on one core. Served, a
+    request costs ``server_s`` CPU (over all workers) and ``client_s`` in the load generator;
+    each process runs on at most one core, and together they have ``cores``. So the rate is
+    the least of ``workers / server_s``, ``1 / client_s`` and ``cores / (server_s + client_s)``.
+    """
+    rate = min(workers / server_s, 1 / client_s if client_s > 0 else math.inf, cores / (server_s + client_s))
+    return rate * local_s
 
 
 def server_cpu_s(pid: int) -> float:

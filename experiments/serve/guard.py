@@ -36,7 +36,7 @@ class HeaderGuard(asyncio.Protocol):
         self._timeout_s = timeout_s
         self._timer: asyncio.TimerHandle | None = None
         self._tail = b""
-        self._transport: asyncio.BaseTransport | None = None
+        self._transport: Any = None  # uvloop's transports do not subclass asyncio's, so no isinstance
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
@@ -56,7 +56,7 @@ class HeaderGuard(asyncio.Protocol):
     def _expire(self) -> None:
         self._timer = None
         transport = self._transport
-        if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+        if transport is not None and not transport.is_closing():
             transport.write(TIMEOUT_REPLY)
             transport.close()
 
