@@ -25,7 +25,7 @@ RAY = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run_probe(scenario: str, out_dir: Path, env: dict[str, str]) -> dict[str, Any]:
+def run_probe(scenario: str, out_dir: Path, env: dict[str, str], timeout_s: float = 240) -> dict[str, Any]:
     """Run ``tests/experiments/cluster_probe.py SCENARIO OUT`` in its own process; its last PROBE report."""
     proc = subprocess.run(
         [sys.executable, "-m", "tests.experiments.cluster_probe", scenario, str(out_dir)],
@@ -33,7 +33,7 @@ def run_probe(scenario: str, out_dir: Path, env: dict[str, str]) -> dict[str, An
         env=env,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=timeout_s,
     )
     lines = [x for x in proc.stdout.splitlines() if x.startswith("PROBE ")]
     assert proc.returncode == 0 and lines, proc.stdout[-2000:] + proc.stderr[-3000:]

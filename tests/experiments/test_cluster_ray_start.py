@@ -15,7 +15,8 @@ import pytest
 
 from tests.experiments.ray_nodes import ray_nodes, run_probe
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+# xdist_group "clusters": one worker runs the multi-node tests one after another (tests/conftest.py).
+pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.xdist_group("clusters")]
 REPO = Path(__file__).resolve().parents[2]
 N = 60  # cluster_probe.N_PROBLEMS
 

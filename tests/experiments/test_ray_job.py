@@ -17,7 +17,8 @@ import pytest
 
 from tests.processes import kill_all, marked_processes
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+# xdist_group "clusters": one worker runs the multi-node tests one after another (tests/conftest.py).
+pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.xdist_group("clusters")]
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = "experiments/configs/demo_synthetic.yaml"
