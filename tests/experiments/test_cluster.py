@@ -37,11 +37,15 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     mark = ("SLMSIM_CLUSTER_PROBE", temp.name)
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update({"RAY_TMPDIR": str(temp), mark[0]: mark[1]})
-    try:
-        return run_probe(",".join(SCENARIOS), tmp_path_factory.mktemp("cluster"), env, timeout_s=480)
-    finally:
+
+    def clean() -> None:
         kill_all([p.pid for p in marked_processes(f"{mark[0]}={mark[1]}")])
         shutil.rmtree(temp, ignore_errors=True)
+
+    try:  # a cluster that missed Ray's start-up deadline on a busy machine is started afresh (clean)
+        return run_probe(",".join(SCENARIOS), tmp_path_factory.mktemp("cluster") / "probe", env, 480, clean)
+    finally:
+        clean()
 
 
 def _answered_once(report: dict[str, Any]) -> None:
