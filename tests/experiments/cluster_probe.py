@@ -188,6 +188,8 @@ def external(out: Path) -> dict[str, Any]:
         ray.shutdown()
 
 
+STARTUP_FAILED = "PROBE_STARTUP_FAILED"
+"""Printed when the cluster could not be started (Ray's fixed node start-up deadlines); nothing ran yet."""
 SCENARIOS = ("placement", "kill_remote", "kill_driver", "remove_node")
 
 
@@ -212,19 +214,24 @@ def main(scenarios: list[str], out: Path) -> dict[str, Any]:
 
     unknown = [s for s in scenarios if s not in SCENARIOS]
     assert not unknown and scenarios == sorted(scenarios, key=SCENARIOS.index), f"scenarios: {scenarios}"
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={
-            "num_cpus": 1,
-            "resources": {"head": 1},
-            "include_dashboard": False,
-            "_system_config": FAST_HEALTH,
-        },
-    )
+    cluster = None
     try:
-        workers = [cluster.add_node(num_cpus=1, resources={"worker": 1, f"w{i}": 1}) for i in (1, 2)]
-        cluster.wait_for_nodes()
-        ray.init(address=cluster.address, logging_level=logging.WARNING)
+        try:
+            cluster = Cluster(
+                initialize_head=True,
+                head_node_args={
+                    "num_cpus": 1,
+                    "resources": {"head": 1},
+                    "include_dashboard": False,
+                    "_system_config": FAST_HEALTH,
+                },
+            )
+            workers = [cluster.add_node(num_cpus=1, resources={"worker": 1, f"w{i}": 1}) for i in (1, 2)]
+            cluster.wait_for_nodes()
+            ray.init(address=cluster.address, logging_level=logging.WARNING)
+        except Exception:
+            print(STARTUP_FAILED, flush=True)  # a missed start-up deadline on a busy machine: run_probe retries
+            raise
         assert cluster.head_node is not None
         nodes = {"head": cluster.head_node.node_id, "w1": workers[0].node_id, "w2": workers[1].node_id}
         out.mkdir(parents=True, exist_ok=True)
@@ -234,7 +241,8 @@ def main(scenarios: list[str], out: Path) -> dict[str, Any]:
         return reports
     finally:
         ray.shutdown()
-        cluster.shutdown()
+        if cluster is not None:
+            cluster.shutdown()
 
 
 if __name__ == "__main__":
