@@ -1,4 +1,4 @@
-"""Shared fixtures: one Ray instance per test process, the shared data root, a leak check, the xdist groups.
+"""Shared fixtures: one Ray instance per test process, the shared data root, a leak check, the xdist order.
 
 The suite runs on two pytest-xdist workers (``addopts`` in pyproject.toml; ``-n 0`` runs it
 serially). Each worker is its own process with its own shared Ray instance (``ray_session``),
@@ -13,12 +13,13 @@ descendant of pytest (daemonised, like a ``ray start`` head node) is a leak: it 
 and the session fails. The check runs in the controller once every worker has exited, so a
 worker never mistakes the other worker's live Ray for a leak.
 
-Scheduling (``--dist loadgroup``): each test module is one xdist group, so a module-scoped
-fixture (a server, a fitted pool, the 3-node cluster of test_cluster.py) is built once, on
-one worker. The tests that start whole clusters of Ray nodes in their own processes share
-the group ``CLUSTERS`` (one worker runs them one after another), so two multi-node clusters
-never start at once on a 2-core machine, where Ray's fixed node-startup timeouts are tight.
-The heaviest groups are scheduled first, so the last group to finish is a short one.
+Scheduling (``--dist loadfile``): each test file runs on one worker, so a module-scoped
+fixture (a server, a fitted pool, the 3-node cluster of test_cluster.py) is built once. The
+files that start whole clusters of Ray nodes, and the slow kill/resume files, are scheduled
+first, so neither worker ends on a long file. (``--dist loadgroup`` with an ``xdist_group``
+for the cluster files would also keep two clusters from starting at once, but pytest-xdist
+3.8's loadgroup groups nothing under pytest 9.2: it renames ``item._nodeid``, which pytest
+9.2 no longer reads.)
 """
 
 from __future__ import annotations
@@ -46,10 +47,15 @@ RAY_TMP_ROOT = Path("/tmp") / f"slmsim-t{os.environ[SESSION_MARK].rsplit('-', 1)
 os.environ["RAY_TMPDIR"] = str(RAY_TMP_ROOT / (WORKER or "main"))
 LEAK_GRACE_S = 60.0  # Ray agents of a SIGKILLed driver take a while to notice on a loaded machine
 
-CLUSTERS = "clusters"
-"""The xdist group of the tests that start multi-node clusters (``ray.cluster_utils.Cluster`` or ``ray start``)."""
-HEAVY_FIRST = (CLUSTERS, "tests.experiments.test_driver", "tests.experiments.test_alpha_umi_driver")
-"""Groups scheduled before all others (longest first), so neither worker ends on a long group."""
+HEAVY_FIRST = (
+    "tests/experiments/test_cluster.py",
+    "tests/experiments/test_driver.py",
+    "tests/experiments/test_cluster_ray_start.py",
+    "tests/experiments/test_ray_job.py",
+    "tests/experiments/test_scale.py",
+    "tests/experiments/test_alpha_umi_driver.py",
+)
+"""Files scheduled before all others (longest first), so neither worker ends on a long one."""
 
 
 @pytest.fixture(scope="session")
@@ -84,21 +90,10 @@ def _leaked() -> list[tuple[int, str]]:
     return found
 
 
-def _group(item: pytest.Item) -> str:
-    """The test's named xdist group, else its module."""
-    marks = [m.args[0] for m in item.iter_markers("xdist_group") if m.args]
-    module = getattr(item, "module", None)
-    return str(marks[0]) if marks else module.__name__ if module else item.nodeid.split("::")[0]
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks (its own collection hook)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test not in a named group joins its module's group; the heaviest groups go first."""
-    for item in items:
-        if not any(item.iter_markers("xdist_group")):
-            item.add_marker(pytest.mark.xdist_group(_group(item)))
+    """The heaviest files first (a stable sort: every file keeps its own order)."""
     rank = {name: i for i, name in enumerate(HEAVY_FIRST)}
-    items.sort(key=lambda item: rank.get(_group(item), len(rank)))  # stable: module order is kept
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

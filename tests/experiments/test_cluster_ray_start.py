@@ -15,8 +15,7 @@ import pytest
 
 from tests.experiments.ray_nodes import ray_nodes, run_probe
 
-# xdist_group "clusters": one worker runs the multi-node tests one after another (tests/conftest.py).
-pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.xdist_group("clusters")]
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 N = 60  # cluster_probe.N_PROBLEMS
 

@@ -17,8 +17,7 @@ import pytest
 
 from tests.processes import kill_all, marked_processes
 
-# xdist_group "clusters": one worker runs the multi-node tests one after another (tests/conftest.py).
-pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.xdist_group("clusters")]
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = "experiments/configs/demo_synthetic.yaml"

@@ -111,7 +111,6 @@ def test_bad_scale_config_is_one_line_exit_2(tmp_path: Path, capsys: pytest.Capt
 
 @pytest.mark.ray
 @pytest.mark.slow
-@pytest.mark.xdist_group("clusters")  # it starts 1- and 2-node clusters: never beside another (tests/conftest.py)
 def test_scale_runs_a_small_grid_on_simulated_nodes(tmp_path: Path) -> None:
     """End to end in its own process (it starts its own clusters): 2 runner counts x 1-2 nodes."""
     mark = f"SLMSIM_SCALE_TEST={uuid.uuid4().hex[:8]}"
