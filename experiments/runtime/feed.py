@@ -130,6 +130,8 @@ async def drive(
                 open=failure is not None,
                 wall_s=round(result.wall_s, 4),
             )
+        else:  # computed again although it had a final result: wasted calls a resume must never make
+            log.info("problem_duplicate", problem_id=result.problem_id)
         streak = streak + 1 if failure is not None else 0
         if streak >= give_up_after and failure is not None:
             raise RunAborted(

@@ -1,12 +1,16 @@
-"""A run on a 3-node Ray cluster started in this process, with an optional fault mid-run.
+"""Runs on a 3-node Ray cluster started in this process, each with an optional fault mid-run.
 
-``python -m tests.experiments.cluster_probe SCENARIO OUT_DIR`` prints one JSON line:
-where every actor ran, and what the run wrote. Run in its own process (with its own
-``RAY_TMPDIR``) by tests/experiments/test_cluster.py, so the cluster never meets the
-test session's Ray instance. Scenarios: ``placement`` (no fault), ``remove_node`` (a
-worker node removed mid-run), ``kill_remote`` (kill -9 of a model actor on a worker node),
-``external`` (no fault, on a cluster of separate ``ray start`` processes whose GCS address
-is in ``SLMSIM_PROBE_ADDRESS``: tests/experiments/test_cluster_ray_start.py).
+``python -m tests.experiments.cluster_probe SCENARIO[,SCENARIO...] OUT_DIR`` prints one JSON
+line: for each scenario, where every actor it created ran, and what its run wrote. Run in
+its own process (with its own ``RAY_TMPDIR``) by tests/experiments/test_cluster.py, so the
+cluster never meets the test session's Ray instance. The scenarios run one after another
+on ONE cluster (starting a 3-node cluster costs more than a run): ``placement`` (no fault),
+``kill_remote`` (kill -9 of a model actor on a worker node), ``kill_driver`` (``slmsim run``
+killed and re-run), ``remove_node`` (a worker node removed mid-run; it must come last, the
+node is gone afterwards). Each scenario reports only the actors it created, so a restart
+counted in one scenario never shows in the next. ``external`` (no fault) runs on a cluster of
+separate ``ray start`` processes whose GCS address is in ``SLMSIM_PROBE_ADDRESS``
+(tests/experiments/test_cluster_ray_start.py).
 """
 
 from __future__ import annotations
@@ -52,11 +56,20 @@ def probe_config(out: Path, address: str) -> Any:
     )
 
 
-def actors_by_class() -> dict[str, list[dict[str, Any]]]:
+def actor_ids() -> set[str]:
+    import ray
+
+    return set(ray._private.state.actors())
+
+
+def actors_by_class(skip: frozenset[str] = frozenset()) -> dict[str, list[dict[str, Any]]]:
+    """Every actor in the GCS table (no dashboard needed) except those in ``skip`` (earlier scenarios')."""
     import ray
 
     out: dict[str, list[dict[str, Any]]] = {}
-    for actor in ray._private.state.actors().values():  # the GCS table: no dashboard needed
+    for actor_id, actor in ray._private.state.actors().items():
+        if actor_id in skip:
+            continue
         out.setdefault(actor["ActorClassName"], []).append(
             {
                 "node": actor["Address"]["NodeID"],
@@ -123,8 +136,8 @@ def driver_killed_and_resumed(config: Any, out: Path) -> dict[str, Any]:
     return {"killed_at": killed_at, "rc": second.returncode, "already_done": starts[-1]["already_done"]}
 
 
-def run_and_report(config: Any, fault: Fault | None = None) -> dict[str, Any]:
-    """Run the probe experiment on the cluster this process joined; where everything ran, and what was written."""
+def run_and_report(config: Any, fault: Fault | None = None, before: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Run the probe experiment on the cluster this process joined; where its actors ran, and what was written."""
     import ray
 
     from experiments.runtime.driver import ModelPool, run_experiment, store_dir_of
@@ -145,7 +158,7 @@ def run_and_report(config: Any, fault: Fault | None = None) -> dict[str, Any]:
         fault.join(5)
     ids = [json.loads(line)["problem_id"] for line in (out / "results.jsonl").read_text().splitlines()]
     return {
-        "actors": actors_by_class(),
+        "actors": actors_by_class(before),
         "n": summary.n,
         "errors": summary.errors,
         "open": summary.open_failures,
@@ -175,40 +188,64 @@ def external(out: Path) -> dict[str, Any]:
         ray.shutdown()
 
 
-def main(scenario: str, out: Path) -> dict[str, Any]:
+STARTUP_FAILED = "PROBE_STARTUP_FAILED"
+"""Printed when the cluster could not be started (Ray's fixed node start-up deadlines); nothing ran yet."""
+SCENARIOS = ("placement", "kill_remote", "kill_driver", "remove_node")
+
+
+def scenario_report(scenario: str, out: Path, cluster: Any, victim: Any) -> dict[str, Any]:
+    """One scenario's run (and fault) on the running cluster, in its own run directory ``out``."""
+    before = frozenset(actor_ids())
+    config = probe_config(out, cluster.address)
+    if scenario == "kill_driver":
+        resumed = driver_killed_and_resumed(config, out)
+        ids = [json.loads(line)["problem_id"] for line in (out / "results.jsonl").read_text().splitlines()]
+        return {"ids": ids, **resumed}
+    fault = None
+    if scenario != "placement":
+        fault = Fault(scenario, out / "results.jsonl", cluster, victim)
+        fault.start()
+    return run_and_report(config, fault, before)
+
+
+def main(scenarios: list[str], out: Path) -> dict[str, Any]:
     import ray
     from ray.cluster_utils import Cluster
 
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={
-            "num_cpus": 1,
-            "resources": {"head": 1},
-            "include_dashboard": False,
-            "_system_config": FAST_HEALTH,
-        },
-    )
+    unknown = [s for s in scenarios if s not in SCENARIOS]
+    assert not unknown and scenarios == sorted(scenarios, key=SCENARIOS.index), f"scenarios: {scenarios}"
+    cluster = None
     try:
-        workers = [cluster.add_node(num_cpus=1, resources={"worker": 1, f"w{i}": 1}) for i in (1, 2)]
-        cluster.wait_for_nodes()
-        ray.init(address=cluster.address, logging_level=logging.WARNING)
+        try:
+            cluster = Cluster(
+                initialize_head=True,
+                head_node_args={
+                    "num_cpus": 1,
+                    "resources": {"head": 1},
+                    "include_dashboard": False,
+                    "_system_config": FAST_HEALTH,
+                },
+            )
+            workers = [cluster.add_node(num_cpus=1, resources={"worker": 1, f"w{i}": 1}) for i in (1, 2)]
+            cluster.wait_for_nodes()
+            ray.init(address=cluster.address, logging_level=logging.WARNING)
+        except Exception:
+            print(STARTUP_FAILED, flush=True)  # a missed start-up deadline on a busy machine: run_probe retries
+            raise
         assert cluster.head_node is not None
         nodes = {"head": cluster.head_node.node_id, "w1": workers[0].node_id, "w2": workers[1].node_id}
-        fault = Fault(scenario, out / "results.jsonl", cluster, workers[1])
-        if scenario != "placement":
-            fault.start()
-        config = probe_config(out, cluster.address)
-        if scenario == "kill_driver":
-            resumed = driver_killed_and_resumed(config, out)
-            ids = [json.loads(line)["problem_id"] for line in (out / "results.jsonl").read_text().splitlines()]
-            return {"nodes": nodes, "ids": ids, **resumed}
-        return {"nodes": nodes, **run_and_report(config, fault)}
+        out.mkdir(parents=True, exist_ok=True)
+        reports: dict[str, Any] = {}
+        for scenario in scenarios:
+            reports[scenario] = {"nodes": nodes, **scenario_report(scenario, out / scenario, cluster, workers[1])}
+        return reports
     finally:
         ray.shutdown()
-        cluster.shutdown()
+        if cluster is not None:
+            cluster.shutdown()
 
 
 if __name__ == "__main__":
     scenario, out_dir = sys.argv[1], Path(sys.argv[2])
-    report = external(out_dir) if scenario == "external" else main(scenario, out_dir)
+    report = external(out_dir) if scenario == "external" else main(scenario.split(","), out_dir)
     print("PROBE " + json.dumps(report), flush=True)

@@ -66,11 +66,11 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Cap
 def test_sigkill_mid_static_run_then_resume_gives_each_step_once(tmp_path: Path) -> None:
     out = tmp_path / "run"
     args = slmsim(
-        "alpha-umi", "run", str(STATIC), f"run.out_dir={out}", "dataset.limit=40", "run.problems_in_flight=4",
-        # Real sleeping (simulated latency x 0.05) makes the run long enough to kill halfway.
+        "alpha-umi", "run", str(STATIC), f"run.out_dir={out}", "dataset.limit=16", "run.problems_in_flight=4",
+        # Real sleeping (simulated latency x 0.05) makes the run long enough to kill early.
         *(f"models.{i}.time_scale=0.05" for i in range(3)),
     )  # fmt: skip
-    partial = kill_after(args, out / "results.jsonl", 30)
+    partial = kill_after(args, out / "results.jsonl", 12)
     done = run_to_end([*args, "run.problems_in_flight=32", *(f"models.{i}.time_scale=0" for i in range(3))])
     assert done.returncode == 0, done.stderr[-2000:]
     ids = _ids(out)

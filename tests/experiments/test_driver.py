@@ -77,22 +77,25 @@ def test_same_seed_same_results_other_seed_differs(ray_session: None, tmp_path: 
 
 def test_sigkill_mid_run_then_resume_gives_each_problem_once(tmp_path: Path) -> None:
     out = tmp_path / "run"
+    n = 40  # enough to kill with most problems open; the resume record says what was recomputed
     args = slmsim(
-        "run", str(CONFIG), f"run.out_dir={out}", "dataset.limit=200", "run.progress=false",
+        "run", str(CONFIG), f"run.out_dir={out}", f"dataset.limit={n}", "run.progress=false",
         "run.problems_in_flight=2", "run.runners=1",
-        # Real sleeping (simulated latency x 0.05) makes the run long enough to kill halfway.
+        # Real sleeping (simulated latency x 0.05) makes the run long enough to kill early.
         *(f"models.{i}.time_scale=0.05" for i in range(3)),
     )  # fmt: skip
-    partial = kill_after(args, out / "results.jsonl", 60)
-    assert 0 < partial < 200, f"kill landed at {partial} results; the test needs a mid-run kill"
+    partial = kill_after(args, out / "results.jsonl", 12)
+    assert 0 < partial < n, f"kill landed at {partial} results; the test needs a mid-run kill"
     # Same command; only execution knobs differ (no sleeping, more in flight), which resume allows.
     done = run_to_end([*args, "run.problems_in_flight=32", *(f"models.{i}.time_scale=0" for i in range(3))])
     assert done.returncode == 0, done.stderr[-2000:]
     final = _lines(out)
     ids = [r.problem_id for r in final]
-    assert len(ids) == 200 and len(set(ids)) == 200
-    assert [r.index for r in final] == list(range(200))
-    # The resume record: the re-run evaluated exactly the problems that had no result.
+    assert len(ids) == n and len(set(ids)) == n
+    assert [r.index for r in final] == list(range(n))
+    # The resume record: the re-run evaluated exactly the problems that had no result, and
+    # no finished one again (a recomputed one is logged as a duplicate, its result dropped).
     resumed = _last_run(out)
     assert resumed[0]["already_done"] == partial
-    assert sum(e["event"] == "problem_done" for e in resumed) == 200 - partial
+    assert sum(e["event"] == "problem_done" for e in resumed) == n - partial
+    assert [e["problem_id"] for e in resumed if e["event"] == "problem_duplicate"] == []
