@@ -199,6 +199,10 @@ class StaticSummary(Frozen):
     cost_usd: float = 0.0
     sources: dict[str, int] = Field(default_factory=dict)
     wall_s: float = 0.0
+    evaluated_this_run: int = 0
+    """Steps this invocation evaluated: on a resume, only the steps that had no result."""
+    recomputed: int = 0
+    """Steps this invocation evaluated although they already had a result (wasted calls; a resume makes none)."""
 
 
 class LoopSummary(Frozen):

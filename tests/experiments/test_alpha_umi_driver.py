@@ -77,3 +77,6 @@ def test_sigkill_mid_static_run_then_resume_gives_each_step_once(tmp_path: Path)
     summary = json.loads((out / "summary.json").read_text())
     assert 0 < partial < summary["n_expected"], f"kill landed at {partial} steps; the test needs a mid-run kill"
     assert len(ids) == len(set(ids)) == summary["n_expected"] == summary["n"]
+    # The resume evaluated exactly the steps that had no result, and no finished one again.
+    assert summary["evaluated_this_run"] == summary["n_expected"] - partial
+    assert summary["recomputed"] == 0

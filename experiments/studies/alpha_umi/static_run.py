@@ -121,7 +121,7 @@ async def run_static_async(config: AlphaUmiConfig) -> StaticSummary:
     bar = Progress(len(steps), writer.tally, config.name, enabled=config.run.progress)
     try:
         models: dict[str, Any] = remote_models(pool) if pool is not None else {}
-        await _drive(todo, config, models, run_id, writer, bar)
+        evaluated, recomputed = await _drive(todo, config, models, run_id, writer, bar)
         writer.finalize()
         ordered = list(writer.kept())
     finally:
@@ -130,7 +130,13 @@ async def run_static_async(config: AlphaUmiConfig) -> StaticSummary:
         if pool is not None:
             pool.shutdown()
     summary = summarize_static(config, ordered, len(steps))
-    summary = summary.model_copy(update={"wall_s": time.perf_counter() - started})
+    summary = summary.model_copy(
+        update={
+            "wall_s": time.perf_counter() - started,
+            "evaluated_this_run": evaluated,
+            "recomputed": recomputed,
+        }
+    )
     (out / SUMMARY).write_text(summary.model_dump_json(indent=2) + "\n")
     return summary
 
@@ -142,18 +148,24 @@ async def _drive(
     run_id: str,
     writer: ResultsWriter,
     bar: Progress,
-) -> None:
+) -> tuple[int, int]:
+    """Evaluate ``todo``; return (steps evaluated, of which already had a result)."""
     queue: asyncio.Queue[StaticStep] = asyncio.Queue()
     for step in todo:
         queue.put_nowait(step)
+    counts = [0, 0]
 
     async def worker() -> None:
         while not queue.empty():
             step = queue.get_nowait()
             result = await evaluate_step(step, config, models, run_id)
+            counts[0] += 1
             if writer.append(result):
                 bar.update(result)
+            else:  # a finished step evaluated again: its result is dropped, its calls wasted
+                counts[1] += 1
 
     async with asyncio.TaskGroup() as group:
         for _ in range(min(config.run.problems_in_flight, max(1, len(todo)))):
             group.create_task(worker())
+    return counts[0], counts[1]
