@@ -126,23 +126,19 @@ def make_logger(path: Path) -> tuple[Any, Any]:
     return logger, fh
 
 
-async def _spawn_collaborators(
-    config: ExperimentConfig, model_handles: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Actors an orchestrator needs beyond models: agent trees.
+def _spawn_tools(config: ExperimentConfig, model_handles: dict[str, Any]) -> dict[str, Any]:
+    """Actors an orchestrator needs beyond models: the agent trees of stacking.
 
     The SLM-MUX judge is not one: each runner judges its own problems in process, with
     the grader it grades with (its symbolic checks in that grader's worker pool). One
     shared judge actor was a single process serving every runner and one more Ray hop a
     problem, the largest CPU cost of a simulated run after the simulator (docs/cluster.md).
     """
-    tools: dict[str, Any] = {}
-    extras: dict[str, Any] = {}
-    if isinstance(config.orchestrator, StackingConfig):
-        from experiments.runtime.agent_tree import spawn_for_run
+    if not isinstance(config.orchestrator, StackingConfig):
+        return {}
+    from experiments.runtime.agent_tree import spawn_for_run
 
-        tools = spawn_for_run(config, model_handles)
-    return tools, extras
+    return spawn_for_run(config, model_handles)
 
 
 async def run_experiment_async(
@@ -214,8 +210,7 @@ async def _run_locked(
             handles = pool.ensure(config.models)
             for name, handle in pool.actors():
                 supervisor.add(name, handle)
-            tools, extras = await _spawn_collaborators(config, handles)
-            job = OrchestratorJob(config, run_id, handles, tools, extras)
+            job = OrchestratorJob(config, run_id, handles, _spawn_tools(config, handles))
             run = config.run
             try:
                 check_runner_resources(run.runner_resources, alive_nodes())

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from actors.agent import RemoteTool
-from actors.handles import RemoteJudge, is_actor_handle
+from actors.handles import is_actor_handle
 from actors.model import BatchingRemoteModel
 from orchestrators import Collaborators, Outcome, run_orchestrator
 from protocols.config import ExperimentConfig, ModelSpec
@@ -33,13 +33,11 @@ class OrchestratorJob:
         run_id: str,
         models: Mapping[str, Any],
         tools: Mapping[str, Any] | None = None,
-        extras: Mapping[str, Any] | None = None,
     ) -> None:
         self.config = config
         self.run_id = run_id
         self.models = dict(models)
         self.tools = dict(tools or {})
-        self.extras = dict(extras or {})
         self._collab: dict[str, Collaborators] = {}
 
     def __getstate__(self) -> dict[str, Any]:
@@ -70,8 +68,6 @@ class OrchestratorJob:
                 run_id=self.run_id,
                 seed=self.config.seed,
                 tools=self._tools(),
-                # An actor handle among the extras is the MUX judge: the orchestrator sees its facade.
-                extras={k: RemoteJudge(v) if is_actor_handle(v) else v for k, v in self.extras.items()},
             )
         return self._collab[fmt]
 
