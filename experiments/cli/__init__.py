@@ -37,6 +37,9 @@ COMMANDS: dict[str, Command] = {
         "experiments.studies.scale", "main", "scaling experiment: one run over a grid of runners, replicas and nodes"
     ),
     "pool": Command("experiments.cli.slm_mux", "pool", "draw a cached sample pool for sweeps and model selection"),
+    "pool-merge": Command(
+        "experiments.cli.slm_mux", "pool_merge", "merge sample pools of the same problems drawn apart (no model calls)"
+    ),
     "sweep": Command(
         "experiments.cli.slm_mux", "sweep_command", "test-time scaling sweeps from a sample pool (no model calls)"
     ),

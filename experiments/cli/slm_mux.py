@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from pathlib import Path
 
 from experiments.cli.common import add_config, parse, parser_for
 from experiments.runtime.errors import guarded
@@ -33,6 +34,24 @@ def pool(argv: Sequence[str] | None = None) -> int:
         return 0
 
     return guarded("pool", body)
+
+
+def pool_merge(argv: Sequence[str] | None = None) -> int:
+    """``slmsim pool-merge OUT POOL POOL [...]``: one pool of every model of pools drawn apart."""
+    parser = parser_for("pool-merge", "Merge sample pools of the same problems drawn apart (no model calls).")
+    parser.add_argument("out", type=Path, help="directory of the merged pool.jsonl + pool_meta.json")
+    parser.add_argument("pools", type=Path, nargs="+", help="pool directories, merged in this order of models")
+    args = parse(parser, argv)
+
+    def body() -> int:
+        from experiments.studies.slm_mux.pool_merge import merge
+
+        meta = merge(args.pools, args.out)
+        print(json.dumps(meta.model_dump(mode="json"), indent=2))
+        print(f"pool: {meta.n_problems} problems x {len(meta.models)} models x k={meta.k} -> {args.out / POOL_FILE}")
+        return 0
+
+    return guarded("pool-merge", body)
 
 
 def sweep_command(argv: Sequence[str] | None = None) -> int:

@@ -18,6 +18,7 @@ from experiments.cli import COMMANDS
 
 SLMSIM = Path(sys.executable).with_name("slmsim")
 MISSING = "/nonexistent/slmsim-test/config.yaml"
+MISSING_POOL = "/nonexistent/slmsim-test/pool"
 
 # command -> (arguments after the command, a piece of the error line naming the bad value)
 BAD_INPUT: dict[str, tuple[list[str], str]] = {
@@ -27,6 +28,7 @@ BAD_INPUT: dict[str, tuple[list[str], str]] = {
     "compare": ([MISSING], MISSING),
     "scale": ([MISSING], MISSING),
     "pool": ([MISSING], MISSING),
+    "pool-merge": (["/nonexistent/slmsim-test/out", MISSING_POOL, MISSING_POOL + "2"], MISSING_POOL),
     "sweep": ([MISSING], MISSING),
     "select": ([MISSING], MISSING),
     "stack-search": ([MISSING], MISSING),
