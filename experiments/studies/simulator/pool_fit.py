@@ -15,9 +15,10 @@ fitted to the pool:
   the cards' prior 2.5 the real Gemma T = 0.8 pool's spread, 0.24, is out of reach, 0.30 at
   the lowest ``shared_sd``);
 - sampling: ``stickiness`` (how often a model repeats itself: within-model agreement);
-- mistakes: ``focus_lost`` (how often two wrong samples of a model agree).
+- mistakes: ``focus_lost`` (how often two wrong samples of a model agree) and, in a pool of two
+  or more models, ``shared_wrong_prob`` (how often two wrong samples of different models agree).
 
-The four global parameters are fitted by coordinate search over small grids (the
+The global parameters are fitted by coordinate search over small grids (the
 abilities are refitted at every grid point), on expectations over copies of the fit
 problems with fresh per-problem terms (``replicas``). The fitted simulator then predicts
 the held-out half as an average over such copies (their own terms are unknown), and
@@ -66,7 +67,12 @@ GRIDS: dict[str, tuple[float, ...]] = {
     "knowledge_scale": (0.6, 1.0, 1.5, 2.5),
     "stickiness": (0.5, 1.0, 2.0, 4.0, 8.0),
     "focus_lost": (0.05, 0.2, 0.4, 0.6, 0.8, 0.95),
+    # How often a structured mistake is one other models make too (the cards' 0.85 is a prior
+    # for distinct models); only a pool of two or more models shows it (cross-model wrong agreement).
+    "shared_wrong_prob": (0.5, 0.85, 1.0),
 }
+CROSS_MODEL = frozenset({"shared_wrong_prob"})
+"""Parameters only a pool of two or more models can pin down (left at the cards' prior otherwise)."""
 PASSES = 2
 """Rounds of the coordinate search."""
 REPLICAS_FIT = 8
@@ -95,6 +101,9 @@ def fit(
     real = pool_stats(entries, models)
     cards = base_cards(models)
     values = global_values(cards, bench)
+    if len(models) < 2:
+        values = {name: v for name, v in values.items() if name not in CROSS_MODEL}
+    grids = {name: grid for name, grid in GRIDS.items() if name in values}
     copies = replicas(problems, REPLICAS_FIT)
 
     def evaluate_at(vals: Mapping[str, float]) -> tuple[float, dict[str, float], PoolStats]:
@@ -106,7 +115,7 @@ def fit(
 
     best = evaluate_at(values)
     for _ in range(passes):
-        for name, grid in GRIDS.items():
+        for name, grid in grids.items():
             for value in grid:
                 trial_values = {**values, name: value}
                 got = evaluate_at(trial_values)

@@ -20,7 +20,7 @@ from experiments.studies.simulator.pool_stats import answer_key
 from experiments.studies.slm_mux.sample_pool import PoolEntry, PoolSample
 from protocols.messages import Problem
 
-BEHAVIOUR_KEYS = ("stickiness", "focus_lost", "knowledge_scale")
+BEHAVIOUR_KEYS = ("stickiness", "focus_lost", "knowledge_scale", "shared_wrong_prob")
 """The global behaviour parameters a pool fit may set (``shared_sd`` is the benchmark's)."""
 TEMPLATE = "Qwen2.5-7B-Instruct"
 """Non-skill traits (tokens, speed, collaboration) of a pool model that has no card."""
@@ -119,6 +119,7 @@ def global_values(cards: SimCards, bench: str) -> dict[str, float]:
         "stickiness": cards.behaviour.stickiness,
         "focus_lost": cards.behaviour.focus_lost,
         "knowledge_scale": cards.behaviour.knowledge_scale,
+        "shared_wrong_prob": cards.behaviour.shared_wrong_prob,
     }
 
 

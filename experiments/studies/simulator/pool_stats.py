@@ -18,13 +18,16 @@ from experiments.studies.slm_mux.sweep import evaluate
 
 class PoolStats(NamedTuple):
     """What the fit matches: accuracy per model, cross-model correlation, self-agreement, wrong agreement,
-    and the spread (sd) of a model's per-problem accuracy: how all-or-nothing its problems are."""
+    the spread (sd) of a model's per-problem accuracy (how all-or-nothing its problems are), and
+    cross-model wrong agreement: how often two wrong samples of *different* models give the same
+    answer (None in a one-model pool, which cannot show it)."""
 
     accuracy: dict[str, float]
     correlation: float
     agreement: float
     wrong_agreement: float
     spread: float = 0.0
+    cross_wrong_agreement: float | None = None
 
 
 def answer_key(answer: str | None) -> str | None:
@@ -50,22 +53,35 @@ def pool_stats(entries: Sequence[PoolEntry], models: Sequence[str]) -> PoolStats
                 if not x.correct and not y.correct:
                     wpairs += 1
                     wsame += x.label == y.label
+    cross = cpairs = 0
+    for e in entries:
+        for a, b in itertools.combinations(models, 2):
+            for x in e.samples[a]:
+                for y in e.samples[b]:
+                    if x.label is not None and y.label is not None and not x.correct and not y.correct:
+                        cpairs += 1
+                        cross += x.label == y.label
     return PoolStats(
         accuracy=acc,
         correlation=statistics.fmean(corrs) if corrs else 0.0,
         agreement=same / pairs if pairs else 0.0,
         wrong_agreement=wsame / wpairs if wpairs else 0.0,
         spread=statistics.fmean(statistics.pstdev(rates[m]) for m in models),
+        cross_wrong_agreement=(cross / cpairs if cpairs else 0.0) if len(models) > 1 else None,
     )
 
 
 def distance(sim: PoolStats, real: PoolStats) -> float:
     """How far simulated statistics are from the pool's (accuracies are matched exactly by the fit)."""
+    cross = 0.0
+    if real.cross_wrong_agreement is not None and sim.cross_wrong_agreement is not None:
+        cross = (sim.cross_wrong_agreement - real.cross_wrong_agreement) ** 2
     return (
         (sim.correlation - real.correlation) ** 2
         + (sim.agreement - real.agreement) ** 2
         + (sim.wrong_agreement - real.wrong_agreement) ** 2
         + (sim.spread - real.spread) ** 2
+        + cross
     )
 
 
