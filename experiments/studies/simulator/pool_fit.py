@@ -16,7 +16,9 @@ fitted to the pool:
   the lowest ``shared_sd``);
 - sampling: ``stickiness`` (how often a model repeats itself: within-model agreement);
 - mistakes: ``focus_lost`` (how often two wrong samples of a model agree) and, in a pool of two
-  or more models, ``shared_wrong_prob`` (how often two wrong samples of different models agree).
+  or more models, ``shared_wrong_prob`` and ``tilt_sd`` (how often two wrong samples of
+  different models agree: how much of a model's mistakes come from the problem's shared pool,
+  and how differently each model weights that pool).
 
 The global parameters are fitted by coordinate search over small grids (the
 abilities are refitted at every grid point), on expectations over copies of the fit
@@ -70,8 +72,11 @@ GRIDS: dict[str, tuple[float, ...]] = {
     # How often a structured mistake is one other models make too (the cards' 0.85 is a prior
     # for distinct models); only a pool of two or more models shows it (cross-model wrong agreement).
     "shared_wrong_prob": (0.5, 0.85, 1.0),
+    # How differently models weight the shared wrong answers (the cards' 1.5 is a prior): with
+    # shared_wrong_prob it sets cross-model against within-model wrong agreement.
+    "tilt_sd": (0.5, 1.5, 3.0),
 }
-CROSS_MODEL = frozenset({"shared_wrong_prob"})
+CROSS_MODEL = frozenset({"shared_wrong_prob", "tilt_sd"})
 """Parameters only a pool of two or more models can pin down (left at the cards' prior otherwise)."""
 PASSES = 2
 """Rounds of the coordinate search."""

@@ -20,7 +20,7 @@ from experiments.studies.simulator.pool_stats import answer_key
 from experiments.studies.slm_mux.sample_pool import PoolEntry, PoolSample
 from protocols.messages import Problem
 
-BEHAVIOUR_KEYS = ("stickiness", "focus_lost", "knowledge_scale", "shared_wrong_prob")
+BEHAVIOUR_KEYS = ("stickiness", "focus_lost", "knowledge_scale", "shared_wrong_prob", "tilt_sd")
 """The global behaviour parameters a pool fit may set (``shared_sd`` is the benchmark's)."""
 TEMPLATE = "Qwen2.5-7B-Instruct"
 """Non-skill traits (tokens, speed, collaboration) of a pool model that has no card."""
@@ -120,6 +120,7 @@ def global_values(cards: SimCards, bench: str) -> dict[str, float]:
         "focus_lost": cards.behaviour.focus_lost,
         "knowledge_scale": cards.behaviour.knowledge_scale,
         "shared_wrong_prob": cards.behaviour.shared_wrong_prob,
+        "tilt_sd": cards.behaviour.tilt_sd,
     }
 
 
