@@ -15,6 +15,7 @@ import pytest
 
 from experiments.studies.simulator import pool_fit
 from experiments.studies.simulator.pool_stats import pool_stats
+from experiments.studies.slm_mux.config import load_study
 from experiments.studies.slm_mux.sample_pool import PoolEntry, PoolSample, read_pool
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "pool_gemma270m"
@@ -111,3 +112,17 @@ def test_cross_model_wrong_agreement_counts_only_wrong_pairs_of_different_member
     assert stats.cross_wrong_agreement == pytest.approx(0.5)
     assert stats.wrong_agreement == pytest.approx(0.5)  # within: a's (1, 1) agree, b's (1, 2) do not
     assert pool_stats([entry], ["a"]).cross_wrong_agreement is None  # a one-model pool cannot show it
+
+
+@pytest.mark.parametrize(("member", "shots"), ((MEMBERS[1], 2), (MEMBERS[2], 0)))
+def test_each_prompt_variant_has_the_study_it_was_recorded_with(member: str, shots: int) -> None:
+    # The variant is the same model (one model_id on one server) under another prompt, named so.
+    study = load_study(FIXTURE / f"study_{shots}shot.yaml", ["pool.temperature=0.8"])
+    base = load_study(FIXTURE / "study.yaml")
+    assert study.model_names == (member,) and study.models[0].model_id == base.models[0].model_id
+    assert (study.pool.prompt_style, study.pool.shots) == ("few_shot", shots) and base.pool.shots == 8
+    same = ("k", "max_tokens")
+    assert all(getattr(study.pool, key) == getattr(base.pool, key) for key in same)
+    assert study.dataset == base.dataset and study.seed == base.seed
+    merged = read_pool(FIXTURE / "prompts" / "t0.8")
+    assert member in merged.meta.models and merged.meta.seed == study.seed and merged.meta.k == study.pool.k
