@@ -185,6 +185,7 @@ class Connection(asyncio.Protocol):
         self.busy = False
         self.in_message = False
         self.headers_done = False
+        self.paused = False
         self.eof = False
         self.dead = False
         self.deadline = server.clock + server.read_timeout_s
@@ -230,7 +231,8 @@ class Connection(asyncio.Protocol):
             self._fail(431, f"request line and headers exceed {MAX_HEAD} bytes")
         elif self.headers_done and not self.busy and self.expiry != "body":  # a body still to come
             self.deadline, self.expiry = self.server.clock + self.server.read_timeout_s, "body"
-        if len(self.queue) > MAX_PIPELINED:
+        if len(self.queue) > MAX_PIPELINED and not self.paused:
+            self.paused = True
             self.transport.pause_reading()
 
     # --- parser callbacks (httptools) -----------------------------------------------------
@@ -325,9 +327,9 @@ class Connection(asyncio.Protocol):
             self.deadline, self.expiry = self.server.clock + self.server.read_timeout_s, "body"
         else:
             self.deadline, self.expiry = self.server.clock + KEEPALIVE_S, "idle"
-        if len(self.queue) <= MAX_PIPELINED:
-            with contextlib.suppress(AttributeError, RuntimeError):
-                self.transport.resume_reading()
+        if self.paused:
+            self.paused = False
+            self.transport.resume_reading()
 
     async def _handle(self, request: Request, keep_alive: bool, head: bool) -> None:
         try:

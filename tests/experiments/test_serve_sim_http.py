@@ -55,6 +55,11 @@ async def test_pipelined_requests_are_answered_in_order_on_one_connection(served
     assert all(headers["x-slmsim-source"] == "sim" for _, headers, _ in replies)
     writer.write(post(CHAT))  # still open: keep-alive is the HTTP/1.1 default
     assert (await read_reply(reader))[0] == 200 and len(recorder.requests) == 2
+    writer.write(b"".join(post(CHAT) for _ in range(50)))  # past MAX_PIPELINED: reading pauses, then resumes
+    replies = [await read_reply(reader) for _ in range(50)]
+    assert all(status == 200 for status, _, _ in replies) and len(recorder.requests) == 52
+    ids = [json.loads(body)["id"] for _, _, body in replies]
+    assert ids == sorted(ids, key=lambda i: int(i.rsplit("-", 1)[1]))  # answered in the order sent
     writer.close()
 
 
