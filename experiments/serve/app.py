@@ -30,8 +30,9 @@ from urllib.parse import unquote
 
 from experiments.serve import features as ft
 from experiments.serve.counters import LocalCounters, PromptCounters, SharedTally
+from experiments.serve.exchange import Request, Response
 from experiments.serve.faults import KINDS, FaultInjector, ServerFaults
-from experiments.serve.http import HttpServer, Request, Response
+from experiments.serve.http import HttpServer
 from experiments.serve.lookup import ProblemLookup
 from experiments.serve.reply import (
     Choice,

@@ -13,7 +13,7 @@ import random
 
 from pydantic import Field
 
-from experiments.serve.http import Response
+from experiments.serve.exchange import Response
 from protocols.config import FaultSpec
 
 KINDS = ("rate_limit", "server_error", "timeout", "malformed", "drop")

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any
@@ -32,6 +32,7 @@ from typing import Any
 import httptools
 import orjson
 
+from experiments.serve.exchange import Handler, Request, Response, error
 from experiments.serve.wire import error_body
 
 MAX_BODY = 8 * 1024 * 1024
@@ -42,48 +43,6 @@ KEEPALIVE_S = 75.0
 _PHRASES = {s.value: s.phrase for s in HTTPStatus}
 _NO_DEADLINE = float("inf")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-
-
-class Request:
-    """One parsed request: method, path (no query), headers (lower-case names), the whole body."""
-
-    __slots__ = ("body", "headers", "method", "path")
-
-    def __init__(self, method: str, path: str, headers: dict[str, str], body: bytes) -> None:
-        self.method = method
-        self.path = path
-        self.headers = headers
-        self.body = body
-
-
-class Response:
-    """A reply: a body, or ``chunks`` streamed one write each, or ``drop`` (close, no reply)."""
-
-    __slots__ = ("body", "chunks", "content_type", "drop", "headers", "status")
-
-    def __init__(
-        self,
-        status: int = 200,
-        body: bytes = b"",
-        headers: dict[str, str] | None = None,
-        content_type: str = "application/json",
-        chunks: list[bytes] | None = None,
-        drop: bool = False,
-    ) -> None:
-        self.status = status
-        self.body = body
-        self.headers = headers if headers is not None else {}
-        self.content_type = content_type
-        self.chunks = chunks
-        self.drop = drop
-
-
-Handler = Callable[[Request], Awaitable[Response]]
-
-
-def error(status: int, message: str) -> Response:
-    """A JSON error in the OpenAI shape, for what the HTTP layer refuses itself."""
-    return Response(status, orjson.dumps(error_body(status, message, "invalid_request_error")))
 
 
 class HttpServer:
@@ -186,6 +145,7 @@ class Connection(asyncio.Protocol):
         self.in_message = False
         self.headers_done = False
         self.paused = False
+        self.unparsed = 0
         self.eof = False
         self.dead = False
         self.deadline = server.clock + server.read_timeout_s
@@ -219,6 +179,10 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.dead:
             return
+        if (
+            not self.headers_done
+        ):  # bytes toward headers not yet complete (a header still growing is not seen by on_header)
+            self.unparsed += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -227,7 +191,7 @@ class Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._fail(400, f"malformed HTTP request: {str(exc)[:100]}")
             return
-        if self.in_message and not self.headers_done and self.head_size > MAX_HEAD:
+        if not self.headers_done and self.unparsed > MAX_HEAD:
             self._fail(431, f"request line and headers exceed {MAX_HEAD} bytes")
         elif self.headers_done and not self.busy and self.expiry != "body":  # a body still to come
             self.deadline, self.expiry = self.server.clock + self.server.read_timeout_s, "body"
@@ -254,10 +218,13 @@ class Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.headers_done = True
+        self.unparsed = 0
         if self.expiry == "headers":
             self.deadline, self.expiry = _NO_DEADLINE, "none"
         length = self.headers.get("content-length")
-        if length is not None and length.strip().isdigit() and int(length) > MAX_BODY:
+        if self.head_size > MAX_HEAD:  # it came whole in one read, so the check in data_received never saw it
+            self._refuse(431, f"request line and headers exceed {MAX_HEAD} bytes")
+        elif length is not None and length.strip().isdigit() and int(length) > MAX_BODY:
             self._refuse(413, f"request body too large: {int(length)} bytes, the limit is {MAX_BODY}")
         if self.headers.get("expect", "").lower() == "100-continue":
             if self.refusal is not None:  # the client waits before sending: answer now, read nothing

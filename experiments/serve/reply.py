@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from experiments.serve import features as ft
-from experiments.serve.http import Response
+from experiments.serve.exchange import Response
 from experiments.serve.roles import extract_answer, structured_output
 from experiments.serve.wire import WireRequest, error_body
 from protocols.messages import ChatMessage, Completion, Problem, RequestMeta

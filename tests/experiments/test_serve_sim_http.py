@@ -111,6 +111,23 @@ async def test_expect_100_continue_and_http_1_0_and_head(served: Served) -> None
     writer.close()
 
 
+async def test_headers_past_64_kb_are_a_431_whether_they_come_whole_or_in_pieces(served: Served) -> None:
+    url, _, _ = served
+    big = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n"
+    reader, writer = await connect(url)
+    writer.write(big)  # whole: refused, the connection stays usable
+    assert (await read_reply(reader))[0] == 431
+    writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await read_reply(reader))[0] == 200
+    writer.write(big[:40_000])
+    await writer.drain()
+    await asyncio.sleep(0.05)
+    writer.write(big[40_000:-4])  # in pieces, never ending: refused before the end, and closed
+    status, headers, _ = await read_reply(reader)
+    assert status == 431 and headers["connection"] == "close"
+    writer.close()
+
+
 async def test_malformed_http_gets_a_json_400_and_the_connection_closes(served: Served) -> None:
     url, _, _ = served
     for garbage in (
