@@ -10,9 +10,9 @@ counter is only touched on the event loop, so concurrent requests never share a 
 
 The hot path is kept cheap (``benchmarks/serve_sim.py`` measures it against the
 in-process simulator): a conversation's problem, role and simulator messages are cached
-by its text, JSON is read and written by orjson, one sample needs no task, and a body that
-came with its headers is read without arming a timer. (uvloop did not pay: see
-docs/serve_sim.md.)
+by its text, JSON is read and written by orjson, one sample needs no task, and HTTP is
+``http``'s protocol on a C parser, not a framework (aiohttp cost twice a simulator call a
+request). (uvloop did not pay: see docs/serve_sim.md.)
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from hashlib import blake2b
 from typing import Any
-
-from aiohttp import web
+from urllib.parse import unquote
 
 from experiments.serve import features as ft
 from experiments.serve.counters import LocalCounters, PromptCounters, SharedTally
+from experiments.serve.exchange import Request, Response
 from experiments.serve.faults import KINDS, FaultInjector, ServerFaults
-from experiments.serve.guard import GuardedSite
+from experiments.serve.http import HttpServer
 from experiments.serve.lookup import ProblemLookup
 from experiments.serve.reply import (
     Choice,
@@ -62,6 +62,8 @@ META_ENTRIES = 8192
 MAX_INFLATED = 16 * 1024 * 1024
 STAT_NAMES = ("requests", "bad_request", "recognised", "missed")
 ROLE_NAMES = ("solver", "aggregator", "debater", "verifier", "judge", "agent")
+_ALLOWED = {"/v1/models": "GET", "/v1/chat/completions": "POST", "/v1/completions": "POST",
+            "/v1/slmsim/stats": "GET", "/health": "GET"}  # fmt: skip
 
 
 @dataclass
@@ -87,23 +89,8 @@ class ServerSettings:
     """R1-style cards put their reasoning inline in ``<think>`` instead of ``reasoning_content``."""
 
 
-@web.middleware
-async def _json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
-    try:
-        response: web.StreamResponse = await handler(request)
-        if not response.prepared:  # a stream sets its headers itself before its first byte
-            response.headers["x-slmsim-source"] = "sim"
-        return response
-    except BadRequest as exc:
-        return error_response(exc.status, str(exc), "invalid_request_error", exc.param, exc.code)
-    except web.HTTPException as exc:  # unknown route, wrong method: still JSON
-        return error_response(exc.status, exc.reason, "invalid_request_error")
-    except Exception as exc:  # a bug: still one JSON line, never a traceback page
-        return error_response(500, f"internal error: {type(exc).__name__}", "server_error")
-
-
 class SimServer:
-    """An aiohttp app serving ``backends`` (model id -> Backend) in the OpenAI wire format."""
+    """Serves ``backends`` (model id -> Backend) in the OpenAI wire format (``handle`` is the HTTP handler)."""
 
     def __init__(
         self,
@@ -156,33 +143,58 @@ class SimServer:
         """Requests, bad requests and injected faults so far."""
         return {**self.faults.counts, "requests": self.stats["requests"], "bad_request": self.stats["bad_request"]}
 
-    def app(self) -> web.Application:
-        app = web.Application(middlewares=[_json_errors], client_max_size=8 * 1024 * 1024)
-        app.router.add_get("/v1/models", self.models)
-        app.router.add_get("/v1/models/{model_id:.+}", self.model)
-        app.router.add_post("/v1/chat/completions", self.chat)
-        app.router.add_post("/v1/completions", self.completions)
-        app.router.add_get("/v1/slmsim/stats", self.stats_view)
-        app.router.add_get("/health", self.health)
-        return app
+    async def handle(self, http: Request) -> Response:
+        """The HTTP handler: route, answer, and every error as one JSON line labelled ``x-slmsim-source: sim``."""
+        try:
+            response = await self._route(http)
+        except BadRequest as exc:
+            response = error_response(exc.status, str(exc), "invalid_request_error", exc.param, exc.code)
+        except Exception as exc:  # a bug: still one JSON line, never a traceback page
+            response = error_response(500, f"internal error: {type(exc).__name__}", "server_error")
+        response.headers.setdefault("x-slmsim-source", "sim")
+        return response
 
-    async def health(self, _: web.Request) -> web.Response:
-        return web.Response(body=self._health, content_type="application/json")
+    async def _route(self, http: Request) -> Response:
+        path, method = http.path, "GET" if http.method == "HEAD" else http.method
+        model = path.startswith("/v1/models/") and len(path) > len("/v1/models/")
+        allowed = "GET" if model else _ALLOWED.get(path, "")
+        if not allowed:
+            return error_response(404, "Not Found", "invalid_request_error")
+        if method != allowed:
+            response = error_response(405, "Method Not Allowed", "invalid_request_error")
+            response.headers["Allow"] = allowed
+            return response
+        if path == "/v1/chat/completions":
+            return await self._serve(http, chat=True)
+        if path == "/v1/completions":
+            return await self._serve(http, chat=False)
+        if path == "/health":
+            return Response(200, self._health)
+        if path == "/v1/models":
+            return self.models()
+        if path == "/v1/slmsim/stats":
+            return self.stats_view()
+        return self.model(unquote(path[len("/v1/models/") :]))
+
+    def refused(self, status: int) -> None:
+        """A request the HTTP layer answered itself (a body too large or too slow, bad HTTP): a bad request."""
+        self.stats["requests"] += 1
+        self.stats["bad_request"] += 1
+        self._publish()
 
     @staticmethod
     def _model_entry(name: str) -> dict[str, Any]:
         return {"id": name, "object": "model", "created": 0, "owned_by": "slmsim-sim"}
 
-    async def models(self, _: web.Request) -> web.Response:
+    def models(self) -> Response:
         names = sorted({*self.backends, *self.settings.aliases})
         return json_reply({"object": "list", "data": [self._model_entry(n) for n in names]})
 
-    async def model(self, http: web.Request) -> web.Response:
-        name = http.match_info["model_id"]
+    def model(self, name: str) -> Response:
         self.resolve(name)
         return json_reply(self._model_entry(name))
 
-    async def stats_view(self, _: web.Request) -> web.Response:
+    def stats_view(self) -> Response:
         stats, roles, faults = dict(self.stats), dict(self.roles), dict(self.faults.counts)
         workers = 1
         if self.tally is not None:  # every worker's counts, not just this one's
@@ -206,24 +218,10 @@ class SimServer:
             f"unknown model {clip(name)}; served: {sorted(self.backends)}", 404, "model", "model_not_found"
         )
 
-    async def chat(self, request: web.Request) -> web.StreamResponse:
-        return await self._serve(request, chat=True)
-
-    async def completions(self, request: web.Request) -> web.StreamResponse:
-        return await self._serve(request, chat=False)
-
-    async def _read(self, http: web.Request) -> bytes:
-        try:
-            if http.content.is_eof():  # the whole body came with the headers: no timer to arm and cancel
-                raw = await http.read()
-            else:
-                async with asyncio.timeout(self.settings.read_timeout_s):
-                    raw = await http.read()
-        except TimeoutError:
-            raise BadRequest(f"request body not received within {self.settings.read_timeout_s:g}s", 408) from None
-        except web.HTTPRequestEntityTooLarge as exc:
-            raise BadRequest(f"request body too large: {exc.text}", 413) from None
-        encoding = http.headers.get("Content-Encoding", "identity").strip().lower()
+    def _decode(self, http: Request) -> bytes:
+        """The body as sent, inflated if its Content-Encoding says gzip or deflate (checked, not trusted)."""
+        raw = http.body
+        encoding = http.headers.get("content-encoding", "identity").strip().lower()
         if encoding in ("", "identity"):
             return raw
         if encoding not in ("gzip", "deflate"):
@@ -257,16 +255,16 @@ class SimServer:
                 self._metas.popitem(last=False)
         return parsed
 
-    async def _serve(self, http: web.Request, chat: bool) -> web.StreamResponse:
+    async def _serve(self, http: Request, chat: bool) -> Response:
         try:
             return await self._answer(http, chat)
         finally:
             self._publish()
 
-    async def _answer(self, http: web.Request, chat: bool) -> web.StreamResponse:
+    async def _answer(self, http: Request, chat: bool) -> Response:
         self.stats["requests"] += 1
         try:
-            wire = parse_request(parse_body(await self._read(http)), chat)
+            wire = parse_request(parse_body(self._decode(http)), chat)
             card = self.resolve(wire.model)
             meta, messages = await self._meta(wire, http.headers.get("x-slmsim-role"))
         except BadRequest:
@@ -282,7 +280,7 @@ class SimServer:
             )
         fault = self.faults.draw()
         if fault is not None:
-            return await self.faults.serve(fault, http)
+            return await self.faults.serve(fault)
         if self.settings.latency_s > 0:
             await asyncio.sleep(self.settings.latency_s)
         result = await self._choices(wire, card, meta, messages)
@@ -292,7 +290,7 @@ class SimServer:
         wire_body = envelope(wire, choices, prompt_tokens, f"{self.worker}-{next(self._ids)}")
         headers = {"x-slmsim-source": "sim", "x-slmsim-problem": problem_label(problem), "x-slmsim-role": meta.role}
         if wire.stream:
-            return await stream(http, wire, wire_body, headers)
+            return stream(wire, wire_body, headers)
         return json_reply(wire_body, headers=headers)
 
     # --- sampling ------------------------------------------------------------------
@@ -365,14 +363,9 @@ def _conversation_key(wire: WireRequest, forced: str | None) -> str:
     return f"{wire.chat}\x1f{forced}\x1f{tools}\x1f{calls}\x1f{roles}\x1f{wire.text}"
 
 
-async def start(server: SimServer, host: str, port: int, reuse_port: bool = False) -> tuple[web.AppRunner, int]:
-    """Start ``server`` on ``host:port`` (0 = any free port); returns the runner and the bound port."""
-    # The body's Content-Encoding is checked by ``SimServer._read`` (a bogus gzip is a JSON 400).
-    runner = web.AppRunner(
-        server.app(), access_log=None, shutdown_timeout=1.0, auto_decompress=False, keepalive_timeout=75.0
-    )
-    await runner.setup()
-    site = GuardedSite(runner, host, port, server.settings.read_timeout_s, backlog=1024, reuse_port=reuse_port)
-    await site.start()
-    bound = runner.addresses[0][1]
-    return runner, int(bound)
+async def start(server: SimServer, host: str, port: int, reuse_port: bool = False) -> tuple[HttpServer, int]:
+    """Start ``server`` on ``host:port`` (0 = any free port): the runner (``await runner.cleanup()`` stops
+    it) and the bound port."""
+    runner = HttpServer(server.handle, server.settings.read_timeout_s, server.refused)
+    bound = await runner.start(host, port, reuse_port=reuse_port)
+    return runner, bound

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import random
 
-from aiohttp import web
 from pydantic import Field
 
+from experiments.serve.exchange import Response
 from protocols.config import FaultSpec
 
 KINDS = ("rate_limit", "server_error", "timeout", "malformed", "drop")
@@ -62,15 +62,13 @@ class FaultInjector:
             u -= rate
         return None
 
-    async def serve(self, fault: str, http: web.Request) -> web.StreamResponse:
+    async def serve(self, fault: str) -> Response:
         """The reply (or the silence) of an injected fault."""
         from experiments.serve.reply import error_response
 
         match fault:
-            case "drop":
-                if http.transport is not None:
-                    http.transport.close()
-                return web.Response(status=500)  # never reaches the client
+            case "drop":  # the connection is closed with no reply
+                return Response(drop=True)
             case "rate_limit":
                 response = error_response(429, "simulated rate limit", "rate_limit_exceeded")
                 response.headers["Retry-After"] = f"{self.retry_after_s:g}"
@@ -81,4 +79,4 @@ class FaultInjector:
             case "timeout":
                 await asyncio.sleep(self.hang_s)
                 return error_response(504, "simulated timeout", "timeout")
-        return web.Response(status=200, text='{"id": "cmpl-broken", "choices": [{"te', content_type="application/json")
+        return Response(200, b'{"id": "cmpl-broken", "choices": [{"te')

@@ -14,9 +14,9 @@ from hashlib import blake2b
 from typing import Any
 
 import orjson
-from aiohttp import web
 
 from experiments.serve import features as ft
+from experiments.serve.exchange import Response
 from experiments.serve.roles import extract_answer, structured_output
 from experiments.serve.wire import WireRequest, error_body
 from protocols.messages import ChatMessage, Completion, Problem, RequestMeta
@@ -28,14 +28,12 @@ GENERIC = (
 )
 
 
-def json_reply(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+def json_reply(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """A JSON reply, encoded by orjson (the stdlib encoder was a tenth of a reply's cost)."""
-    return web.Response(body=orjson.dumps(body), status=status, headers=headers, content_type="application/json")
+    return Response(status, orjson.dumps(body), headers)
 
 
-def error_response(
-    status: int, message: str, kind: str, param: str | None = None, code: str | None = None
-) -> web.Response:
+def error_response(status: int, message: str, kind: str, param: str | None = None, code: str | None = None) -> Response:
     """A JSON error reply in the OpenAI shape."""
     return json_reply(error_body(status, message, kind, param, code), status)
 
@@ -228,20 +226,14 @@ def _text_events(choice: dict[str, Any]) -> list[dict[str, Any]]:
              "logprobs": None} for k, piece in enumerate(parts)]  # fmt: skip
 
 
-async def stream(
-    http: web.Request, wire: WireRequest, body: dict[str, Any], headers: dict[str, str]
-) -> web.StreamResponse:
+def stream(wire: WireRequest, body: dict[str, Any], headers: dict[str, str]) -> Response:
     """The reply as server-sent events: the text in several chunks per choice, its finish, [DONE]."""
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **headers})
-    await response.prepare(http)
     head = {k: body[k] for k in ("id", "created", "model", "system_fingerprint")}
     head["object"] = "chat.completion.chunk" if wire.chat else "text_completion"
     events = [e for choice in body["choices"] for e in (_chat_events if wire.chat else _text_events)(choice)]
     chunks = [{**head, "choices": [e]} for e in events]
     if wire.include_usage:
         chunks.append({**head, "choices": [], "usage": body["usage"]})
-    for chunk in chunks:
-        await response.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
-    await response.write(b"data: [DONE]\n\n")
-    await response.write_eof()
-    return response
+    sse = [b"data: " + orjson.dumps(chunk) + b"\n\n" for chunk in chunks]
+    sse.append(b"data: [DONE]\n\n")
+    return Response(200, headers={"Cache-Control": "no-cache", **headers}, content_type="text/event-stream", chunks=sse)

@@ -1,4 +1,4 @@
-"""The openai backend against the real simulated server (aiohttp on 127.0.0.1), faults included."""
+"""The openai backend against the real simulated server (real HTTP on 127.0.0.1), faults included."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from actors.backends.openai import OpenAIBackend, parse_retry_after, render_prom
 from actors.backends.wrappers import RetryBackend
 from experiments.serve.app import ServerSettings, SimServer, start
 from experiments.serve.faults import ServerFaults
+from experiments.serve.http import HttpServer
 from experiments.serve.lookup import ProblemLookup
 from protocols.config import ModelSpec, Price
 from protocols.messages import ChatMessage, Completion, CompletionRequest, Failure, Problem, Usage
@@ -43,7 +44,7 @@ Serve = Callable[..., Awaitable[tuple[str, SimServer, FakeBackend]]]
 @pytest.fixture
 async def serve() -> AsyncIterator[Serve]:
     """Start a SimServer on a free port; returns (base_url, server, echo backend)."""
-    runners: list[web.AppRunner] = []
+    runners: list[HttpServer] = []
 
     async def _start(**settings: object) -> tuple[str, SimServer, FakeBackend]:
         echo = echo_backend()
