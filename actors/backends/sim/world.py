@@ -120,9 +120,10 @@ def focus_of(b: Behaviour, know: float) -> float:
     return b.focus_lost + (b.focus_known - b.focus_lost) * know
 
 
-VIEWS_PER_PROBLEM = 4
-"""Views kept per cached problem: a world serves one model in an actor, several in process
-(calibration, ``benchmarks.stack_overhead``'s bound), plus an agent's re-keyed view."""
+VIEWS_PER_PROBLEM = 2
+"""Views kept per cached problem: a world serves one model (its backend's), whose solver view
+and agent view (``context``) a problem may need. A world asked about more models (tests,
+calibration) rebuilds the evicted ones: a view is a pure function of its inputs."""
 
 
 class World:
