@@ -80,6 +80,15 @@ def load_problems(spec: DatasetSpec) -> list[Problem]:
     return list(iter_problems(spec))
 
 
+STREAMED = ("math500", "gsm8k")
+"""Datasets read line by line as iterated (the others are loaded, or generated, whole first)."""
+
+
+def is_streamed(spec: DatasetSpec) -> bool:
+    """True if ``iter_problems(spec)`` holds only what it has yielded (no shuffle, a JSONL dataset)."""
+    return spec.name in STREAMED and not spec.shuffle
+
+
 def iter_problems(spec: DatasetSpec) -> Iterator[Problem]:
     """``load_problems`` one problem at a time; unshuffled, only the problems not yet consumed are read.
 

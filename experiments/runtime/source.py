@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 
-from experiments.runtime.preflight import read_dataset
+from datasets import is_streamed
+from experiments.runtime.preflight import load_dataset, read_dataset
 from protocols.config import DatasetSpec
 from protocols.messages import Problem
 
@@ -37,6 +38,12 @@ class ProblemSource:
 
     @classmethod
     def of_dataset(cls, spec: DatasetSpec) -> ProblemSource:
-        """The problems of ``spec``, streamed; raises ``DatasetError`` for a bad line now, not mid-run."""
+        """The problems of ``spec``, streamed; raises ``DatasetError`` for a bad line now, not mid-run.
+
+        A dataset that is loaded whole anyway (generated, shuffled, GPQA's CSV) is loaded
+        once and held, rather than generated twice.
+        """
+        if not is_streamed(spec):
+            return cls.of(load_dataset(spec))
         count = sum(1 for _ in read_dataset(spec))
         return cls(count, lambda: read_dataset(spec))

@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 import datasets.paths
-from datasets import DatasetError, data_root, iter_problems, load_problems, load_toolalpaca, load_toolbench
+from datasets import (
+    DatasetError,
+    data_root,
+    is_streamed,
+    iter_problems,
+    load_problems,
+    load_toolalpaca,
+    load_toolbench,
+)
 from datasets.gpqa import OPTION_COLUMNS, permutation_for
 from datasets.toolalpaca import ASK_USER
 from protocols.config import DatasetSpec
@@ -99,6 +107,8 @@ def test_iter_problems_streams_the_same_problems_reading_only_what_it_yields(tmp
     assert [next(stream).id, next(stream).id] == ["gsm8k/train/0", "gsm8k/train/1"]  # the bad line is not read yet
     with pytest.raises(DatasetError, match=r"train.jsonl:3: invalid JSON"):
         next(stream)
+    assert is_streamed(DatasetSpec(name="gsm8k")) and not is_streamed(shuffled)
+    assert not is_streamed(DatasetSpec(name="synthetic"))  # generated whole: a run holds it rather than make it twice
 
 
 def test_gpqa_sample_shuffles_deterministically() -> None:
