@@ -14,7 +14,7 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from experiments.runtime.placement import ReplicaSet, alive_nodes, check_runner_
 from experiments.runtime.preflight import check_existing_run, check_run
 from experiments.runtime.progress import Progress
 from experiments.runtime.results import CONFIG, LOG, SUMMARY, ResultsWriter
-from experiments.runtime.source import ProblemSource
+from experiments.runtime.source import ProblemSource, pending, unfinished
 from experiments.runtime.spawn import DEFAULT_RESTARTS, ensure_ray, spawn_model, spawn_runner
 from protocols.config import ExperimentConfig, ModelSpec, StackingConfig, StoreSpec
 from protocols.messages import Problem
@@ -182,23 +182,6 @@ async def run_experiment_async(
         return await _run_locked(config, models, source, progress_label, retry_failed, started)
 
 
-def _pending(source: ProblemSource, writer: ResultsWriter) -> tuple[int, int]:
-    """(problems to run, how many of them have an open result on disk) for a resume."""
-    if not writer.recorded:
-        return source.count, 0
-    todo = reattempted = 0
-    for problem in source:
-        if not writer.is_done(problem.id):
-            todo += 1
-            reattempted += problem.id in writer
-    return todo, reattempted
-
-
-def _todo(source: ProblemSource, writer: ResultsWriter) -> Iterator[tuple[int, Problem]]:
-    """(dataset index, problem) of each problem without a result that stands, read as the feeders take them."""
-    return ((i, p) for i, p in enumerate(source) if not writer.is_done(p.id))
-
-
 async def _run_locked(
     config: ExperimentConfig,
     models: ModelPool | None,
@@ -210,7 +193,7 @@ async def _run_locked(
     out = prepare_run_dir(config)
     run_id = run_id_of(config)
     writer = ResultsWriter(out, retry_failed=retry_failed)
-    todo, reattempted = _pending(source, writer)
+    todo, reattempted = pending(source, writer)
     log, log_fh = make_logger(out / LOG)
     log.info(
         "run_start",
@@ -252,7 +235,7 @@ async def _run_locked(
             for n, runner in enumerate(runners):
                 supervisor.add(f"runner actor {n}", runner)
             try:
-                await drive(_todo(source, writer), todo, runners, config.run, writer, bar, log, supervisor)
+                await drive(unfinished(source, writer), todo, runners, config.run, writer, bar, log, supervisor)
             except RunAborted as exc:
                 aborted = exc
                 log.info("run_aborted", run_id=run_id, reason=str(exc))

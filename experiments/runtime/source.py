@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from datasets import is_streamed
 from experiments.runtime.preflight import load_dataset, read_dataset
+from experiments.runtime.results import ResultsWriter
 from protocols.config import DatasetSpec
 from protocols.messages import Problem
 
@@ -47,3 +48,20 @@ class ProblemSource:
             return cls.of(load_dataset(spec))
         count = sum(1 for _ in read_dataset(spec))
         return cls(count, lambda: read_dataset(spec))
+
+
+def pending(source: ProblemSource, writer: ResultsWriter) -> tuple[int, int]:
+    """(problems to run, how many of them have an open result on disk) for a resume."""
+    if not writer.recorded:
+        return source.count, 0
+    todo = reattempted = 0
+    for problem in source:
+        if not writer.is_done(problem.id):
+            todo += 1
+            reattempted += problem.id in writer
+    return todo, reattempted
+
+
+def unfinished(source: ProblemSource, writer: ResultsWriter) -> Iterator[tuple[int, Problem]]:
+    """(dataset index, problem) of each problem without a result that stands, read as the feeders take them."""
+    return ((i, p) for i, p in enumerate(source) if not writer.is_done(p.id))
