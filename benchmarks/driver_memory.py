@@ -3,26 +3,27 @@
     python -m benchmarks.driver_memory                         # 10k and 100k problems (a few minutes)
     python -m benchmarks.driver_memory --problems 1000,10000 --orchestrator config
 
-Each N runs in a fresh child process (``ru_maxrss`` is a process's peak): the child loads
-N problems, then runs them through the whole stack (``run_experiment``: runner and model
-actors, results streamed to ``results.jsonl``). What is measured is the stack's memory,
-so the run is made as cheap per problem as the stack allows, and nothing else:
+Each N runs in a fresh child process (``ru_maxrss`` is a process's peak): the child runs
+N problems through the whole stack (``run_experiment``: runner and model actors, results
+streamed to ``results.jsonl``), handing them to the driver as a stream
+(``experiments.runtime.source.ProblemSource``, as ``slmsim run`` streams its dataset).
+What is measured is the stack's memory, so the run is made as cheap per problem as the stack allows, and nothing else:
 
 * GSM8K train problems (``slm_mux_gsm8k_sim.yaml``), graded by their last number: no
   sympy anywhere. Its first ``--base`` problems are repeated under distinct ids up to N
   (``.../r3`` is repeat 3): the driver, the simulator and the results file see N distinct
   problems with full simulated traces (the simulator's per-problem facts are built anew
-  for every id).
+  for every id). Each repeat is made as the driver reads it, so only the base is held.
 * ``--orchestrator single`` (one sample a problem; ``config`` runs the config's SLM-MUX),
   the simulator at ``time_scale`` 0 (no latency slept), two replicas of each model (both
   cores serve completions), ``--in-flight`` problems per runner.
 
 It reports
 
-* **driver peak RSS** (the child's ``ru_maxrss``), and its RSS once the dataset is loaded:
-  the problems themselves are the one per-problem cost the driver keeps (the dataset);
+* **driver peak RSS** (the child's ``ru_maxrss``), and its RSS once the base is loaded;
 * **run growth**: peak minus the RSS after loading, i.e. what running the problems
-  costs the driver beyond the dataset: flat in N when nothing per problem is kept;
+  costs the driver: flat in N when nothing per problem is kept but the results writer's
+  index (a few dozen bytes a problem: ``experiments.runtime.results``);
 * **actor peak RSS**: the largest ``VmHWM`` among this run's own Ray worker processes
   (the runner and model actors; found as descendants of the child, so other Ray
   programs on the machine are not counted), sampled every 0.5 s.
@@ -42,12 +43,14 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from benchmarks.cpu_meter import CpuMeter, ProcessTree, describe
 from experiments.runtime.config_io import load_config
 from protocols.config import ExperimentConfig
+from protocols.messages import Problem
 
 CONFIG = "experiments/configs/slm_mux_gsm8k_sim.yaml"
 BASE = 2000  # distinct problems loaded; repeated under new ids up to N
@@ -111,16 +114,20 @@ def child(path: str, n: int, orchestrator: str, in_flight: int = 64, base_n: int
 
     from experiments.runtime.driver import run_experiment_async
     from experiments.runtime.preflight import load_dataset
+    from experiments.runtime.source import ProblemSource
     from experiments.runtime.spawn import ensure_ray
 
     with tempfile.TemporaryDirectory() as tmp:
         config = _config(path, n, Path(tmp) / "run", orchestrator, in_flight)
         started = time.perf_counter()
         base = load_dataset(config.dataset.model_copy(update={"limit": min(n, base_n)}))
-        problems = [
-            p.model_copy(update={"id": f"{p.id}/r{i // len(base)}", "answer_format": "gsm8k"})
-            for i, p in enumerate(base * -(-n // len(base)))
-        ][:n]
+
+        def repeats() -> Iterator[Problem]:
+            for i in range(n):
+                p = base[i % len(base)]
+                yield p.model_copy(update={"id": f"{p.id}/r{i // len(base)}", "answer_format": "gsm8k"})
+
+        problems = ProblemSource(n, repeats)
         loaded_mb = rss_mb()
         load_s = time.perf_counter() - started
         ensure_ray()  # retried: a loaded machine can be slow to bring a raylet up

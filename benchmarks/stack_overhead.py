@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"            steady state {steady_st:.2f} s = {steady:.0f}/s (first to last result)")
     ms_in, ms_st = 1000 * cpu_in.seconds / calls_in, 1000 * cpu_st.seconds / calls_st
     print(f"CPU per completion (all processes, load-independent): in-process {ms_in:.2f} ms, stack {ms_st:.2f} ms")
+    print(f"            in process by process: {describe(cpu_in.by_role(), calls_in, 'completion')}")
     print(f"            stack by process: {describe(cpu_st.by_role(), calls_st, 'completion')}")
     per_problem = calls_st / len(problems)
     steady_in, steady_cpu = window_in.cpu_per_problem, window_st.cpu_per_problem

@@ -6,7 +6,7 @@ project does not use that library.
 
 from datasets.errors import DatasetError
 from datasets.grading import Gsm8kGrader, LetterGrader, MathGrader, SymbolicChecker, grader_for
-from datasets.loaders import load_all, load_problems
+from datasets.loaders import is_streamed, iter_problems, load_all, load_problems
 from datasets.paths import data_root
 from datasets.toolalpaca import ToolAlpacaTask, load_toolalpaca
 from datasets.toolbench import ToolTask, load_toolbench
@@ -21,6 +21,8 @@ __all__ = [
     "ToolTask",
     "data_root",
     "grader_for",
+    "is_streamed",
+    "iter_problems",
     "load_all",
     "load_problems",
     "load_toolalpaca",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from datasets.errors import DatasetError
@@ -15,7 +16,11 @@ _CALCULATOR = re.compile(r"<<[^<>]*>>")
 
 def load_gsm8k(path: Path, split: str) -> list[Problem]:
     """Problems with ``id`` = ``gsm8k/<split>/<0-based line>`` and ``metadata["steps"]`` = calculator calls."""
-    problems: list[Problem] = []
+    return list(iter_gsm8k(path, split))
+
+
+def iter_gsm8k(path: Path, split: str) -> Iterator[Problem]:
+    """``load_gsm8k`` one problem at a time (a run streams its dataset instead of holding it)."""
     for index, (line, record) in enumerate(read_jsonl(path)):
         question = require(record, "question", str, path=path, line=line)
         solution = require(record, "answer", str, path=path, line=line)
@@ -23,7 +28,7 @@ def load_gsm8k(path: Path, split: str) -> list[Problem]:
             reference = reference_answer(solution)
         except ValueError:
             raise DatasetError("no '#### <number>' final answer", path=path, line=line, field="answer") from None
-        problems.append(
+        yield (
             Problem(
                 id=f"gsm8k/{split}/{index}",
                 benchmark="gsm8k",
@@ -37,4 +42,3 @@ def load_gsm8k(path: Path, split: str) -> list[Problem]:
                 },
             )
         )
-    return problems

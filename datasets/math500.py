@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 from datasets.errors import DatasetError
@@ -11,7 +12,11 @@ from protocols.messages import Problem
 
 def load_math500(path: Path) -> list[Problem]:
     """Problems with ``id`` = ``unique_id``, ``domain`` = subject, ``level`` 1-5, the solution in metadata."""
-    problems: list[Problem] = []
+    return list(iter_math500(path))
+
+
+def iter_math500(path: Path) -> Iterator[Problem]:
+    """``load_math500`` one problem at a time; only the ids seen so far are kept (duplicates are an error)."""
     seen: dict[str, int] = {}
     for line, record in read_jsonl(path):
         uid = require(record, "unique_id", str, path=path, line=line)
@@ -23,7 +28,7 @@ def load_math500(path: Path) -> list[Problem]:
                 f"duplicate id {uid!r} (first on line {seen[uid]})", path=path, line=line, field="unique_id"
             )
         seen[uid] = line
-        problems.append(
+        yield (
             Problem(
                 id=uid,
                 benchmark="math500",
@@ -35,4 +40,3 @@ def load_math500(path: Path) -> list[Problem]:
                 metadata={"solution": require(record, "solution", str, path=path, line=line)},
             )
         )
-    return problems

@@ -1,7 +1,8 @@
 r"""MATH-style answers: the last ``\boxed{}``, string normalisation and a fast exact comparison.
 
 Everything here is pure and synchronous so it can be unit-tested on tables and benchmarked.
-``fast_equiv`` settles the common cases (equal normal forms, exact rational numbers, tuples
+``fast_equiv`` settles the common cases (equal normal forms, exact rational numbers, arithmetic
+(``datasets.grading.arith``), tuples
 of those) in microseconds and returns None when only a symbolic check can decide;
 ``datasets.grading.symbolic`` does that check in a worker.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 from functools import lru_cache
+
+from datasets.grading.arith import arithmetic_equiv
 
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
 
@@ -319,7 +322,9 @@ def fast_equiv(a: str, b: str) -> bool | None:
         return False
     if _is_plain_text(na) and _is_plain_text(nb):
         return na.lower() == nb.lower()
-    return None
+    if "%" in a or "%" in b:  # 50\% may mean 0.5 (``_percent_alternatives``); arithmetic would not see that
+        return None
+    return arithmetic_equiv(split_top_level(na), split_top_level(nb))
 
 
 def _has_variable(s: str) -> bool:

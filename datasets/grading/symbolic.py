@@ -1,10 +1,10 @@
 """Symbolic equivalence with math-verify, run in worker processes with a hard timeout.
 
 Timeouts need signals, which only work in a main thread. So each check runs in the main
-thread of a worker process (``datasets.grading.worker``) under a CPU-time budget. A worker
+thread of a worker process (``datasets/grading/worker.py``) under a CPU-time budget. A worker
 that still overruns (pure C loops, e.g. a huge integer power, never see the signal) is
 killed and replaced. The workers are plain
-``python -m`` subprocesses rather than a multiprocessing pool, so they never re-import
+``python`` subprocesses rather than a multiprocessing pool, so they never re-import
 the caller's ``__main__`` and are safe to start inside threaded Ray workers.
 """
 
@@ -27,6 +27,7 @@ from typing import Literal, NamedTuple
 
 Verdict = Literal["equal", "different", "unparsable", "timeout"]
 _REPO = Path(__file__).resolve().parents[2]
+_WORKER = Path(__file__).resolve().with_name("worker.py")
 
 
 class SymbolicResult(NamedTuple):
@@ -114,7 +115,7 @@ class _Worker:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO), env.get("PYTHONPATH", "")) if p)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "datasets.grading.worker"],
+            [sys.executable, "-P", str(_WORKER)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,10 @@ from experiments.runtime.feed import Supervisor, drive
 from experiments.runtime.job import OrchestratorJob, immediate_replies
 from experiments.runtime.lock import hold
 from experiments.runtime.placement import ReplicaSet, alive_nodes, check_runner_resources, replica_nodes
-from experiments.runtime.preflight import check_existing_run, check_run, load_dataset
+from experiments.runtime.preflight import check_existing_run, check_run
 from experiments.runtime.progress import Progress
 from experiments.runtime.results import CONFIG, LOG, SUMMARY, ResultsWriter
+from experiments.runtime.source import ProblemSource, pending, unfinished
 from experiments.runtime.spawn import DEFAULT_RESTARTS, ensure_ray, spawn_model, spawn_runner
 from protocols.config import ExperimentConfig, ModelSpec, StackingConfig, StoreSpec
 from protocols.messages import Problem
@@ -145,7 +147,7 @@ async def run_experiment_async(
     config: ExperimentConfig,
     *,
     models: ModelPool | None = None,
-    problems: list[Problem] | None = None,
+    problems: Sequence[Problem] | ProblemSource | None = None,
     progress_label: str | None = None,
     retry_failed: bool = False,
 ) -> RunSummary:
@@ -158,7 +160,8 @@ async def run_experiment_async(
         config: the validated experiment.
         models: a shared pool of model actors (e.g. all candidates of a search layer);
             a private pool is made and torn down when None.
-        problems: the problems to use instead of loading ``config.dataset``.
+        problems: the problems to use instead of ``config.dataset`` (a list, or a
+            ``ProblemSource`` to stream them); ``config.dataset`` is streamed, never held whole.
         progress_label: the progress bar's title (defaults to the config name).
         retry_failed: also re-attempt problems recorded with a permanent failure.
 
@@ -172,15 +175,17 @@ async def run_experiment_async(
     # Before the run directory exists: bad input leaves nothing behind.
     check_run(config)
     if problems is None:
-        problems = load_dataset(config.dataset)
+        source = ProblemSource.of_dataset(config.dataset)
+    else:
+        source = problems if isinstance(problems, ProblemSource) else ProblemSource.of(problems)
     with hold(config.run.out_dir, f"slmsim run {config.name}"):
-        return await _run_locked(config, models, problems, progress_label, retry_failed, started)
+        return await _run_locked(config, models, source, progress_label, retry_failed, started)
 
 
 async def _run_locked(
     config: ExperimentConfig,
     models: ModelPool | None,
-    problems: list[Problem],
+    source: ProblemSource,
     progress_label: str | None,
     retry_failed: bool,
     started: float,
@@ -188,20 +193,20 @@ async def _run_locked(
     out = prepare_run_dir(config)
     run_id = run_id_of(config)
     writer = ResultsWriter(out, retry_failed=retry_failed)
-    todo = [(i, p) for i, p in enumerate(problems) if not writer.is_done(p.id)]
+    todo, reattempted = pending(source, writer)
     log, log_fh = make_logger(out / LOG)
     log.info(
         "run_start",
         run_id=run_id,
         name=config.name,
         orchestrator=config.orchestrator.kind,
-        problems=len(problems),
-        already_done=len(problems) - len(todo),
-        reattempted=sum(p.id in writer for _, p in todo),
+        problems=source.count,
+        already_done=source.count - todo,
+        reattempted=reattempted,
     )
     own_pool = models is None
     pool = models or ModelPool(config.seed, config.store, store_dir_of(config), config.run.actor_restarts)
-    bar = Progress(len(problems), writer.tally, progress_label or config.name, enabled=config.run.progress)
+    bar = Progress(source.count, writer.tally, progress_label or config.name, enabled=config.run.progress)
     aborted: RunAborted | None = None
     try:
         if todo:
@@ -225,12 +230,12 @@ async def _run_locked(
                     run.runner_strategy,
                     dict(run.runner_resources),
                 )
-                for _ in range(min(run.runners, len(todo)))
+                for _ in range(min(run.runners, todo))
             ]
             for n, runner in enumerate(runners):
                 supervisor.add(f"runner actor {n}", runner)
             try:
-                await drive(todo, runners, config.run, writer, bar, log, supervisor)
+                await drive(unfinished(source, writer), todo, runners, config.run, writer, bar, log, supervisor)
             except RunAborted as exc:
                 aborted = exc
                 log.info("run_aborted", run_id=run_id, reason=str(exc))
@@ -245,7 +250,7 @@ async def _run_locked(
         name=config.name,
         orchestrator=config.orchestrator.kind,
         dataset=config.dataset.name,
-        n_expected=len(problems),
+        n_expected=source.count,
     ).model_copy(update={"wall_s": time.perf_counter() - started})
     (out / SUMMARY).write_text(summary.model_dump_json(indent=2) + "\n")
     log.info(

@@ -1,8 +1,8 @@
 """Keeping problems in flight on runner actors: re-attempts, backoff, and telling dead actors apart.
 
 ``drive`` is the driver's inner loop (``experiments.runtime.driver`` owns the run's life
-around it): ``run.problems_in_flight`` feeders per runner pull problems from one queue
-(several a call while the queue is long: ``batch_size``), re-attempt a problem whose
+around it): ``run.problems_in_flight`` feeders per runner pull problems from one stream
+(several a call while many remain: ``batch_size``), re-attempt a problem whose
 result carries a transient failure, and append each result to the run's
 ``ResultsWriter`` the moment it lands, so the driver holds no more than the problems in
 flight.
@@ -11,7 +11,9 @@ flight.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
+from collections.abc import Iterator
 from typing import Any
 
 from experiments.runtime.errors import RunAborted
@@ -85,7 +87,8 @@ def _first_aborted(group: BaseExceptionGroup[RunAborted]) -> RunAborted:
 
 
 async def drive(
-    todo: list[tuple[int, Problem]],
+    todo: Iterator[tuple[int, Problem]],
+    count: int,
     runners: list[Any],
     run: RunSpec,
     writer: ResultsWriter,
@@ -99,10 +102,10 @@ async def drive(
     problem or, while the queue is long, a batch (``batch_size``) that waits at the
     runner's gate. A result carrying a transient failure is attempted again, alone
     (``run.problem_retries`` times, with backoff), before it is recorded as open.
+    ``todo`` is read only as feeders take from it (``count`` problems): the driver holds
+    the problems in flight, not the dataset.
     """
-    queue: asyncio.Queue[tuple[int, Problem]] = asyncio.Queue()
-    for item in todo:
-        queue.put_nowait(item)
+    remaining = count
     feeders = len(runners) * run.problems_in_flight
     # A backend that stays down would have every problem wait through all its retries:
     # after this many problems in a row end open, stop and let a re-run pick them up.
@@ -164,10 +167,17 @@ async def drive(
             failure = transient_failure(result)
         record(result, failure)
 
+    def take() -> list[tuple[int, Problem]]:
+        nonlocal remaining
+        batch = list(itertools.islice(todo, batch_size(remaining, feeders)))
+        remaining -= len(batch)
+        return batch
+
     async def feed(runner_name: str, runner: Any) -> None:
-        while not queue.empty():
-            size = min(batch_size(queue.qsize(), feeders), queue.qsize())
-            batch = [queue.get_nowait() for _ in range(size)]
+        while remaining > 0:
+            batch = take()
+            if not batch:  # fewer than counted (the same id twice in the dataset): nothing left
+                return
             results = await attempt(runner_name, runner, [(problem, index) for index, problem in batch])
             again = []
             for (index, problem), result in zip(batch, results, strict=True):

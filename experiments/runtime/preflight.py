@@ -9,11 +9,11 @@ anything: the run directory is not created until every check passed.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from actors.backends.sim.cards import load_cards
-from datasets import DatasetError, load_problems
+from datasets import DatasetError, iter_problems
 from experiments.runtime.config_io import ConfigError, config_from_tree, config_identity
 from experiments.runtime.results import CONFIG, RESULTS, scan_results
 from protocols.config import DatasetSpec, ExperimentConfig, ModelSpec, StoreSpec
@@ -79,8 +79,13 @@ def _dataset_files(spec: DatasetSpec) -> list[Path]:
 
 def load_dataset(spec: DatasetSpec) -> list[Problem]:
     """The problems of ``spec``, with every way a file can be unreadable turned into one line."""
+    return list(read_dataset(spec))
+
+
+def read_dataset(spec: DatasetSpec) -> Iterator[Problem]:
+    """``load_dataset`` one problem at a time (JSONL datasets are read as they are iterated)."""
     try:
-        return load_problems(spec)
+        yield from iter_problems(spec)
     except UnicodeDecodeError:
         for path in _dataset_files(spec):
             line = first_bad_utf8_line(path)

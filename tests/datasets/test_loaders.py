@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 import datasets.paths
-from datasets import DatasetError, data_root, load_problems, load_toolalpaca, load_toolbench
+from datasets import (
+    DatasetError,
+    data_root,
+    is_streamed,
+    iter_problems,
+    load_problems,
+    load_toolalpaca,
+    load_toolbench,
+)
 from datasets.gpqa import OPTION_COLUMNS, permutation_for
 from datasets.toolalpaca import ASK_USER
 from protocols.config import DatasetSpec
@@ -85,6 +93,22 @@ def test_shuffle_offset_limit_are_deterministic() -> None:
     assert [p.id for p in a] != [p.id for p in other]
     everything = load_problems(DatasetSpec(name="math500", shuffle=True, seed=3))
     assert [p.id for p in everything[5:25]] == [p.id for p in a]
+
+
+def test_iter_problems_streams_the_same_problems_reading_only_what_it_yields(tmp_path: Path) -> None:
+    for spec in (DatasetSpec(name="gsm8k", split="train", offset=3, limit=40), DatasetSpec(name="math500", limit=9)):
+        assert list(iter_problems(spec)) == load_problems(spec)
+    shuffled = DatasetSpec(name="math500", shuffle=True, seed=3, offset=5, limit=20)
+    assert list(iter_problems(shuffled)) == load_problems(shuffled)
+    good = {"question": "1+1?", "answer": "2 #### 2"}
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps(good) + "\n" + json.dumps(good) + "\n{not json\n", encoding="utf-8")
+    stream = iter_problems(DatasetSpec(name="gsm8k", split="train", path=path))
+    assert [next(stream).id, next(stream).id] == ["gsm8k/train/0", "gsm8k/train/1"]  # the bad line is not read yet
+    with pytest.raises(DatasetError, match=r"train.jsonl:3: invalid JSON"):
+        next(stream)
+    assert is_streamed(DatasetSpec(name="gsm8k")) and not is_streamed(shuffled)
+    assert not is_streamed(DatasetSpec(name="synthetic"))  # generated whole: a run holds it rather than make it twice
 
 
 def test_gpqa_sample_shuffles_deterministically() -> None:

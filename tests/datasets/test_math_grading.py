@@ -9,6 +9,7 @@ import pytest
 
 from datasets.grading import MathGrader, SymbolicChecker, grader_for
 from datasets.grading.math import canonical_key, extract_boxed, fast_equiv, is_equiv, normalize
+from datasets.grading.symbolic import symbolic_check
 from protocols.messages import Problem
 
 
@@ -208,6 +209,37 @@ def test_fast_path_decides_numbers_without_sympy() -> None:
     assert fast_equiv("0.5", r"\frac{1}{2}") is True
     assert fast_equiv("0.33", r"\frac{1}{3}") is False
     assert fast_equiv("x^2+1", "1+x^2") is None  # needs the symbolic check
+
+
+# What a simulated SLM-MUX judge asks: wrong answers with a slip (+1, a changed item) against each other.
+ARITHMETIC = [
+    ("8", "8+1", False),
+    ("9", "8+1", True),
+    (r"\frac{23}{11}", r"\frac{23}{10}+1", False),
+    (r"\frac{33}{10}", r"\frac{23}{10}+1", True),
+    ("-4,0", "-4,3", False),
+    ("-4,3", "-4,2+1", True),
+    ("6", r"2\cdot3", True),
+    ("9", "3^2", True),
+    ("2,1", "1,2", None),  # a set or a tuple: sympy decides
+    ("1,1", "1", None),
+    ("132", "2(66)", None),  # an implicit product: math-verify does not read it as 132, so neither does this
+    (r"7\frac{3}{4}", "7.75", True),  # a mixed number (as_number), not 7 x 3/4
+    ("1,000", "1000", True),  # a thousand (normalize), not a list
+    ("4,05", "4,5", None),  # 05 may be a digit group: not read as a list item
+    (r"50\%", "25+25", None),  # a percent may mean 0.5
+    (r"\sqrt{2}+1", "3", None),
+]
+
+
+@pytest.mark.parametrize(("a", "b", "expected"), ARITHMETIC)
+def test_fast_path_evaluates_arithmetic_exactly(a: str, b: str, expected: bool | None) -> None:
+    assert fast_equiv(a, b) is expected
+
+
+@pytest.mark.parametrize(("a", "b", "expected"), [row for row in ARITHMETIC if row[2] is not None][:6])
+def test_the_arithmetic_verdicts_are_math_verify_s(a: str, b: str, expected: bool) -> None:
+    assert symbolic_check(normalize(a), normalize(b)).verdict == ("equal" if expected else "different")
 
 
 async def test_grade_reasons() -> None:

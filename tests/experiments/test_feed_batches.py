@@ -58,7 +58,7 @@ def test_a_long_queue_goes_out_in_batches_and_every_problem_is_recorded_once(tmp
     run = RunSpec(out_dir=tmp_path, runners=2, problems_in_flight=4, retry_backoff_s=0.0)
     writer = ResultsWriter(tmp_path)
     bar = Progress(len(problems), writer.tally, "t", enabled=False)
-    asyncio.run(drive(list(enumerate(problems)), runners, run, writer, bar, _Log(), Supervisor(0)))
+    asyncio.run(drive(iter(enumerate(problems)), len(problems), runners, run, writer, bar, _Log(), Supervisor(0)))
     tally = writer.finalize()
     writer.close()
     assert (tally.n, tally.correct, tally.still_open) == (300, 300, 0)
@@ -69,3 +69,30 @@ def test_a_long_queue_goes_out_in_batches_and_every_problem_is_recorded_once(tmp
     assert len(retried) == 2 and [len(b) for b in retried][1] == 1, "a transient failure is re-attempted alone"
     seen = [pid for r in runners for b in r.batches for pid in b]
     assert sorted(seen) == sorted([p.id for p in problems] + ["p7"])
+
+
+def test_the_feeders_read_the_problems_as_they_send_them_not_all_at_once(tmp_path: Path) -> None:
+    read: list[int] = []
+    ahead: list[int] = []  # problems read but not yet sent, at each runner call
+
+    def stream() -> Any:
+        for i in range(2000):
+            read.append(i)
+            yield i, Problem(id=f"p{i}", benchmark="b", question="q", reference="1", answer_format="free")
+
+    runners = [FakeRunner(flaky="none")]
+    original = runners[0].run_batch.remote
+
+    async def watched(items: list[tuple[Problem, int]]) -> list[ProblemResult]:
+        sent = sum(len(b) for b in runners[0].batches) + len(items)
+        ahead.append(len(read) - sent)
+        return await original(items)  # type: ignore[no-any-return]
+
+    runners[0].run_batch.remote = watched
+    run = RunSpec(out_dir=tmp_path, runners=1, problems_in_flight=4, retry_backoff_s=0.0)
+    writer = ResultsWriter(tmp_path)
+    bar = Progress(2000, writer.tally, "t", enabled=False)
+    asyncio.run(drive(stream(), 2000, runners, run, writer, bar, _Log(), Supervisor(0)))
+    assert writer.finalize().n == 2000
+    writer.close()
+    assert max(ahead) == 0, "a problem is read only when a feeder sends it"

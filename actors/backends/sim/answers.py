@@ -15,7 +15,7 @@ import re
 from fractions import Fraction
 from functools import lru_cache
 
-from actors.backends.sim.skill import unit
+from actors.backends.sim.skill import key_prefix, unit, unit_after
 
 _NUM = re.compile(r"^-?\d+(?:\.\d+)?$")
 _FRAC = re.compile(r"^(-?)\\frac\{(-?\d+)\}\{(\d+)\}$")
@@ -42,6 +42,7 @@ _KIND_WEIGHT = {
 }
 
 
+@lru_cache(maxsize=16384)
 def normalize(answer: str) -> str:
     r"""A cheap canonical form: no spaces, ``$``, ``\left``/``\right``, ``\dfrac``, ``\text{}`` wrappers."""
     s = answer.strip().strip("$").rstrip(".")
@@ -66,8 +67,14 @@ def normalize(answer: str) -> str:
     return str(number) if number is not None else s
 
 
+@lru_cache(maxsize=16384)
 def as_number(answer: str) -> Fraction | None:
-    r"""The exact value of a plain number (``-12``, ``1,450``, ``0.5``, ``\frac{3}{4}``, ``3/4``), else None."""
+    r"""The exact value of a plain number (``-12``, ``1,450``, ``0.5``, ``\frac{3}{4}``, ``3/4``), else None.
+
+    Cached (a pure function; ``Fraction`` is immutable): building a problem's wrong answers
+    compares each candidate with the reference, which parsed the reference ~70 times a
+    problem and was a quarter of the simulator's CPU.
+    """
     s = answer.strip().strip("$").replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace(" ", "")
     if re.fullmatch(r"-?\d{1,3}(,\d{3})+(\.\d+)?", s):
         s = s.replace(",", "")
@@ -205,13 +212,14 @@ def wrong_candidates(
     return [text for _, text in scored]
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=4096)  # the in-flight set (``world.CACHE_SIZE``): several models ask about each in-flight problem
 def scatter_answers(
     reference: str, answer_format: str, key: tuple[object, ...], count: int, choices: int = 4
 ) -> tuple[str, ...]:
     """The first ``count`` scattered wrong answers of a problem (cached: a pure function of its inputs)."""
     value = None if answer_format == "letter" else as_number(reference)
-    return tuple(_scatter(reference, answer_format, key, j, choices, value) for j in range(count))
+    prefix = key_prefix(*key)
+    return tuple(_scatter(reference, answer_format, prefix, j, choices, value) for j in range(count))
 
 
 def scatter_answer(reference: str, answer_format: str, key: tuple[object, ...], slot: int, choices: int = 4) -> str:
@@ -222,14 +230,12 @@ def scatter_answer(reference: str, answer_format: str, key: tuple[object, ...], 
     changed, letters another choice. Never equal to the reference.
     """
     value = None if answer_format == "letter" else as_number(reference)
-    return _scatter(reference, answer_format, key, slot, choices, value)
+    return _scatter(reference, answer_format, key_prefix(*key), slot, choices, value)
 
 
-def _scatter(
-    reference: str, answer_format: str, key: tuple[object, ...], slot: int, choices: int, value: Fraction | None
-) -> str:
-    u = unit(*key, slot, "a")
-    v = unit(*key, slot, "b")
+def _scatter(reference: str, answer_format: str, prefix: str, slot: int, choices: int, value: Fraction | None) -> str:
+    u = unit_after(prefix, slot, "a")  # unit(*key, slot, "a"), the key joined once a problem
+    v = unit_after(prefix, slot, "b")
     if answer_format == "letter":
         ref = reference.strip().strip("()").upper()[:1]
         others = [c for c in LETTERS[: max(choices, 2)] if c != ref] or ["A"]
@@ -245,7 +251,9 @@ def _scatter(
             candidate = Fraction(int(u * 20) + 1, int(v * 18) + 2)
         text = render_number(candidate, "frac" if "frac" in reference else "int")
         # A number stays a number: "2125+1" would be read as 2125 by a lenient GSM8K grader.
-        return text if not same_answer(text, reference) else render_number(value + slot + 1, "int")
+        # (``candidate != value`` is ``not same_answer(text, reference)``: both are numbers, and
+        # ``text`` reads back as ``candidate`` exactly.)
+        return text if candidate != value else render_number(value + slot + 1, "int")
     unit_at = [i for i in (reference.find("\\mbox"), reference.find("\\text")) if i >= 0]
     unit_start = min(unit_at, default=len(reference))
     # As for the slips: not in a subscript, a unit, a compact \frac, or a decimal's digits.

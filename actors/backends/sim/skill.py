@@ -24,6 +24,17 @@ def unit(*parts: object) -> float:
     return (int.from_bytes(digest, "little") + 0.5) / _TWO_64
 
 
+def key_prefix(*parts: object) -> str:
+    """The joined form of the leading ``parts`` of many keys, for ``unit_after`` (joined once, not per draw)."""
+    return "\x1f".join(map(str, parts))
+
+
+def unit_after(prefix: str, *parts: object) -> float:
+    """``unit(*head, *parts)`` for ``prefix = key_prefix(*head)`` (``head`` not empty): the same value."""
+    digest = blake2b(("\x1f".join((prefix, *map(str, parts)))).encode(), digest_size=8).digest()
+    return (int.from_bytes(digest, "little") + 0.5) / _TWO_64
+
+
 def normal(*parts: object) -> float:
     """A standard normal draw determined by ``parts``."""
     return _STD_NORMAL.inv_cdf(unit(*parts))

@@ -31,7 +31,15 @@ from actors.backends.sim.cards import Behaviour, Card, SimCards
 from actors.backends.sim.skill import choice, gumbel, normal, sigmoid, temperature_penalty, unit
 from protocols.messages import Problem
 
-_CACHE_SIZE = 50_000
+CACHE_SIZE = 4096
+"""Problems whose facts (and each model's view) a world keeps, least recently used first out.
+
+A problem's facts are read by every call on it, and those calls all come while it is in
+flight; a run has ``runners x problems_in_flight`` problems in flight (64 by default,
+4,096 for 64 runners x 64). So a cache of the in-flight set saves all the rebuilding,
+and one of every problem seen (it was 50,000) only grows a model actor with N: ~5 KB a
+problem, 369 MB at 100k (``python -m benchmarks.driver_memory``). A larger in-flight set
+than this only rebuilds some facts: they are a pure function of the problem."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +120,14 @@ def focus_of(b: Behaviour, know: float) -> float:
     return b.focus_lost + (b.focus_known - b.focus_lost) * know
 
 
+VIEWS_PER_PROBLEM = 2
+"""Views kept per cached problem: a world serves one model (its backend's), whose solver view
+and agent view (``context``) a problem may need. A world asked about more models (tests,
+calibration) rebuilds the evicted ones: a view is a pure function of its inputs."""
+
+
 class World:
-    """Per-problem facts and per-model views, cached, for one set of cards."""
+    """Per-problem facts and per-model views, cached (the in-flight set: ``CACHE_SIZE``), for one set of cards."""
 
     def __init__(self, cards: SimCards) -> None:
         self.cards = cards
@@ -149,10 +163,11 @@ class World:
         cache_key = (problem.benchmark, problem.id, problem.reference)
         hit = self._facts.get(cache_key)
         if hit is not None:
+            self._facts.move_to_end(cache_key)
             return hit
         facts = self._build_facts(problem)
         self._facts[cache_key] = facts
-        if len(self._facts) > _CACHE_SIZE:
+        if len(self._facts) > CACHE_SIZE:
             self._facts.popitem(last=False)
         return facts
 
@@ -209,10 +224,11 @@ class World:
             cache_key = (f"{card.name}|{context}", facts.key, ability)
         hit = self._views.get(cache_key)
         if hit is not None:
+            self._views.move_to_end(cache_key)
             return hit
         view = self.view_at(card, facts, ability, context)
         self._views[cache_key] = view
-        if len(self._views) > _CACHE_SIZE:
+        if len(self._views) > VIEWS_PER_PROBLEM * CACHE_SIZE:
             self._views.popitem(last=False)
         return view
 
