@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
+from actors.coalesce import completed_groups
 from actors.model import actor_failure
 from protocols.messages import Failure, Problem, ProblemResult
 
@@ -59,6 +61,15 @@ class Runner:
         deadline and clock, so batching changes when results reach the driver, not them.
         """
         return list(await asyncio.gather(*(self.run(problem, index) for problem, index in items)))
+
+    async def run_stream(self, items: list[tuple[Problem, int]]) -> AsyncIterator[list[tuple[int, ProblemResult]]]:
+        """Several problems in one streaming actor call: ``(position, result)`` groups as they finish.
+
+        Like ``run_batch``, one Ray hop for the lot, but no result waits for the batch's
+        slowest problem (``actors.coalesce``).
+        """
+        async for group in completed_groups([self.run(problem, index) for problem, index in items]):
+            yield group
 
     async def done(self) -> int:
         """How many problems this runner finished."""

@@ -36,8 +36,8 @@ from typing import Any, NamedTuple
 
 import aiohttp
 
-from actors.runner import RemoteRunner
-from benchmarks.cpu_meter import CpuMeter
+from actors.coalesce import StreamBatcher
+from benchmarks.cpu_meter import CpuMeter, describe
 from protocols.config import ModelSpec, StoreSpec
 from protocols.messages import ChatMessage, CompletionRequest, Failure, Problem, ProblemResult
 
@@ -166,6 +166,13 @@ class FullStack:
         self.model = spawn_model(spec, 0, StoreSpec(), None)
         self.runner = spawn_runner(AskJob(self.model), in_flight, 600.0)
         self.warm = False
+        self.roles = ""
+        # The driver's calls as ``experiments.runtime.feed`` makes them: the problems sent in one
+        # turn go as one streaming call, each result back as soon as it is done.
+        runner = self.runner
+        self.calls: StreamBatcher[tuple[Problem, int], ProblemResult] = StreamBatcher(
+            lambda items: runner.run_stream.options(num_returns="streaming").remote(items), lambda exc: None
+        )
 
     async def _drive(self, total: int) -> tuple[int, int]:
         queue = [
@@ -178,7 +185,7 @@ class FullStack:
             nonlocal ok, failed
             while queue:
                 index, problem = queue.pop()
-                result: ProblemResult = await RemoteRunner(self.runner).run(problem, index)
+                result: ProblemResult = await self.calls.submit((problem, index))
                 if result.error is None:
                     ok += 1
                 else:
@@ -196,6 +203,7 @@ class FullStack:
             started = time.perf_counter()
             ok, failed = await self._drive(total)
             wall = time.perf_counter() - started
+        self.roles = describe(cpu.by_role(), ok, "request")
         return Measure(ok, failed, wall, cpu.seconds)
 
     def close(self) -> None:
@@ -235,7 +243,7 @@ async def measure(base_url: str, levels: list[int], rounds: int, repeats: int) -
                     f"{level:4d} in flight, repeat {repeat + 1}: bare {b.rps:7.1f} req/s ({b.failed} failed)"
                     f"  full {f.rps:7.1f} req/s ({f.failed} failed)  ratio {f.rps / b.rps:.3f};"
                     f" client CPU a request: bare {b.cpu_ms:.2f} ms, full {f.cpu_ms:.2f} ms"
-                    f" (load average {os.getloadavg()[0]:.1f})",
+                    f" (load average {os.getloadavg()[0]:.1f})\n    full, by process: {stack.roles}",
                     flush=True,
                 )
         finally:
