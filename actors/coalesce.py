@@ -12,6 +12,12 @@ as a whole call when it carries one reply, 0.15 ms a reply when it carries 16), 
 actor gathers what finishes within a short window that is a small fraction of the replies'
 own age: a reply waits at most ``WINDOW_FRACTION`` of its latency (and ``MAX_WINDOW_S``).
 
+Both directions travel as bytes pickled once with the C pickler (``pack``/``unpack``): Ray
+serialises arguments and yields with cloudpickle, whose Python-level hook runs for every
+pydantic message, and a streamed round trip of requests and completions cost 0.15 ms an
+item that way against 0.085 ms as bytes (micro-benchmark, both sides' CPU). The bytes go
+only between this run's own actors, which Ray already trusts with pickle.
+
 The caller side is ``StreamBatcher``: ``await submit(item)`` returns that item's reply.
 Nothing is lost when the actor dies: an error fails each waiting item (``on_error`` turns
 it into a reply, e.g. a retryable ``Failure``, or it is raised to the caller), and an item
@@ -23,6 +29,7 @@ idempotent, see ``experiments.runtime.spawn``).
 from __future__ import annotations
 
 import asyncio
+import pickle
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Generic, TypeVar
@@ -61,17 +68,33 @@ async def completed_groups(
             task.cancel()
 
 
+def pack(value: Any) -> bytes:
+    """``value`` as the bytes a streaming call carries (see the module's docstring)."""
+    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def unpack(payload: bytes) -> Any:
+    """The value ``pack`` made ``payload`` from."""
+    return pickle.loads(payload)
+
+
+async def packed_groups(calls: list[Awaitable[R]]) -> AsyncIterator[bytes]:
+    """``completed_groups(calls)``, each group packed: what an actor's streaming method yields."""
+    async for group in completed_groups(calls):
+        yield pack(group)
+
+
 class StreamBatcher(Generic[T, R]):
     """Sends the items submitted in one event-loop turn as one streaming call; each caller gets its reply.
 
-    ``start(items)`` begins the call and returns Ray's ``ObjectRefGenerator`` (an async
-    iterator of object refs, each a list of ``(position, reply)``). ``on_error(exc)`` maps an
+    ``start(payload)`` begins the call on ``pack(items)`` and returns Ray's ``ObjectRefGenerator``
+    (an async iterator of object refs, each a packed list of ``(position, reply)``). ``on_error(exc)`` maps an
     error of the call to the reply every waiting item gets, or None to raise ``exc`` in each.
     """
 
     MAX_BATCH = 256
 
-    def __init__(self, start: Callable[[list[T]], Any], on_error: Callable[[BaseException], R | None]) -> None:
+    def __init__(self, start: Callable[[bytes], Any], on_error: Callable[[BaseException], R | None]) -> None:
         self.start = start
         self.on_error = on_error
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
@@ -100,8 +123,8 @@ class StreamBatcher(Generic[T, R]):
     async def _send(self, batch: list[tuple[T, asyncio.Future[R]]], resends: int) -> None:
         self.calls += 1
         try:
-            async for ref in self.start([item for item, _ in batch]):
-                for position, reply in await ref:
+            async for ref in self.start(pack([item for item, _ in batch])):
+                for position, reply in unpack(await ref):
                     future = batch[position][1]
                     if not future.done():  # cancelled by its caller, or answered by an earlier run
                         future.set_result(reply)

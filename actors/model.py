@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.backends.base import close_backend
-from actors.coalesce import StreamBatcher, completed_groups
+from actors.coalesce import StreamBatcher, packed_groups, unpack
 from protocols.config import ModelSpec, StoreSpec
 from protocols.interfaces import Backend
 from protocols.messages import Completion, CompletionRequest, Failure
@@ -69,15 +69,15 @@ class ModelActor:
         """Several completions in one actor call (one Ray hop instead of ``len(requests)``)."""
         return list(await asyncio.gather(*(self.complete(r) for r in requests)))
 
-    async def complete_stream(
-        self, requests: list[CompletionRequest]
-    ) -> AsyncIterator[list[tuple[int, Completion | Failure]]]:
+    async def complete_stream(self, payload: bytes) -> AsyncIterator[bytes]:
         """Several completions in one streaming actor call: ``(position, reply)`` groups as they finish.
 
-        One Ray hop for the lot, and no request waits for another (``actors.coalesce``).
+        One Ray hop for the lot, and no request waits for another; ``payload`` is the packed
+        list of requests, each yield a packed group (``actors.coalesce``).
         """
-        async for group in completed_groups([self.complete(r) for r in requests]):
-            yield group
+        requests: list[CompletionRequest] = unpack(payload)
+        async for packed in packed_groups([self.complete(r) for r in requests]):
+            yield packed
 
     async def stats(self) -> dict[str, Any]:
         """Counters for reports and benchmarks."""

@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-from actors.coalesce import completed_groups
+from actors.coalesce import packed_groups, unpack
 from actors.model import actor_failure
 from protocols.messages import Failure, Problem, ProblemResult
 
@@ -62,14 +62,16 @@ class Runner:
         """
         return list(await asyncio.gather(*(self.run(problem, index) for problem, index in items)))
 
-    async def run_stream(self, items: list[tuple[Problem, int]]) -> AsyncIterator[list[tuple[int, ProblemResult]]]:
+    async def run_stream(self, payload: bytes) -> AsyncIterator[bytes]:
         """Several problems in one streaming actor call: ``(position, result)`` groups as they finish.
 
         Like ``run_batch``, one Ray hop for the lot, but no result waits for the batch's
-        slowest problem (``actors.coalesce``).
+        slowest problem; ``payload`` is the packed list of ``(problem, index)``, each yield a
+        packed group (``actors.coalesce``).
         """
-        async for group in completed_groups([self.run(problem, index) for problem, index in items]):
-            yield group
+        items: list[tuple[Problem, int]] = unpack(payload)
+        async for packed in packed_groups([self.run(problem, index) for problem, index in items]):
+            yield packed
 
     async def done(self) -> int:
         """How many problems this runner finished."""

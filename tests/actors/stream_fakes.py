@@ -1,8 +1,9 @@
 """A stand-in for a Ray streaming actor method, driven by an in-process async generator.
 
-``StreamMethod(gen).options(num_returns="streaming").remote(items)`` returns what Ray's
+``StreamMethod(gen).options(num_returns="streaming").remote(payload)`` returns what Ray's
 ``ObjectRefGenerator`` is to a caller: an async iterator of awaitables, each one yield of
-``gen(items)``. Each call's items are recorded, so tests can see how requests were grouped.
+``gen(items)``, packed, where ``items`` is ``unpack(payload)`` (as an actor's streaming method
+does it). Each call's items are recorded, so tests can see how requests were grouped.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+
+from actors.coalesce import pack, unpack
 
 
 class _Ref:
@@ -29,11 +32,12 @@ class StreamMethod:
         assert options == {"num_returns": "streaming"}
         return self
 
-    def remote(self, items: list[Any]) -> AsyncIterator[_Ref]:
+    def remote(self, payload: bytes) -> AsyncIterator[_Ref]:
+        items = unpack(payload)
         self.calls.append(list(items))
 
         async def refs() -> AsyncIterator[_Ref]:
             async for group in self.gen(items):
-                yield _Ref(group)
+                yield _Ref(pack(group))
 
         return refs()
