@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import pickle
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -44,7 +44,7 @@ RESENDS = 3
 
 async def completed_groups(
     calls: list[Awaitable[R]], fraction: float = WINDOW_FRACTION, max_window_s: float = MAX_WINDOW_S
-) -> AsyncIterator[list[tuple[int, R]]]:
+) -> AsyncGenerator[list[tuple[int, R]], None]:
     """``(position, reply)`` of ``calls`` in groups, as they finish; a call's exception propagates.
 
     After the first of a group finishes, waits ``min(max_window_s, fraction * age)`` (age: time
@@ -53,18 +53,33 @@ async def completed_groups(
     simulator at ``time_scale`` 0) go back in one group with no wait at all.
     """
     started = time.perf_counter()
-    tasks = {asyncio.ensure_future(call): n for n, call in enumerate(calls)}
-    pending: set[asyncio.Future[R]] = set(tasks)
+    finished: list[int] = []  # positions done since the last yield, filled by done callbacks:
+    wake = asyncio.Event()  # O(1) an item, where asyncio.wait re-arms every pending call each time
+
+    def on_done(position: int) -> Callable[[asyncio.Future[R]], None]:
+        def callback(_: asyncio.Future[R]) -> None:
+            finished.append(position)
+            wake.set()
+
+        return callback
+
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    for position, task in enumerate(tasks):
+        task.add_done_callback(on_done(position))
+    left = len(tasks)
     try:
-        while pending:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        while left:
+            await wake.wait()
             window = min(max_window_s, fraction * (time.perf_counter() - started))
-            if pending and window > 0:
-                more, pending = await asyncio.wait(pending, timeout=window)
-                done |= more
-            yield [(tasks[t], t.result()) for t in sorted(done, key=tasks.__getitem__)]
+            if window > 0 and len(finished) < left:
+                await asyncio.sleep(window)
+            wake.clear()
+            group = sorted(finished)
+            finished.clear()
+            left -= len(group)
+            yield [(position, tasks[position].result()) for position in group]
     finally:  # the caller went away (cancelled, actor shutting down): do not leave orphans running
-        for task in pending:
+        for task in tasks:
             task.cancel()
 
 
