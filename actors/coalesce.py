@@ -117,6 +117,10 @@ class StreamBatcher(Generic[T, R]):
         self.calls = 0
         """Streaming calls made (for tests and benchmarks)."""
 
+    def sending(self) -> list[asyncio.Task[None]]:
+        """The calls still open (their streams not yet ended)."""
+        return list(self._sending)
+
     async def submit(self, item: T) -> R:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()

@@ -214,9 +214,12 @@ class FullStack:
         self.roles = describe(cpu.by_role(), ok, "request")
         return Measure(ok, failed, wall, cpu.seconds)
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         import ray
 
+        # Every result is in, but a stream's end may still be on its way: killing the runner
+        # under it would only make Ray log a retry.
+        await asyncio.wait_for(asyncio.gather(*self.calls.sending(), return_exceptions=True), 10)
         ray.kill(self.runner)
         ray.kill(self.model)
 
@@ -267,7 +270,7 @@ async def measure(base_url: str, levels: list[int], rounds: int, repeats: int) -
                     flush=True,
                 )
         finally:
-            stack.close()
+            await stack.aclose()
         cell = Cell(
             _median([m.rps for m in bares]),
             _median([m.rps for m in fulls]),
