@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-from actors.coalesce import packed_groups, unpack
+from actors.coalesce import StreamBatcher, packed_groups, unpack
 from actors.model import actor_failure
 from protocols.messages import Failure, Problem, ProblemResult
 
@@ -89,3 +89,16 @@ class RemoteRunner:
 
     async def run_batch(self, items: list[tuple[Problem, int]]) -> list[ProblemResult]:
         return await self.handle.run_batch.remote(items)  # type: ignore[no-any-return]
+
+
+def stream_to(handle: Any) -> StreamBatcher[tuple[Problem, int], ProblemResult]:
+    """The driver's calls to a runner actor: ``await stream_to(h).submit((problem, index))``.
+
+    What is submitted in one event-loop turn goes as one ``run_stream`` call, each result
+    back as soon as it is done; every error (a dead runner included) is raised in each caller.
+    """
+    return StreamBatcher(lambda payload: handle.run_stream.options(num_returns="streaming").remote(payload), _raise)
+
+
+def _raise(exc: BaseException) -> None:
+    return None  # no reply stands in for an error: the caller tells a dead runner from a bug

@@ -44,7 +44,7 @@ from typing import Any, NamedTuple
 
 import aiohttp
 
-from actors.coalesce import StreamBatcher
+from actors.runner import stream_to
 from benchmarks.cpu_meter import CpuMeter, describe
 from protocols.config import ModelSpec, StoreSpec
 from protocols.messages import ChatMessage, CompletionRequest, Failure, Problem, ProblemResult
@@ -177,10 +177,7 @@ class FullStack:
         self.roles = ""
         # The driver's calls as ``experiments.runtime.feed`` makes them: the problems sent in one
         # turn go as one streaming call, each result back as soon as it is done.
-        runner = self.runner
-        self.calls: StreamBatcher[tuple[Problem, int], ProblemResult] = StreamBatcher(
-            lambda items: runner.run_stream.options(num_returns="streaming").remote(items), lambda exc: None
-        )
+        self.calls = stream_to(self.runner)
 
     async def _drive(self, total: int) -> tuple[int, int]:
         queue = [

@@ -14,7 +14,7 @@ import asyncio
 import random
 from typing import Any
 
-from actors.coalesce import StreamBatcher
+from actors.runner import stream_to
 from experiments.runtime.errors import RunAborted
 from experiments.runtime.progress import Progress
 from experiments.runtime.results import ResultsWriter
@@ -80,16 +80,6 @@ def batch_size(queued: int, feeders: int) -> int:
     return max(1, min(MAX_BATCH, queued // (2 * max(1, feeders))))
 
 
-def _calls(runner: Any) -> StreamBatcher[tuple[Problem, int], ProblemResult]:
-    return StreamBatcher(
-        lambda items: runner.run_stream.options(num_returns="streaming").remote(items), _raise_in_caller
-    )
-
-
-def _raise_in_caller(exc: BaseException) -> None:
-    return None  # every error reaches the feeder, which tells a dead runner from a bug
-
-
 def _first_aborted(group: BaseExceptionGroup[RunAborted]) -> RunAborted:
     first = group.exceptions[0]
     return _first_aborted(first) if isinstance(first, BaseExceptionGroup) else first
@@ -123,7 +113,7 @@ async def drive(
     # What the feeders of one runner send in one event-loop turn goes as one streaming call,
     # each result back as soon as it is done (``actors.coalesce``): one Ray call a problem
     # would cost each side about a millisecond of CPU, once the queue is short.
-    calls = {id(runner): _calls(runner) for runner in runners}
+    calls = {id(runner): stream_to(runner) for runner in runners}
 
     async def attempt(runner_name: str, runner: Any, batch: list[tuple[Problem, int]]) -> list[ProblemResult]:
         try:

@@ -63,7 +63,7 @@ def _echo(held: dict[str, asyncio.Event] | None = None) -> StreamMethod:
 async def test_one_call_a_turn_and_no_reply_waits_for_a_slower_one() -> None:
     held = {"slow": asyncio.Event()}
     method = _echo(held)
-    batcher: StreamBatcher[str, str] = StreamBatcher(method.options(num_returns="streaming").remote, lambda e: None)
+    batcher: StreamBatcher[str, str] = StreamBatcher(method.remote, lambda e: None)
     fast = asyncio.ensure_future(batcher.submit("fast"))
     slow = asyncio.ensure_future(batcher.submit("slow"))
     assert await fast == "r-fast"
