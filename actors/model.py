@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from actors.backends.base import close_backend
+from actors.coalesce import StreamBatcher, packed_groups, unpack
 from protocols.config import ModelSpec, StoreSpec
 from protocols.interfaces import Backend
 from protocols.messages import Completion, CompletionRequest, Failure
@@ -68,6 +69,16 @@ class ModelActor:
         """Several completions in one actor call (one Ray hop instead of ``len(requests)``)."""
         return list(await asyncio.gather(*(self.complete(r) for r in requests)))
 
+    async def complete_stream(self, payload: bytes) -> AsyncIterator[bytes]:
+        """Several completions in one streaming actor call: ``(position, reply)`` groups as they finish.
+
+        One Ray hop for the lot, and no request waits for another; ``payload`` is the packed
+        list of requests, each yield a packed group (``actors.coalesce``).
+        """
+        requests: list[CompletionRequest] = unpack(payload)
+        async for packed in packed_groups([self.complete(r) for r in requests]):
+            yield packed
+
     async def stats(self) -> dict[str, Any]:
         """Counters for reports and benchmarks."""
         return {"model": self.spec.name, "served": self._served, "failed": self._failed}
@@ -102,31 +113,39 @@ class BatchingRemoteModel(RemoteModel):
     scheduling), so a batch of k costs about one call. Every request still gets its own
     reply; a dead actor (after Ray's restarts) fails each request of the batch the same way.
 
-    A batch's replies all come back when its slowest is done, so a batch spanning
-    several problems makes each wait for the others' samples. That costs nothing while
-    replies are immediate (the simulator at ``time_scale`` 0) and a lot when they take
-    seconds (measured: p50 problem latency 0.17 s -> 0.30 s at ``time_scale`` 0.02). So
-    requests of different problems share a call when the caller knows replies are
-    immediate (``immediate``: the simulator at ``time_scale`` 0), else only while recent
-    calls came back within ``COUPLE_BELOW_S`` (one slow call resets that; it decays by 0.9
-    a call); otherwise each problem's requests go in their own call.
+    The batch is a streaming call (``ModelActor.complete_stream``, ``actors.coalesce``): each
+    reply comes back as soon as it is done, so problems sharing a call never wait for each
+    other's samples, whatever the latency. A model whose replies are all immediate
+    (``immediate``: the simulator at ``time_scale`` 0) takes one plain call a batch
+    (``complete_many``), which saves the stream's report per group.
     """
 
     MAX_BATCH = 64
-    COUPLE_BELOW_S = 0.02
 
     def __init__(self, handle: Any, name: str, immediate: bool = False) -> None:
         super().__init__(handle, name)
         self.immediate = immediate
         self._pending: list[tuple[CompletionRequest, asyncio.Future[Completion | Failure]]] = []
         self._sending: set[asyncio.Task[None]] = set()
-        self._round_trip_s = 1.0  # recent calls' slowest round trip, decaying; unknown counts as slow
+        self._stream: StreamBatcher[CompletionRequest, Completion | Failure] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = {"handle": self.handle, "name": self.name, "immediate": self.immediate}
-        return {**state, "_pending": [], "_sending": set(), "_round_trip_s": 1.0}
+        return {**state, "_pending": [], "_sending": set(), "_stream": None}
+
+    def _on_error(self, exc: BaseException) -> Failure | None:
+        failure = actor_failure(exc, f"model actor {self.name!r}")
+        return None if failure is None else failure.model_copy(update={"model": self.name})
 
     async def complete(self, request: CompletionRequest) -> Completion | Failure:
+        if not self.immediate:
+            if self._stream is None:
+                handle = self.handle
+                self._stream = StreamBatcher(
+                    lambda batch: handle.complete_stream.options(num_returns="streaming").remote(batch),
+                    self._on_error,
+                )
+            return await self._stream.submit(request)
         future: asyncio.Future[Completion | Failure] = asyncio.get_running_loop().create_future()
         if not self._pending:
             asyncio.get_running_loop().call_soon(self._flush)
@@ -135,33 +154,24 @@ class BatchingRemoteModel(RemoteModel):
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
-        groups: list[list[tuple[CompletionRequest, asyncio.Future[Completion | Failure]]]] = [pending]
-        if not self.immediate and self._round_trip_s >= self.COUPLE_BELOW_S:
-            by_problem: dict[str | None, list[tuple[CompletionRequest, asyncio.Future[Completion | Failure]]]] = {}
-            for item in pending:
-                by_problem.setdefault(item[0].meta.problem_id, []).append(item)
-            groups = list(by_problem.values())
-        for group in groups:
-            for start in range(0, len(group), self.MAX_BATCH):
-                task = asyncio.ensure_future(self._send(group[start : start + self.MAX_BATCH]))
-                self._sending.add(task)  # a reference, so the task is not collected mid-flight
-                task.add_done_callback(self._sending.discard)
+        for start in range(0, len(pending), self.MAX_BATCH):
+            task = asyncio.ensure_future(self._send(pending[start : start + self.MAX_BATCH]))
+            self._sending.add(task)  # a reference, so the task is not collected mid-flight
+            task.add_done_callback(self._sending.discard)
 
     async def _send(self, batch: list[tuple[CompletionRequest, asyncio.Future[Completion | Failure]]]) -> None:
-        started = time.perf_counter()
         try:
             replies: list[Completion | Failure] = await self.handle.complete_many.remote([r for r, _ in batch])
         except Exception as exc:
-            failure = actor_failure(exc, f"model actor {self.name!r}")
+            failure = self._on_error(exc)
             for _, future in batch:
                 if future.done():
                     continue
                 if failure is None:
                     future.set_exception(exc)
                 else:
-                    future.set_result(failure.model_copy(update={"model": self.name}))
+                    future.set_result(failure)
             return
-        self._round_trip_s = max(time.perf_counter() - started, 0.9 * self._round_trip_s)
         for (_, future), reply in zip(batch, replies, strict=True):
             if not future.done():
                 future.set_result(reply)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
+from actors.coalesce import StreamBatcher, packed_groups, unpack
 from actors.model import actor_failure
 from protocols.messages import Failure, Problem, ProblemResult
 
@@ -60,6 +62,17 @@ class Runner:
         """
         return list(await asyncio.gather(*(self.run(problem, index) for problem, index in items)))
 
+    async def run_stream(self, payload: bytes) -> AsyncIterator[bytes]:
+        """Several problems in one streaming actor call: ``(position, result)`` groups as they finish.
+
+        Like ``run_batch``, one Ray hop for the lot, but no result waits for the batch's
+        slowest problem; ``payload`` is the packed list of ``(problem, index)``, each yield a
+        packed group (``actors.coalesce``).
+        """
+        items: list[tuple[Problem, int]] = unpack(payload)
+        async for packed in packed_groups([self.run(problem, index) for problem, index in items]):
+            yield packed
+
     async def done(self) -> int:
         """How many problems this runner finished."""
         return self._done
@@ -76,3 +89,16 @@ class RemoteRunner:
 
     async def run_batch(self, items: list[tuple[Problem, int]]) -> list[ProblemResult]:
         return await self.handle.run_batch.remote(items)  # type: ignore[no-any-return]
+
+
+def stream_to(handle: Any) -> StreamBatcher[tuple[Problem, int], ProblemResult]:
+    """The driver's calls to a runner actor: ``await stream_to(h).submit((problem, index))``.
+
+    What is submitted in one event-loop turn goes as one ``run_stream`` call, each result
+    back as soon as it is done; every error (a dead runner included) is raised in each caller.
+    """
+    return StreamBatcher(lambda payload: handle.run_stream.options(num_returns="streaming").remote(payload), _raise)
+
+
+def _raise(exc: BaseException) -> None:
+    return None  # no reply stands in for an error: the caller tells a dead runner from a bug

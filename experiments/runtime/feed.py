@@ -16,6 +16,7 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
+from actors.runner import stream_to
 from experiments.runtime.errors import RunAborted
 from experiments.runtime.progress import Progress
 from experiments.runtime.results import ResultsWriter
@@ -112,9 +113,14 @@ async def drive(
     give_up_after = max(16, 2 * feeders)
     streak = 0
 
+    # What the feeders of one runner send in one event-loop turn goes as one streaming call,
+    # each result back as soon as it is done (``actors.coalesce``): one Ray call a problem
+    # would cost each side about a millisecond of CPU, once the queue is short.
+    calls = {id(runner): stream_to(runner) for runner in runners}
+
     async def attempt(runner_name: str, runner: Any, batch: list[tuple[Problem, int]]) -> list[ProblemResult]:
         try:
-            results: list[ProblemResult] = await runner.run_batch.remote(batch)
+            results = list(await asyncio.gather(*(calls[id(runner)].submit(item) for item in batch)))
         except Exception as exc:
             if is_actor_death(exc):
                 raise RunAborted(supervisor.why(runner_name, exc)) from None

@@ -1,12 +1,15 @@
-"""BatchingRemoteModel: one actor call a turn while replies are immediate, one a problem when they take time."""
+"""BatchingRemoteModel: one actor call a turn; replies streamed back as each is done unless all are immediate."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
+from actors.coalesce import completed_groups
 from actors.model import BatchingRemoteModel
-from protocols.messages import ChatMessage, Completion, CompletionRequest, RequestMeta
+from protocols.messages import ChatMessage, Completion, CompletionRequest, Failure, RequestMeta
+from tests.actors.stream_fakes import StreamMethod
 
 
 class _Method:
@@ -21,6 +24,20 @@ class FakeHandle:
         self.delay_s = delay_s
         self.calls: list[list[str | None]] = []
         self.complete_many = _Method(self._complete_many)
+        self.complete_stream = StreamMethod(self._complete_stream)
+        self.held: dict[str | None, asyncio.Event] = {}
+        self.die: BaseException | None = None
+
+    async def _reply(self, r: CompletionRequest) -> Completion:
+        if r.meta.problem_id in self.held:
+            await self.held[r.meta.problem_id].wait()
+        return Completion(model="m", text=f"{r.meta.problem_id}/{r.sample_index}", source="fake")
+
+    async def _complete_stream(self, requests: list[CompletionRequest]) -> AsyncIterator[list[tuple[int, Completion]]]:
+        if self.die is not None:
+            raise self.die
+        async for group in completed_groups([self._reply(r) for r in requests], fraction=0.0):
+            yield group
 
     async def _complete_many(self, requests: list[CompletionRequest]) -> list[Completion]:
         self.calls.append([r.meta.problem_id for r in requests])
@@ -42,24 +59,29 @@ async def _turn(model: BatchingRemoteModel) -> list[str]:
     return [r.text for r in replies if isinstance(r, Completion)]
 
 
-async def test_while_replies_are_immediate_problems_share_a_call() -> None:
+async def test_problems_share_one_streaming_call_and_none_waits_for_another() -> None:
+    # One call for both problems, yet a's replies come back while b's are still held back.
     handle = FakeHandle(delay_s=0.0)
     model = BatchingRemoteModel(handle, "m")
-    for _ in range(60):  # the slowest recent round trip decays below COUPLE_BELOW_S
-        await model.complete(_request("warm", 0))
-    handle.calls.clear()
-    assert await _turn(model) == ["a/0", "a/1", "a/2", "b/0", "b/1", "b/2"]
-    assert handle.calls == [["a", "a", "a", "b", "b", "b"]]
+    handle.held["b"] = asyncio.Event()
+    a = asyncio.gather(*(model.complete(_request("a", i)) for i in range(3)))
+    b = asyncio.gather(*(model.complete(_request("b", i)) for i in range(3)))
+    assert [r.text for r in await a if isinstance(r, Completion)] == ["a/0", "a/1", "a/2"]
+    assert not b.done()
+    handle.held["b"].set()
+    assert [r.text for r in await b if isinstance(r, Completion)] == ["b/0", "b/1", "b/2"]
+    assert [[r.meta.problem_id for r in c] for c in handle.complete_stream.calls] == [["a", "a", "a", "b", "b", "b"]]
+    assert handle.calls == [], "no plain calls when replies take time"
 
 
-async def test_when_replies_take_time_each_problem_gets_its_own_call() -> None:
-    # One call for both would make problem a wait for b's slowest sample.
-    handle = FakeHandle(delay_s=BatchingRemoteModel.COUPLE_BELOW_S * 2)
+async def test_a_dead_actor_fails_each_waiting_request_transiently() -> None:
+    from ray.exceptions import RayActorError
+
+    handle = FakeHandle(delay_s=0.0)
+    handle.die = RayActorError()
     model = BatchingRemoteModel(handle, "m")
-    await model.complete(_request("warm", 0))
-    handle.calls.clear()
-    assert await _turn(model) == ["a/0", "a/1", "a/2", "b/0", "b/1", "b/2"]
-    assert sorted(handle.calls) == [["a", "a", "a"], ["b", "b", "b"]]
+    replies = await asyncio.gather(*(model.complete(_request("a", i)) for i in range(2)))
+    assert all(isinstance(r, Failure) and r.error == "actor" and r.retryable and r.model == "m" for r in replies)
 
 
 async def test_a_caller_that_knows_replies_are_immediate_shares_calls_from_the_start() -> None:

@@ -1,4 +1,4 @@
-"""BatchingRemoteModel: the requests of one event-loop turn go as one actor call, each gets its own reply."""
+"""BatchingRemoteModel, immediate replies: one plain actor call a turn, each request gets its own reply."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class FakeHandle:
 
 async def test_concurrent_requests_share_one_call_and_get_their_own_replies() -> None:
     handle = FakeHandle()
-    model = BatchingRemoteModel(handle, "m")
+    model = BatchingRemoteModel(handle, "m", immediate=True)
     replies = await asyncio.gather(*(model.complete(_request(i)) for i in range(5)))
     assert handle.batches == [["q0", "q1", "q2", "q3", "q4"]]
     assert [r.text for r in replies if isinstance(r, Completion)] == [f"a-q{i}" for i in range(5)]
@@ -48,16 +48,16 @@ async def test_concurrent_requests_share_one_call_and_get_their_own_replies() ->
 
 async def test_a_large_turn_is_split_into_bounded_batches() -> None:
     handle = FakeHandle()
-    model = BatchingRemoteModel(handle, "m")
+    model = BatchingRemoteModel(handle, "m", immediate=True)
     await asyncio.gather(*(model.complete(_request(i)) for i in range(BatchingRemoteModel.MAX_BATCH + 3)))
     assert [len(b) for b in handle.batches] == [BatchingRemoteModel.MAX_BATCH, 3]
 
 
 async def test_a_bug_raises_in_every_caller_and_a_cancelled_caller_does_not_break_the_batch() -> None:
-    model = BatchingRemoteModel(FakeHandle(error=RuntimeError("boom")), "m")
+    model = BatchingRemoteModel(FakeHandle(error=RuntimeError("boom")), "m", immediate=True)
     results = await asyncio.gather(*(model.complete(_request(i)) for i in range(3)), return_exceptions=True)
     assert all(isinstance(r, RuntimeError) for r in results)
-    ok = BatchingRemoteModel(FakeHandle(), "m")
+    ok = BatchingRemoteModel(FakeHandle(), "m", immediate=True)
     first = asyncio.ensure_future(ok.complete(_request(0)))
     second = asyncio.ensure_future(ok.complete(_request(1)))
     await asyncio.sleep(0)
@@ -73,4 +73,4 @@ def test_it_pickles_without_its_pending_state() -> None:
 
     model = BatchingRemoteModel("handle", "m")
     copy = pickle.loads(pickle.dumps(model))
-    assert copy.handle == "handle" and copy._pending == [] and copy._sending == set()
+    assert copy.handle == "handle" and copy._pending == [] and copy._sending == set() and copy._stream is None

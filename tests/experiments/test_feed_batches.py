@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from experiments.runtime.progress import Progress
 from experiments.runtime.results import ResultsWriter
 from protocols.config import RunSpec
 from protocols.messages import Failure, Problem, ProblemResult
+from tests.actors.stream_fakes import StreamMethod
 
 
 class _Log:
@@ -18,24 +20,22 @@ class _Log:
         pass
 
 
-class _Method:
-    def __init__(self, call: Any) -> None:
-        self.remote = call
-
-
 class FakeRunner:
-    """Stands in for a runner actor handle: ``run_batch.remote(items)`` is awaitable; the first
+    """Stands in for a runner actor handle's streaming ``run_stream``; the first
     attempt at problem ``flaky`` fails transiently (a 503)."""
 
     def __init__(self, flaky: str) -> None:
         self.flaky = flaky
         self.batches: list[list[str]] = []
         self.attempts: dict[str, int] = {}
-        self.run_batch = _Method(self._run_batch)
+        self.run_stream = StreamMethod(self._run_stream)
 
-    async def _run_batch(self, items: list[tuple[Problem, int]]) -> list[ProblemResult]:
+    async def _run_stream(self, items: list[tuple[Problem, int]]) -> AsyncIterator[list[tuple[int, ProblemResult]]]:
         self.batches.append([p.id for p, _ in items])
         await asyncio.sleep(0)
+        yield list(enumerate(self._results(items)))
+
+    def _results(self, items: list[tuple[Problem, int]]) -> list[ProblemResult]:
         out = []
         for problem, index in items:
             self.attempts[problem.id] = self.attempts.get(problem.id, 0) + 1
