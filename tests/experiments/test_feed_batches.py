@@ -81,14 +81,15 @@ def test_the_feeders_read_the_problems_as_they_send_them_not_all_at_once(tmp_pat
             yield i, Problem(id=f"p{i}", benchmark="b", question="q", reference="1", answer_format="free")
 
     runners = [FakeRunner(flaky="none")]
-    original = runners[0].run_batch.remote
+    original = runners[0]._run_stream
 
-    async def watched(items: list[tuple[Problem, int]]) -> list[ProblemResult]:
+    async def watched(items: list[tuple[Problem, int]]) -> AsyncIterator[list[tuple[int, ProblemResult]]]:
         sent = sum(len(b) for b in runners[0].batches) + len(items)
         ahead.append(len(read) - sent)
-        return await original(items)  # type: ignore[no-any-return]
+        async for group in original(items):
+            yield group
 
-    runners[0].run_batch.remote = watched
+    runners[0].run_stream = StreamMethod(watched)
     run = RunSpec(out_dir=tmp_path, runners=1, problems_in_flight=4, retry_backoff_s=0.0)
     writer = ResultsWriter(tmp_path)
     bar = Progress(2000, writer.tally, "t", enabled=False)
