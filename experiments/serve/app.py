@@ -9,10 +9,11 @@ counter is only touched on the event loop, so concurrent requests never share a 
 ``--workers`` the counter is shared by the worker processes (``counters``).
 
 The hot path is kept cheap (``benchmarks/serve_sim.py`` measures it against the
-in-process simulator): a conversation's problem, role and simulator messages are cached
-by its text, JSON is read and written by orjson, one sample needs no task, and HTTP is
-``http``'s protocol on a C parser, not a framework (aiohttp cost twice a simulator call a
-request). (uvloop did not pay: see docs/serve_sim.md.)
+in-process simulator): what a resent body was read as is cached by the exact body
+(``bodies``), a conversation's problem, role and simulator messages by its text, JSON is
+read and written by orjson, one sample needs no task, and HTTP is ``http``'s protocol on
+a C parser, not a framework (aiohttp cost twice a simulator call a request). (uvloop did
+not pay: see docs/serve_sim.md.)
 """
 
 from __future__ import annotations
