@@ -56,6 +56,8 @@ def _u(*parts: object) -> int:
 
 _CYCLE = " ".join(FILLER[(i * 7) % len(FILLER)] for i in range(len(FILLER) * 8))
 _STARTS = [0] + [i + 1 for i, ch in enumerate(_CYCLE) if ch == " " and _CYCLE[i - 1] == "."]
+_LONG = " ".join([_CYCLE] * 8)
+"""``_CYCLE`` repeated, as ``filler`` would build it by appending, so most fillers are one slice."""
 
 
 def filler(chars: int, *key: object) -> str:
@@ -63,10 +65,13 @@ def filler(chars: int, *key: object) -> str:
     if chars <= 0:
         return ""
     start = _STARTS[_u(*key) % len(_STARTS)]
-    text = _CYCLE[start:]
-    while len(text) < chars:
-        text += " " + _CYCLE
-    cut = text[:chars]
+    if start + chars <= len(_LONG):  # the common case: one slice of the cycle repeated once for all
+        cut = _LONG[start : start + chars]
+    else:
+        text = _CYCLE[start:]
+        while len(text) < chars:
+            text += " " + _CYCLE
+        cut = text[:chars]
     end = cut.rfind(".")
     return cut[: end + 1] if end > 0 else cut.rsplit(" ", 1)[0]
 

@@ -141,11 +141,11 @@ def _react_tools(text: str) -> tuple[str, ...]:
 
 def structured_output(request: WireRequest) -> bool:
     """A named tool choice whose schema has an answer field: the client wants the answer in that form."""
+    choice = request.tool_choice
+    if not isinstance(choice, dict):  # the common case, before the import (a lookup per call)
+        return False
     from experiments.serve.features import is_answer_schema
 
-    choice = request.tool_choice
-    if not isinstance(choice, dict):
-        return False
     return any(t["function"]["name"] == choice["name"] and is_answer_schema(t) for t in request.tools)
 
 

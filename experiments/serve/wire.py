@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import orjson
@@ -146,13 +145,9 @@ class WireRequest:
     logprobs: bool = False
     top_logprobs: int = 0
     slmsim_meta: Any = None
-
-    @cached_property
-    def text(self) -> str:
-        """The whole conversation as one text (what the lookup searches)."""
-        if self.prompt is not None:
-            return self.prompt
-        return "\n\n".join(m.content for m in self.messages)
+    text: str = ""
+    """The whole conversation as one text (what the lookup searches): set by ``parse_request``
+    (a plain field, since ``functools.cached_property`` took a lock on every first read)."""
 
     @property
     def tool_names(self) -> tuple[str, ...]:
@@ -360,6 +355,7 @@ def parse_request(body: dict[str, Any], chat: bool) -> WireRequest:
         logprobs=logprobs,
         top_logprobs=top,
         slmsim_meta=body.get("slmsim_meta"),
+        text=prompt if prompt is not None else "\n\n".join(m.content for m in messages),
     )
     size = len(request.text)
     if size > MAX_PROMPT_CHARS:

@@ -255,10 +255,12 @@ async def test_retries_through_mixed_faults_until_every_request_is_answered(serv
     url, server, _ = await serve(
         faults=ServerFaults(rate_limit=0.2, server_error=0.1, timeout=0.05, malformed=0.05, drop=0.05),
         retry_after_s=0,
-        hang_s=3,
+        hang_s=5,
         fault_seed=7,
     )
-    inner = OpenAIBackend(spec(url, timeout_s=0.5, max_in_flight=16))
+    # The client timeout is far above an ordinary reply's time even on a loaded machine (at 0.5 s a
+    # slow reply became a retry no fault caused), and the injected hang is far above the timeout.
+    inner = OpenAIBackend(spec(url, timeout_s=2.0, max_in_flight=16))
     backend = RetryBackend(inner, max_retries=10, base_delay_s=0.01, max_delay_s=0.05)
     requests = [CHAT.model_copy(update={"sample_index": i}) for i in range(60)]
     try:
