@@ -26,4 +26,11 @@ def add_config(parser: argparse.ArgumentParser, example: str = "dataset.limit=50
 
 
 def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
-    return parser.parse_args(None if argv is None else list(argv))
+    """Options and positionals in any order: ``slmsim run CONFIG --no-progress dataset.limit=50``
+    parses as the same command written with the option first (plain ``parse_args`` stops the
+    ``key=value`` list at the option and rejects the rest). A parser with sub-commands (``alpha-umi``)
+    parses with plain ``parse_args``: argparse cannot intermix those."""
+    args = None if argv is None else list(argv)
+    if any(isinstance(action, argparse._SubParsersAction) for action in parser._actions):
+        return parser.parse_args(args)
+    return parser.parse_intermixed_args(args)

@@ -83,3 +83,14 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(command: str, tmp_path
     assert lines[0].startswith(f"slmsim {command}: error: "), lines[0]
     assert needle in lines[0], lines[0]
     assert not list(tmp_path.iterdir()), "a rejected input must write nothing"
+
+
+def test_overrides_after_an_option_are_read_as_overrides(tmp_path: Path) -> None:
+    """``slmsim run CONFIG --no-progress key=value``: the override after the option reaches the config
+    check (which names the misspelt key), not argparse's "unrecognized arguments"."""
+    config = Path(__file__).resolve().parents[2] / "experiments" / "configs" / "demo_synthetic.yaml"
+    done = slmsim("run", str(config), "--no-progress", "orchestratr.k=3", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "unknown key 'orchestratr'" in done.stderr, done.stderr
+    assert "unrecognized arguments" not in done.stderr
+    assert not list(tmp_path.iterdir()), "a rejected input must write nothing"
