@@ -18,7 +18,8 @@ pydantic message, and a streamed round trip of requests and completions cost 0.1
 item that way against 0.085 ms as bytes (micro-benchmark, both sides' CPU). The bytes go
 only between this run's own actors, which Ray already trusts with pickle.
 
-The caller side is ``StreamBatcher``: ``await submit(item)`` returns that item's reply.
+The caller side is ``StreamBatcher`` (``CallBatcher`` for a plain call; both are a
+``TurnBatcher``): ``await submit(item)`` returns that item's reply.
 Nothing is lost when the actor dies: an error fails each waiting item (``on_error`` turns
 it into a reply, e.g. a retryable ``Failure``, or it is raised to the caller), and an item
 the stream never answered (Ray re-ran a generator after a restart and skipped the yields
@@ -31,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import pickle
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -40,6 +41,8 @@ R = TypeVar("R")
 WINDOW_FRACTION = 0.01
 MAX_WINDOW_S = 0.005
 RESENDS = 3
+MAX_BATCH = 256
+"""Items one call carries at most, unless a batcher is given another bound."""
 
 
 async def completed_groups(
@@ -99,26 +102,24 @@ async def packed_groups(calls: list[Awaitable[R]]) -> AsyncIterator[bytes]:
         yield pack(group)
 
 
-class StreamBatcher(Generic[T, R]):
-    """Sends the items submitted in one event-loop turn as one streaming call; each caller gets its reply.
+class TurnBatcher(Generic[T, R]):
+    """Gathers the items submitted in one event-loop turn into batches (at most ``max_batch``
+    each) for ``_send``; each caller awaits its own reply.
 
-    ``start(payload)`` begins the call on ``pack(items)`` and returns Ray's ``ObjectRefGenerator``
-    (an async iterator of object refs, each a packed list of ``(position, reply)``). ``on_error(exc)`` maps an
-    error of the call to the reply every waiting item gets, or None to raise ``exc`` in each.
+    ``on_error(exc)`` maps an error of a batch's call to the reply every waiting item gets,
+    or None to raise ``exc`` in each. Subclasses say how a batch travels.
     """
 
-    MAX_BATCH = 256
-
-    def __init__(self, start: Callable[[bytes], Any], on_error: Callable[[BaseException], R | None]) -> None:
-        self.start = start
+    def __init__(self, on_error: Callable[[BaseException], R | None], max_batch: int = MAX_BATCH) -> None:
         self.on_error = on_error
+        self.max_batch = max_batch
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._sending: set[asyncio.Task[None]] = set()
         self.calls = 0
-        """Streaming calls made (for tests and benchmarks)."""
+        """Actor calls made (for tests and benchmarks)."""
 
     def sending(self) -> list[asyncio.Task[None]]:
-        """The calls still open (their streams not yet ended)."""
+        """The calls still open."""
         return list(self._sending)
 
     async def submit(self, item: T) -> R:
@@ -131,15 +132,68 @@ class StreamBatcher(Generic[T, R]):
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
-        for start in range(0, len(pending), self.MAX_BATCH):
-            self._spawn(pending[start : start + self.MAX_BATCH], RESENDS)
+        for start in range(0, len(pending), self.max_batch):
+            self._spawn(self._send(pending[start : start + self.max_batch]))
 
-    def _spawn(self, batch: list[tuple[T, asyncio.Future[R]]], resends: int) -> None:
-        task = asyncio.ensure_future(self._send(batch, resends))
+    def _spawn(self, send: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(send)
         self._sending.add(task)  # a reference, so the task is not collected mid-flight
         task.add_done_callback(self._sending.discard)
 
-    async def _send(self, batch: list[tuple[T, asyncio.Future[R]]], resends: int) -> None:
+    def _fail(self, batch: list[tuple[T, asyncio.Future[R]]], exc: Exception) -> None:
+        """Every still-waiting item of ``batch`` gets ``on_error(exc)``, or ``exc`` raised."""
+        mapped = self.on_error(exc)
+        for _, future in batch:
+            if future.done():
+                continue
+            if mapped is None:
+                future.set_exception(exc)
+            else:
+                future.set_result(mapped)
+
+    async def _send(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        raise NotImplementedError
+
+
+class CallBatcher(TurnBatcher[T, R]):
+    """A batch as one plain actor call: ``call(items)`` returns an awaitable of the replies, in order.
+
+    For replies that are all immediate, where a stream's report per group would be pure cost.
+    """
+
+    def __init__(
+        self,
+        call: Callable[[list[T]], Awaitable[list[R]]],
+        on_error: Callable[[BaseException], R | None],
+        max_batch: int = MAX_BATCH,
+    ) -> None:
+        super().__init__(on_error, max_batch)
+        self.call = call
+
+    async def _send(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        self.calls += 1
+        try:
+            replies = await self.call([item for item, _ in batch])
+        except Exception as exc:
+            self._fail(batch, exc)
+            return
+        for (_, future), reply in zip(batch, replies, strict=True):
+            if not future.done():
+                future.set_result(reply)
+
+
+class StreamBatcher(TurnBatcher[T, R]):
+    """A batch as one streaming call; each reply is delivered as soon as the actor yields it.
+
+    ``start(payload)`` begins the call on ``pack(items)`` and returns Ray's ``ObjectRefGenerator``
+    (an async iterator of object refs, each a packed list of ``(position, reply)``).
+    """
+
+    def __init__(self, start: Callable[[bytes], Any], on_error: Callable[[BaseException], R | None]) -> None:
+        super().__init__(on_error)
+        self.start = start
+
+    async def _send(self, batch: list[tuple[T, asyncio.Future[R]]], resends: int = RESENDS) -> None:
         self.calls += 1
         try:
             async for ref in self.start(pack([item for item, _ in batch])):
@@ -148,18 +202,11 @@ class StreamBatcher(Generic[T, R]):
                     if not future.done():  # cancelled by its caller, or answered by an earlier run
                         future.set_result(reply)
         except Exception as exc:
-            mapped = self.on_error(exc)
-            for _, future in batch:
-                if future.done():
-                    continue
-                if mapped is None:
-                    future.set_exception(exc)
-                else:
-                    future.set_result(mapped)
+            self._fail(batch, exc)
             return
         missing = [(item, future) for item, future in batch if not future.done()]
         if missing and resends > 0:
-            self._spawn(missing, resends - 1)
+            self._spawn(self._send(missing, resends - 1))
         elif missing:
             error = RuntimeError(f"a streaming actor call ended {RESENDS + 1} times without answering an item")
             for _, future in missing:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.backends.base import close_backend
-from actors.coalesce import StreamBatcher, packed_groups, unpack
+from actors.coalesce import CallBatcher, StreamBatcher, TurnBatcher, packed_groups, unpack
 from protocols.config import ModelSpec, StoreSpec
 from protocols.interfaces import Backend
 from protocols.messages import Completion, CompletionRequest, Failure
@@ -121,60 +121,32 @@ class BatchingRemoteModel(RemoteModel):
     """
 
     MAX_BATCH = 64
+    """Requests a plain call (the immediate path) carries at most."""
 
     def __init__(self, handle: Any, name: str, immediate: bool = False) -> None:
         super().__init__(handle, name)
         self.immediate = immediate
-        self._pending: list[tuple[CompletionRequest, asyncio.Future[Completion | Failure]]] = []
-        self._sending: set[asyncio.Task[None]] = set()
-        self._stream: StreamBatcher[CompletionRequest, Completion | Failure] | None = None
+        self._batcher: TurnBatcher[CompletionRequest, Completion | Failure] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        state = {"handle": self.handle, "name": self.name, "immediate": self.immediate}
-        return {**state, "_pending": [], "_sending": set(), "_stream": None}
+        return {"handle": self.handle, "name": self.name, "immediate": self.immediate, "_batcher": None}
 
     def _on_error(self, exc: BaseException) -> Failure | None:
         failure = actor_failure(exc, f"model actor {self.name!r}")
         return None if failure is None else failure.model_copy(update={"model": self.name})
 
+    def _make_batcher(self) -> TurnBatcher[CompletionRequest, Completion | Failure]:
+        handle = self.handle
+        if self.immediate:
+            return CallBatcher(lambda batch: handle.complete_many.remote(batch), self._on_error, self.MAX_BATCH)
+        return StreamBatcher(
+            lambda batch: handle.complete_stream.options(num_returns="streaming").remote(batch), self._on_error
+        )
+
     async def complete(self, request: CompletionRequest) -> Completion | Failure:
-        if not self.immediate:
-            if self._stream is None:
-                handle = self.handle
-                self._stream = StreamBatcher(
-                    lambda batch: handle.complete_stream.options(num_returns="streaming").remote(batch),
-                    self._on_error,
-                )
-            return await self._stream.submit(request)
-        future: asyncio.Future[Completion | Failure] = asyncio.get_running_loop().create_future()
-        if not self._pending:
-            asyncio.get_running_loop().call_soon(self._flush)
-        self._pending.append((request, future))
-        return await future
-
-    def _flush(self) -> None:
-        pending, self._pending = self._pending, []
-        for start in range(0, len(pending), self.MAX_BATCH):
-            task = asyncio.ensure_future(self._send(pending[start : start + self.MAX_BATCH]))
-            self._sending.add(task)  # a reference, so the task is not collected mid-flight
-            task.add_done_callback(self._sending.discard)
-
-    async def _send(self, batch: list[tuple[CompletionRequest, asyncio.Future[Completion | Failure]]]) -> None:
-        try:
-            replies: list[Completion | Failure] = await self.handle.complete_many.remote([r for r, _ in batch])
-        except Exception as exc:
-            failure = self._on_error(exc)
-            for _, future in batch:
-                if future.done():
-                    continue
-                if failure is None:
-                    future.set_exception(exc)
-                else:
-                    future.set_result(failure)
-            return
-        for (_, future), reply in zip(batch, replies, strict=True):
-            if not future.done():
-                future.set_result(reply)
+        if self._batcher is None:
+            self._batcher = self._make_batcher()
+        return await self._batcher.submit(request)
 
 
 def actor_failure(exc: BaseException, who: str) -> Failure | None:

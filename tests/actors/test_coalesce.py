@@ -77,9 +77,9 @@ async def test_one_call_a_turn_and_no_reply_waits_for_a_slower_one() -> None:
 async def test_a_large_turn_is_split_into_bounded_calls() -> None:
     method = _echo()
     batcher: StreamBatcher[str, str] = StreamBatcher(method.remote, lambda e: None)
-    replies = await asyncio.gather(*(batcher.submit(str(n)) for n in range(StreamBatcher.MAX_BATCH + 3)))
-    assert replies == [f"r-{n}" for n in range(StreamBatcher.MAX_BATCH + 3)]
-    assert [len(c) for c in method.calls] == [StreamBatcher.MAX_BATCH, 3]
+    replies = await asyncio.gather(*(batcher.submit(str(n)) for n in range(batcher.max_batch + 3)))
+    assert replies == [f"r-{n}" for n in range(batcher.max_batch + 3)]
+    assert [len(c) for c in method.calls] == [batcher.max_batch, 3]
 
 
 async def test_an_error_is_mapped_for_every_waiting_item_or_raised_in_each() -> None:
