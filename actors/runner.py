@@ -52,22 +52,15 @@ class Runner:
         self._done += 1
         return result
 
-    async def run_batch(self, items: list[tuple[Problem, int]]) -> list[ProblemResult]:
-        """Evaluate several problems in one actor call; results in the order given.
-
-        One Ray call costs each side about a millisecond of CPU (submission, scheduling,
-        serialising), as much as a simulated completion; a batch of b costs about one. The
-        problems still run at most ``max_in_flight`` at once (the gate), each under its own
-        deadline and clock, so batching changes when results reach the driver, not them.
-        """
-        return list(await asyncio.gather(*(self.run(problem, index) for problem, index in items)))
-
     async def run_stream(self, payload: bytes) -> AsyncIterator[bytes]:
         """Several problems in one streaming actor call: ``(position, result)`` groups as they finish.
 
-        Like ``run_batch``, one Ray hop for the lot, but no result waits for the batch's
-        slowest problem; ``payload`` is the packed list of ``(problem, index)``, each yield a
-        packed group (``actors.coalesce``).
+        One Ray call costs each side about a millisecond of CPU (submission, scheduling,
+        serialising), as much as a simulated completion; a stream of b problems costs about
+        one, and no result waits for the slowest. The problems still run at most
+        ``max_in_flight`` at once (the gate), each under its own deadline and clock.
+        ``payload`` is the packed list of ``(problem, index)``, each yield a packed group
+        (``actors.coalesce``).
         """
         items: list[tuple[Problem, int]] = unpack(payload)
         async for packed in packed_groups([self.run(problem, index) for problem, index in items]):
@@ -86,9 +79,6 @@ class RemoteRunner:
 
     async def run(self, problem: Problem, index: int) -> ProblemResult:
         return await self.handle.run.remote(problem, index)  # type: ignore[no-any-return]
-
-    async def run_batch(self, items: list[tuple[Problem, int]]) -> list[ProblemResult]:
-        return await self.handle.run_batch.remote(items)  # type: ignore[no-any-return]
 
 
 def stream_to(handle: Any) -> StreamBatcher[tuple[Problem, int], ProblemResult]:

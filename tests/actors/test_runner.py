@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from actors.coalesce import pack, unpack
 from actors.runner import Runner
 from protocols.messages import Failure, Problem, ProblemResult
 
@@ -64,13 +65,22 @@ async def test_crash_becomes_internal_failure_naming_problem() -> None:
     assert "boom" in result.error.message and "'p'" in result.error.message
 
 
+async def _stream(runner: Runner, items: list[tuple[Problem, int]]) -> list[ProblemResult | None]:
+    """``runner.run_stream`` as the driver reads it: each result placed at its item's position."""
+    out: list[ProblemResult | None] = [None] * len(items)
+    async for packed in runner.run_stream(pack(items)):
+        for position, result in unpack(packed):
+            out[position] = result
+    return out
+
+
 async def test_a_batch_keeps_its_order_and_the_gate() -> None:
     job = Job("ok")
     runner = Runner(job, max_in_flight=2)
     items = [(PROBLEM.model_copy(update={"id": f"p{i}"}), i) for i in range(7)]
-    results = await runner.run_batch(items)
-    assert [r.index for r in results] == list(range(7))
-    assert [r.problem_id for r in results] == [f"p{i}" for i in range(7)]
+    results = await _stream(runner, items)
+    assert [r.index if r else None for r in results] == list(range(7))
+    assert [r.problem_id if r else None for r in results] == [f"p{i}" for i in range(7)]
     assert job.peak == 2, "a batch must not run more problems at once than the runner's in-flight limit"
 
 
@@ -81,8 +91,9 @@ async def test_one_crashing_problem_of_a_batch_loses_no_other() -> None:
                 raise RuntimeError("boom")
             return await super().__call__(problem, index)
 
-    results = await Runner(Mixed("ok")).run_batch([(PROBLEM, i) for i in range(3)])
-    assert [r.error.error if r.error else None for r in results] == [None, "internal", None]
+    results = await _stream(Runner(Mixed("ok")), [(PROBLEM, i) for i in range(3)])
+    assert all(results), results
+    assert [r.error.error if r and r.error else None for r in results] == [None, "internal", None]
 
 
 def test_batches_shrink_to_one_as_the_queue_drains() -> None:
