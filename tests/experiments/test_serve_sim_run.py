@@ -71,7 +71,7 @@ def fault_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultRun]:
         wait_ready(f"http://127.0.0.1:{port}/v1", 120.0, server)
         tree = yaml.safe_load(CONFIG.read_text())
         model = tree["models"][0]
-        model.update(base_url=f"http://127.0.0.1:{port}/v1", api_key_env=KEY_ENV, timeout_s=1.5, max_retries=10)
+        model.update(base_url=f"http://127.0.0.1:{port}/v1", api_key_env=KEY_ENV, timeout_s=3.0, max_retries=10)
         tree["run"]["out_dir"] = str(root / "run")
         tree["store"] = {"mode": "record"}  # under the run directory: checked for the key too
         config = root / "config.yaml"
@@ -104,7 +104,11 @@ def test_every_problem_is_answered_through_injected_faults(fault_run: FaultRun) 
     assert (summary.n, summary.n_expected, summary.errors, summary.failed_calls) == (200, 200, 0, 0)
     faults = fault_run.stats["faults"]
     assert isinstance(faults, dict) and all(faults[k] > 0 for k in KINDS), faults  # every kind fired...
-    assert summary.retries == sum(faults.values())  # ...and each one was retried, none recorded as final
+    # ...and each one was retried, none recorded as final (no error, no failed call above). At least
+    # one retry per injected fault, not exactly one: on a loaded machine a reply the server did not
+    # delay can still outlast the client's timeout (or its wait for a pooled connection) and be retried
+    # too; CI once counted 38 retries for 30 faults.
+    assert summary.retries >= sum(faults.values())
     # Record mode: a question the synthetic set holds twice is served from the store the second time.
     # Served by the simulator: labelled sim-served, never live.
     assert set(summary.sources) <= {"sim-served", "replay"} and sum(summary.sources.values()) == 200
