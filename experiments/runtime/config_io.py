@@ -60,7 +60,11 @@ def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any
 def describe(error: ValidationError) -> str:
     """One line naming each bad key or value."""
     parts = []
-    for item in error.errors():
+    items = error.errors()
+    failed_within = {tuple(item["loc"][:n]) for item in items for n in range(1, len(item["loc"]))}
+    for item in items:
+        if item["type"] == "too_short" and tuple(item["loc"]) in failed_within:
+            continue  # pydantic also counts the list short by its invalid items: the item error says it
         loc = ".".join(str(p) for p in item["loc"] if not str(p).startswith("function-after"))
         loc = loc or "config"
         if item["type"] == "extra_forbidden":

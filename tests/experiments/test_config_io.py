@@ -55,6 +55,17 @@ def test_bad_configs_fail_with_one_line_naming_the_problem(tmp_path: Path, overr
     assert "\n" not in message
 
 
+def test_a_bad_only_model_is_named_once_not_also_as_an_empty_list(tmp_path: Path) -> None:
+    one = _write(tmp_path, GOOD.replace("  - {name: B, backend: sim, card: Qwen2.5-3B-Instruct}\n", ""))
+    one.write_text(one.read_text().replace("models: [A, B]", "models: [A]"))
+    with pytest.raises(ConfigError) as info:
+        load_config(one, ["models.0.max_retries=30"])
+    # pydantic also reports the tuple as too short (its one item failed); that second error misleads.
+    assert str(info.value) == "invalid config: models.0.max_retries: Input should be less than or equal to 20 (got 30)"
+    with pytest.raises(ConfigError, match="models: Tuple should have at least 1 item"):
+        load_config(one, ["models=[]"])  # a list that is really empty still says so
+
+
 def test_missing_and_malformed_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.yaml")
