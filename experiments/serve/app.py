@@ -258,12 +258,6 @@ class SimServer:
                 self._metas.popitem(last=False)
         return parsed
 
-    async def _serve(self, http: Request, chat: bool) -> Response:
-        try:
-            return await self._answer(http, chat)
-        finally:
-            self._publish()
-
     async def _parsed(self, http: Request, chat: bool) -> Parsed:
         """The request read, checked and its conversation understood; cached by the exact body (``bodies``).
 
@@ -279,18 +273,28 @@ class SimServer:
         wire = parse_request(parse_body(key[0]), chat)
         card = self.resolve(wire.model)
         meta, messages = await self._meta(wire, forced)
-        parsed = Parsed(wire, card, meta, messages, digest(card, wire.chat, wire.text))
+        label = problem_label(meta.problem)
+        headers = {"x-slmsim-source": "sim", "x-slmsim-problem": label, "x-slmsim-role": meta.role}
+        tokens, wanted = ft.tokens_of(wire.text), ft.wanted_format(wire.text)
+        parsed = Parsed(wire, card, meta, messages, digest(card, wire.chat, wire.text), tokens, wanted, headers)
         if wire.slmsim_meta is None:
             self._bodies.put(key, parsed)
         return parsed
 
+    async def _serve(self, http: Request, chat: bool) -> Response:
+        try:
+            return await self._answer(http, chat)
+        finally:
+            self._publish()
+
     async def _answer(self, http: Request, chat: bool) -> Response:
         self.stats["requests"] += 1
         try:
-            wire, card, meta, messages, prompt_key = await self._parsed(http, chat)
+            parsed = await self._parsed(http, chat)
         except BadRequest:
             self.stats["bad_request"] += 1
             raise
+        wire, meta = parsed.wire, parsed.meta
         problem = meta.problem
         self.stats["recognised" if problem is not None else "missed"] += 1
         self.roles[meta.role] += 1
@@ -304,12 +308,12 @@ class SimServer:
             return await self.faults.serve(fault)
         if self.settings.latency_s > 0:
             await asyncio.sleep(self.settings.latency_s)
-        result = await self._choices(wire, card, meta, messages, prompt_key)
+        result = await self._choices(parsed, meta)
         if isinstance(result, Failure):
             return error_response(_FAILURE_STATUS.get(result.error, 500), result.message[:300], result.error)
         choices, prompt_tokens = result
         wire_body = envelope(wire, choices, prompt_tokens, f"{self.worker}-{next(self._ids)}")
-        headers = {"x-slmsim-source": "sim", "x-slmsim-problem": problem_label(problem), "x-slmsim-role": meta.role}
+        headers = dict(parsed.headers)
         if wire.stream:
             return stream(wire, wire_body, headers)
         return json_reply(wire_body, headers=headers)
@@ -339,16 +343,15 @@ class SimServer:
             meta=meta,
         )
 
-    async def _choices(
-        self, wire: WireRequest, card: str, meta: RequestMeta, messages: tuple[ChatMessage, ...], prompt_key: int
-    ) -> tuple[list[Choice], int] | Failure:
-        prompt_tokens = ft.tokens_of(wire.text)
+    async def _choices(self, parsed: Parsed, meta: RequestMeta) -> tuple[list[Choice], int] | Failure:
+        wire, card, prompt_tokens = parsed.wire, parsed.card, parsed.prompt_tokens
         problem = meta.problem
         if problem is None:
             return [generic(wire, card, meta, f"call_{next(self._ids)}") for _ in range(wire.n)], prompt_tokens
         if meta.role == "agent" and wire.tool_choice == "none":
             meta = meta.model_copy(update={"tools_called": (*meta.tools_called, *meta.tools)})
-        requests = [self._request(wire, card, meta, messages, i) for i in self.sample_indices(wire, card, prompt_key)]
+        indices = self.sample_indices(wire, card, parsed.prompt_key)
+        requests = [self._request(wire, card, meta, parsed.messages, i) for i in indices]
         backend = self.backends[card]
         if len(requests) == 1:  # the common case: no task, no gather
             replies: list[Completion | Failure] = [await backend.complete(requests[0])]
@@ -363,7 +366,7 @@ class SimServer:
             shares = await self._shares(backend, requests[0], problem.answer_format)
         think = self.settings.think_tags
         pairs = zip(completions, requests, strict=True)
-        choices = [shape(wire, card, meta, c, shares, r.sample_index, think) for c, r in pairs]
+        choices = [shape(wire, card, meta, c, shares, r.sample_index, parsed.wanted, think) for c, r in pairs]
         return choices, max(prompt_tokens, completions[0].usage.prompt_tokens)
 
     async def _shares(self, backend: Backend, first: CompletionRequest, fmt: str) -> dict[str, float]:

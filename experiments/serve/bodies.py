@@ -29,6 +29,12 @@ class Parsed(NamedTuple):
     messages: tuple[ChatMessage, ...]
     prompt_key: int
     """``digest(card, chat, text)``: the key of the per-prompt sample counter."""
+    prompt_tokens: int
+    """The conversation's tokens at 4 characters a token (``features.tokens_of``)."""
+    wanted: str | None
+    """The answer format the prompt asks for (``features.wanted_format``)."""
+    headers: dict[str, str]
+    """The reply's ``x-slmsim-*`` headers (source, problem, role); copied per reply, never changed."""
 
 
 class BodyCache(Generic[V]):

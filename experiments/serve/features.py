@@ -22,6 +22,7 @@ r"""Shaping a simulated completion into what an OpenAI server returns for the re
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -76,6 +77,7 @@ def filler(chars: int, *key: object) -> str:
     return cut[: end + 1] if end > 0 else cut.rsplit(" ", 1)[0]
 
 
+@functools.cache  # a handful of card names, asked once a reply
 def is_reasoning_card(name: str) -> bool:
     """R1-style reasoning models (they return their thinking apart from the answer)."""
     return "-r1" in name.lower() or name.lower().startswith("r1") or "reason" in name.lower()
@@ -122,7 +124,12 @@ def cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
 
 def tokens_of(text: str) -> int:
     """Tokens of a text at the usual 4 characters a token."""
-    return max(1, math.ceil(len(text) / 4))
+    return tokens_in(len(text))
+
+
+def tokens_in(chars: int) -> int:
+    """Tokens of a text of ``chars`` characters (``tokens_of``)."""
+    return max(1, math.ceil(chars / 4))
 
 
 # --- JSON schemas ---------------------------------------------------------------------

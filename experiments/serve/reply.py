@@ -50,8 +50,8 @@ class Choice:
 
     @property
     def tokens(self) -> int:
-        calls = "".join(c["function"]["name"] + c["function"]["arguments"] for c in self.tool_calls or [])
-        return ft.tokens_of((self.content or "") + (self.reasoning or "") + calls)
+        calls = sum(len(c["function"]["name"]) + len(c["function"]["arguments"]) for c in self.tool_calls or [])
+        return ft.tokens_in(len(self.content or "") + len(self.reasoning or "") + calls)  # no copy of the text
 
 
 def shape(
@@ -61,12 +61,14 @@ def shape(
     reply: Completion,
     shares: dict[str, float],
     index: int,
+    wanted: str | None,
     think_tags: bool = False,
 ) -> Choice:
-    """A simulated completion as the request's features want it (see ``features``)."""
+    """A simulated completion as the request's features want it (see ``features``); ``wanted`` is
+    the answer format the prompt asks for (``ft.wanted_format(wire.text)``, read once per body)."""
     problem = meta.problem
     assert problem is not None
-    text = ft.reformat(reply.text, ft.wanted_format(wire.text))
+    text = ft.reformat(reply.text, wanted)
     finish = "length" if reply.finish_reason.startswith("length") else "stop"
     call_id = f"call_{digest('call', index, text) % 10**12}" if wire.tools else ""
     if structured_output(wire):
