@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 import aiohttp
+import orjson
 
 from protocols.config import ModelSpec
 from protocols.messages import ChatMessage, Completion, CompletionRequest, Failure, FailureKind, Source, Usage
@@ -62,20 +63,51 @@ def wire_seed(request: CompletionRequest) -> int:
     at two temperatures share their random streams (common random numbers). Every field here is
     in the response store's key, so a recorded response always belongs to one wire seed.
     """
-    canonical = json.dumps(
-        {
-            "seed": request.seed,
-            "model": request.model,
-            "messages": [[m.role, m.content] for m in request.messages],
-            "prompt": request.prompt,
-            "sample_index": request.sample_index,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-    )
-    digest = hashlib.sha256(canonical.encode("utf-8")).digest()
+    fields = {
+        "seed": request.seed,
+        "model": request.model,
+        "messages": [[m.role, m.content] for m in request.messages],
+        "prompt": request.prompt,
+        "sample_index": request.sample_index,
+    }
+    texts = [request.model, request.prompt or "", *(m.content for m in request.messages)]
+    digest = hashlib.sha256(_canonical(fields, texts)).digest()
     # 31 bits: llama.cpp takes a uint32 and some servers an int32; -1 would mean "random".
     return int.from_bytes(digest[:8], "big") % (2**31 - 1)
+
+
+def _canonical(fields: dict[str, Any], texts: list[str]) -> bytes:
+    """``json.dumps(fields, sort_keys=True, separators=(",", ":"))`` as UTF-8: the bytes ``wire_seed`` hashes.
+
+    orjson writes the same bytes about five times faster when every string is printable
+    ASCII (plus the escapes both write alike: quote, backslash, ``\\n``, ``\\r``, ``\\t``...);
+    ``json`` escapes DEL and everything past ASCII as ``\\uXXXX`` where orjson writes it raw,
+    so any other text (``texts``: every free string of ``fields``) goes through ``json``.
+    ``test_wire_seed_canonical_bytes_are_json_dumps`` checks the two agree.
+    """
+    if all(text.isascii() and "\x7f" not in text for text in texts):
+        return orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
+    return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def _dumps(body: dict[str, Any]) -> bytes:
+    """A request body as JSON bytes: orjson, not aiohttp's ``json=`` (stdlib ``json``), at a fifth of
+    the CPU; the same JSON, compact and with non-ASCII text raw UTF-8. Text orjson refuses (a lone
+    surrogate) goes through ``json`` as before. The session's headers carry the Content-Type."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        return json.dumps(body).encode("utf-8")
+
+
+def _loads(raw: bytes) -> Any:
+    """``json.loads(raw)``, by orjson when it can: several times faster. What orjson refuses and
+    ``json`` reads (NaN, Infinity, a lone surrogate) goes to ``json``, so no reply that parsed
+    before is malformed now (orjson reads an integer past 64 bits as a float)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
 
 
 def served_source(headers: Any, data: dict[str, Any]) -> Source:
@@ -176,7 +208,7 @@ class OpenAIBackend:
         session = self._session_now()
         started = time.perf_counter()
         try:
-            async with session.post(self.url, json=self.body(request)) as response:
+            async with session.post(self.url, data=_dumps(self.body(request))) as response:
                 raw = await response.read()
                 status = response.status
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -205,7 +237,7 @@ class OpenAIBackend:
 
     def _parse(self, raw: bytes, latency: float, request: CompletionRequest, headers: Any) -> Completion | Failure:
         try:
-            data = json.loads(raw)
+            data = _loads(raw)
             choice = data["choices"][0]
             text = (choice["message"].get("content") or "") if self.spec.endpoint == "chat" else choice["text"]
             if not isinstance(text, str):

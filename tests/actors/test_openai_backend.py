@@ -322,3 +322,37 @@ async def test_connection_pool_is_sized_to_the_in_flight_limit() -> None:
     assert all(isinstance(r, Completion) for r in replies)
     # All 150 reached the model at once: aiohttp's default cap of 100 connections would hold 50 back.
     assert gate.peak == 150
+
+
+def test_wire_seed_hashes_exactly_the_json_dumps_bytes_on_either_path() -> None:
+    # The fast (orjson) path must hash the very bytes json.dumps wrote, or every live seed changes.
+    import json
+    import random
+
+    from actors.backends.openai import _canonical
+
+    rng = random.Random(7)
+    alphabet = [chr(i) for i in range(128)] + ["é", "✓", "😀", "\u2028", '"', "\\"]
+    fast = 0
+    for _ in range(400):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        fields = {"seed": 3, "model": "m", "messages": [["user", text]], "prompt": None, "sample_index": 2}
+        expected = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode("utf-8")
+        assert _canonical(fields, ["m", text]) == expected, repr(text)
+        fast += text.isascii() and "\x7f" not in text
+    assert 50 < fast < 400  # both paths were exercised
+
+
+def test_json_only_the_stdlib_reads_or_writes_still_goes_through() -> None:
+    import json
+
+    from actors.backends.openai import _dumps
+
+    backend = OpenAIBackend(spec("http://127.0.0.1:9/v1"))
+    usage = b'"usage": {"prompt_tokens": 3, "completion_tokens": 2}'
+    raw = b'{"choices": [{"message": {"content": "#### 7"}}], "x": NaN, ' + usage + b"}"
+    reply = backend._parse(raw, 0.1, CHAT, {})
+    assert isinstance(reply, Completion) and reply.text == "#### 7" and reply.usage.completion_tokens == 2
+    assert isinstance(backend._parse(b'{"choices": []}', 0.1, CHAT, {}), Failure)
+    lone = {"messages": [{"role": "user", "content": "a\ud800b"}]}  # orjson refuses a lone surrogate
+    assert json.loads(_dumps(lone)) == lone
