@@ -1,4 +1,4 @@
-"""The ``openai`` backend: any OpenAI-compatible HTTP server, over aiohttp.
+"""The ``openai`` backend: any OpenAI-compatible HTTP server, over a lean HTTP/1.1 client (``http1``).
 
 OpenRouter, OpenAI, vLLM, SGLang, Ollama, llama.cpp and ``slmsim serve-sim`` all
 speak this wire format. One call = one HTTP request; retries, rate limits and
@@ -16,9 +16,9 @@ import os
 import time
 from typing import Any
 
-import aiohttp
 import orjson
 
+from actors.backends.http1 import BadReply, Http1Pool
 from protocols.config import ModelSpec
 from protocols.messages import ChatMessage, Completion, CompletionRequest, Failure, FailureKind, Source, Usage
 
@@ -91,9 +91,9 @@ def _canonical(fields: dict[str, Any], texts: list[str]) -> bytes:
 
 
 def _dumps(body: dict[str, Any]) -> bytes:
-    """A request body as JSON bytes: orjson, not aiohttp's ``json=`` (stdlib ``json``), at a fifth of
-    the CPU; the same JSON, compact and with non-ASCII text raw UTF-8. Text orjson refuses (a lone
-    surrogate) goes through ``json`` as before. The session's headers carry the Content-Type."""
+    """A request body as JSON bytes: orjson, not stdlib ``json`` (what aiohttp's ``json=`` used), at
+    a fifth of the CPU; the same JSON, compact and with non-ASCII text raw UTF-8. Text orjson
+    refuses (a lone surrogate) goes through ``json`` as before."""
     try:
         return orjson.dumps(body)
     except orjson.JSONEncodeError:
@@ -134,9 +134,9 @@ def cost_of(spec: ModelSpec, usage: Usage) -> float:
 class OpenAIBackend:
     """Calls ``{base_url}/chat/completions`` or ``{base_url}/completions`` per ``spec.endpoint``.
 
-    The aiohttp session is created lazily on first use, inside the running loop
-    (the backend lives in a Ray actor process), with a connection pool as large as
-    ``spec.max_in_flight`` so aiohttp's default cap of 100 never throttles silently.
+    The HTTP pool (``http1.Http1Pool``) is created lazily on first use, inside the running
+    loop (the backend lives in a Ray actor process), as large as ``spec.max_in_flight``, so
+    no smaller default cap (aiohttp's was 100) throttles silently.
     """
 
     def __init__(self, spec: ModelSpec) -> None:
@@ -146,7 +146,7 @@ class OpenAIBackend:
         self.url = spec.base_url.rstrip("/") + ("/chat/completions" if spec.endpoint == "chat" else "/completions")
         self.model_id = spec.model_id or spec.name
         self._key = self._read_key(spec)
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: Http1Pool | None = None
 
     @staticmethod
     def _read_key(spec: ModelSpec) -> str | None:
@@ -163,18 +163,13 @@ class OpenAIBackend:
         """``text`` with the API key (if any) replaced, for anything that leaves this object."""
         return text.replace(self._key, "***") if self._key else text
 
-    def _session_now(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
+    def _pool_now(self) -> Http1Pool:
+        if self._pool is None or self._pool.closed:
             headers = {"Content-Type": "application/json"}
             if self._key:
                 headers["Authorization"] = f"Bearer {self._key}"
-            connector = aiohttp.TCPConnector(limit=self.spec.max_in_flight, limit_per_host=self.spec.max_in_flight)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=self.spec.timeout_s),
-            )
-        return self._session
+            self._pool = Http1Pool(self.url, headers, self.spec.max_in_flight)
+        return self._pool
 
     def body(self, request: CompletionRequest) -> dict[str, Any]:
         """The JSON body sent for ``request`` (no key, no meta: real servers ignore both)."""
@@ -205,24 +200,18 @@ class OpenAIBackend:
         )
 
     async def complete(self, request: CompletionRequest) -> Completion | Failure:
-        session = self._session_now()
+        pool = self._pool_now()
         started = time.perf_counter()
         try:
-            async with session.post(self.url, data=_dumps(self.body(request))) as response:
-                raw = await response.read()
-                status = response.status
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                headers = response.headers
+            reply = await pool.post(_dumps(self.body(request)), self.spec.timeout_s)
         except TimeoutError:
             return self._failure("timeout", f"no reply within {self.spec.timeout_s}s", True)
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-            return self._failure("connection", f"{type(exc).__name__}: {exc}", True)
-        except aiohttp.ClientError as exc:
+        except (OSError, BadReply) as exc:
             return self._failure("connection", f"{type(exc).__name__}: {exc}", True)
         latency = time.perf_counter() - started
-        if status != 200:
-            return self._status_failure(status, raw, retry_after)
-        return self._parse(raw, latency, request, headers)
+        if reply.status != 200:
+            return self._status_failure(reply.status, reply.body, parse_retry_after(reply.headers.get("retry-after")))
+        return self._parse(reply.body, latency, request, reply.headers)
 
     def _status_failure(self, status: int, raw: bytes, retry_after: float | None) -> Failure:
         excerpt = raw[:_ERROR_BODY_CHARS].decode("utf-8", "replace")
@@ -268,10 +257,10 @@ class OpenAIBackend:
         )
 
     async def aclose(self) -> None:
-        """Close the HTTP session (and its pooled connections)."""
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None
+        """Close the HTTP pool (and its kept-alive connections)."""
+        if self._pool is not None:
+            await self._pool.close()
+        self._pool = None
 
     def __repr__(self) -> str:
         # Never the key: only where it comes from.

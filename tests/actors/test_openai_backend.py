@@ -314,13 +314,12 @@ async def test_connection_pool_is_sized_to_the_in_flight_limit() -> None:
         replies = await asyncio.gather(
             *(backend.complete(CHAT.model_copy(update={"sample_index": i})) for i in range(150))
         )
-        assert backend._session is not None
-        assert backend._session.connector is not None and backend._session.connector.limit == 150
+        assert backend._pool is not None and backend._pool.limit == 150
     finally:
         await backend.aclose()
         await runner.cleanup()
     assert all(isinstance(r, Completion) for r in replies)
-    # All 150 reached the model at once: aiohttp's default cap of 100 connections would hold 50 back.
+    # All 150 reached the model at once: a default cap of 100 connections (aiohttp's) would hold 50 back.
     assert gate.peak == 150
 
 
