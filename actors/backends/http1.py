@@ -86,6 +86,9 @@ class _Connection(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        if 100 <= self.parser.get_status_code() < 200:  # an interim reply (103 Early Hints): the real one follows
+            self._headers, self._body = {}, []
+            return
         self.keep_alive = self.parser.should_keep_alive()
         self._finish()
 
@@ -130,17 +133,23 @@ def _decoded(body: bytes, encoding: str) -> bytes:
 
 
 class Http1Pool:
-    """POSTs to one URL over at most ``limit`` pooled keep-alive connections; made inside its event loop."""
+    """POSTs to one URL over at most ``limit`` pooled keep-alive connections; made inside its event loop.
 
-    def __init__(self, url: str, headers: dict[str, str], limit: int) -> None:
+    ``ssl_context`` (https only) defaults to the system's: certificates and host names checked.
+    """
+
+    def __init__(
+        self, url: str, headers: dict[str, str], limit: int, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {url!r}")
         self.host = parts.hostname
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
-        self.ssl = ssl.create_default_context() if parts.scheme == "https" else None
+        self.ssl = (ssl_context or ssl.create_default_context()) if parts.scheme == "https" else None
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        host = self.host if parts.port is None else f"{self.host}:{parts.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 literal
+        host = host if parts.port is None else f"{host}:{parts.port}"
         lines = [f"POST {path} HTTP/1.1", f"Host: {host}", "User-Agent: slmsim", "Accept: */*"]
         for name, value in headers.items():
             if "\r" in value or "\n" in value:

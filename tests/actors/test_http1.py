@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
@@ -161,3 +163,32 @@ async def test_pool_bounds_connections_and_rejects_bad_headers(serve: Serve) -> 
     assert "SECRET" not in str(caught.value)
     with pytest.raises(ValueError, match="not an http"):
         Http1Pool("ftp://example.org/x", {}, limit=1)
+
+
+async def test_https_checks_the_certificate_and_skips_an_interim_reply() -> None:
+    # tests/fixtures/tls: a self-signed certificate for 127.0.0.1, made for this test only.
+    tls = Path(__file__).resolve().parents[1] / "fixtures" / "tls"
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(tls / "cert.pem", tls / "key.pem")
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await read_request(reader)
+            writer.write(b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n" + reply(b"secure"))
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+            pass  # the client that refused the certificate hung up
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=served)
+    url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/chat/completions"
+    trusting = Http1Pool(url, {}, limit=1, ssl_context=ssl.create_default_context(cafile=tls / "cert.pem"))
+    try:
+        got = await trusting.post(b"x", 5.0)
+        assert (got.status, got.body) == (200, b"secure")
+        with pytest.raises(ssl.SSLCertVerificationError):  # an OSError: a "connection" failure upstream
+            await Http1Pool(url, {}, limit=1).post(b"x", 5.0)
+    finally:
+        await trusting.close()
+        server.close()
