@@ -18,11 +18,10 @@ each concurrency C measures, in the same run and against the same server:
   streaming calls the driver and the runners make (``actors.coalesce``): what is sent in
   one event-loop turn goes as one Ray call, each reply back as soon as it is done.
 
-Each measurement sends ``rounds * C`` requests after a warm-up; bare and full alternate
-``repeats`` times and the medians are compared. Each side's client CPU per request
-(every process of this run but serve-sim's: this process, and for full Ray's runner,
-model actor and daemons) is printed beside it, with the load average: on a shared
-machine the req/s ratio measures the other tenants too, the CPU figures much less. It ends
+Each measurement sends ``rounds * C`` requests after a warm-up; the sides alternate
+``repeats`` times and the medians are compared. Each side's client CPU per request (every
+process of this run but serve-sim's) is printed beside it, with the load average: on a
+shared machine the req/s ratio measures the other tenants too, the CPU figures less. It ends
 with a table: per latency and concurrency the ratio full/bare, both req/s, the bound
 (C / latency), both CPU figures, the ratio full/bare http1 and the load average. Both sides see the same server, so
 the ratio is the cost of the stack, not of the simulator (whose answers are ``source:
@@ -133,8 +132,7 @@ async def bare(base_url: str, in_flight: int, total: int) -> Measure:
 
 
 async def bare_http1(base_url: str, in_flight: int, total: int) -> Measure:
-    """As ``bare``, over the stack's own HTTP client (``http1.Http1Pool``) and orjson: what the
-    stack's HTTP alone costs, so ``full`` against it is the stack's overhead without the client."""
+    """As ``bare``, over the stack's own HTTP client (``http1``) and orjson: the stack's HTTP alone."""
     import orjson
 
     from actors.backends.http1 import Http1Pool
