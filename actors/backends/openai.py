@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from actors.backends.aiohttp_pool import AiohttpPool
 from actors.backends.http1 import BadReply, Http1Pool
 from protocols.config import ModelSpec
 from protocols.messages import ChatMessage, Completion, CompletionRequest, Failure, FailureKind, Source, Usage
@@ -146,7 +147,7 @@ class OpenAIBackend:
         self.url = spec.base_url.rstrip("/") + ("/chat/completions" if spec.endpoint == "chat" else "/completions")
         self.model_id = spec.model_id or spec.name
         self._key = self._read_key(spec)
-        self._pool: Http1Pool | None = None
+        self._pool: Http1Pool | AiohttpPool | None = None
 
     @staticmethod
     def _read_key(spec: ModelSpec) -> str | None:
@@ -163,12 +164,13 @@ class OpenAIBackend:
         """``text`` with the API key (if any) replaced, for anything that leaves this object."""
         return text.replace(self._key, "***") if self._key else text
 
-    def _pool_now(self) -> Http1Pool:
+    def _pool_now(self) -> Http1Pool | AiohttpPool:
         if self._pool is None or self._pool.closed:
             headers = {"Content-Type": "application/json"}
             if self._key:
                 headers["Authorization"] = f"Bearer {self._key}"
-            self._pool = Http1Pool(self.url, headers, self.spec.max_in_flight)
+            client = AiohttpPool if self.spec.http_client == "aiohttp" else Http1Pool
+            self._pool = client(self.url, headers, self.spec.max_in_flight)
         return self._pool
 
     def body(self, request: CompletionRequest) -> dict[str, Any]:
@@ -210,10 +212,13 @@ class OpenAIBackend:
             return self._failure("connection", f"{type(exc).__name__}: {exc}", True)
         latency = time.perf_counter() - started
         if reply.status != 200:
-            return self._status_failure(reply.status, reply.body, parse_retry_after(reply.headers.get("retry-after")))
+            retry_after = parse_retry_after(reply.headers.get("retry-after"))
+            return self._status_failure(reply.status, reply.body, retry_after, reply.headers.get("location"))
         return self._parse(reply.body, latency, request, reply.headers)
 
-    def _status_failure(self, status: int, raw: bytes, retry_after: float | None) -> Failure:
+    def _status_failure(
+        self, status: int, raw: bytes, retry_after: float | None, location: str | None = None
+    ) -> Failure:
         excerpt = raw[:_ERROR_BODY_CHARS].decode("utf-8", "replace")
         message = f"HTTP {status}: {excerpt}"
         if status == 429:
@@ -222,6 +227,11 @@ class OpenAIBackend:
             return self._failure("timeout", message, True, retry_after)
         if status >= 500:
             return self._failure("server", message, True, retry_after)
+        if 300 <= status < 400:  # only http1 gets here: aiohttp follows redirects itself
+            message = (
+                f"HTTP {status}: redirected to {location or '(no Location)'}; the http1 client follows no"
+                " redirects: set base_url to the new address, or http_client: aiohttp"
+            )
         return self._failure("client", message, False)
 
     def _parse(self, raw: bytes, latency: float, request: CompletionRequest, headers: Any) -> Completion | Failure:

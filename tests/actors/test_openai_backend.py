@@ -58,8 +58,24 @@ async def serve() -> AsyncIterator[Serve]:
         await runner.cleanup()
 
 
+HTTP_CLIENT = {"name": "http1"}
+
+
+@pytest.fixture(autouse=True, params=["http1", "aiohttp"])
+def http_client(request: pytest.FixtureRequest) -> str:
+    """Every test here runs over both HTTP clients the backend offers (``http_client``)."""
+    HTTP_CLIENT["name"] = request.param
+    return str(request.param)
+
+
 def spec(base_url: str, **kw: object) -> ModelSpec:
-    fields: dict[str, object] = {"name": "echo", "backend": "openai", "base_url": base_url, "model_id": "echo-1b"}
+    fields: dict[str, object] = {
+        "name": "echo",
+        "backend": "openai",
+        "base_url": base_url,
+        "model_id": "echo-1b",
+        "http_client": HTTP_CLIENT["name"],
+    }
     fields.update(kw)
     return ModelSpec.model_validate(fields)
 
@@ -215,6 +231,36 @@ async def test_key_is_sent_as_bearer_and_scrubbed_from_errors(serve: Serve, monk
     assert seen == [f"Bearer {KEY}"]
     assert isinstance(reply, Failure) and reply.error == "client" and not reply.retryable
     assert KEY not in reply.message and "***" in reply.message
+
+
+async def test_a_redirect_is_followed_by_aiohttp_and_named_by_http1(http_client: str) -> None:
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect("/v2/chat/completions")  # 307: the POST is to be re-sent as is
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.json_response(
+            {"choices": [{"message": {"content": "#### 7"}, "finish_reason": "stop"}], "usage": {}}
+        )
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", moved)
+    app.router.add_post("/v2/chat/completions", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    backend = OpenAIBackend(spec(f"http://127.0.0.1:{runner.addresses[0][1]}/v1"))
+    try:
+        reply = await backend.complete(CHAT)
+    finally:
+        await backend.aclose()
+        await runner.cleanup()
+    if http_client == "aiohttp":
+        assert isinstance(reply, Completion) and reply.text == "#### 7"
+    else:
+        assert isinstance(reply, Failure) and (reply.error, reply.retryable) == ("client", False)
+        assert "HTTP 307: redirected to /v2/chat/completions" in reply.message
+        assert "http_client: aiohttp" in reply.message
 
 
 @pytest.mark.parametrize(
