@@ -8,20 +8,22 @@ Starts ``slmsim serve-sim`` (a subprocess, fixed extra latency per request), the
 each concurrency C measures, in the same run and against the same server:
 
 * **bare**: one aiohttp session (pool of C connections), C workers posting the same
-  chat request back to back;
+  chat request back to back (the issue #14 target's baseline: the client a user would write);
+* **bare http1**: the same workers over the stack's own HTTP client (``http1.Http1Pool``,
+  orjson): the stack's HTTP alone, so full against it is what the actors and Ray add;
 * **full**: the driver keeps C problems in flight on a runner actor, whose job asks a
   model actor, whose backend chain (in-flight bound, retry, ``openai`` backend) posts
-  over HTTP: runner actor -> model actor -> openai backend -> HTTP. Both hops are the
+  over HTTP (the backend's own client, ``actors.backends.http1``, not aiohttp): runner
+  actor -> model actor -> openai backend -> HTTP. Both hops are the
   streaming calls the driver and the runners make (``actors.coalesce``): what is sent in
   one event-loop turn goes as one Ray call, each reply back as soon as it is done.
 
-Each measurement sends ``rounds * C`` requests after a warm-up; bare and full alternate
-``repeats`` times and the medians are compared. Each side's client CPU per request
-(every process of this run but serve-sim's: this process, and for full Ray's runner,
-model actor and daemons) is printed beside it, with the load average: on a shared
-machine the req/s ratio measures the other tenants too, the CPU figures much less. It ends
+Each measurement sends ``rounds * C`` requests after a warm-up; the sides alternate
+``repeats`` times and the medians are compared. Each side's client CPU per request (every
+process of this run but serve-sim's) is printed beside it, with the load average: on a
+shared machine the req/s ratio measures the other tenants too, the CPU figures less. It ends
 with a table: per latency and concurrency the ratio full/bare, both req/s, the bound
-(C / latency), both CPU figures and the load average. Both sides see the same server, so
+(C / latency), both CPU figures, the ratio full/bare http1 and the load average. Both sides see the same server, so
 the ratio is the cost of the stack, not of the simulator (whose answers are ``source:
 sim-served``). The server runs on the same cores as the client side: its CPU a request
 (about 0.4 ms) is spent once per request by both sides, and with a fixed latency every
@@ -127,6 +129,40 @@ async def bare(base_url: str, in_flight: int, total: int) -> Measure:
             await asyncio.gather(*(worker() for _ in range(in_flight)))
             wall = time.perf_counter() - started
         return Measure(ok, failed, wall, cpu.seconds)
+
+
+async def bare_http1(base_url: str, in_flight: int, total: int) -> Measure:
+    """As ``bare``, over the stack's own HTTP client (``http1``) and orjson: the stack's HTTP alone."""
+    import orjson
+
+    from actors.backends.http1 import Http1Pool
+
+    pool = Http1Pool(f"{base_url}/chat/completions", {"Content-Type": "application/json"}, in_flight)
+    ok = failed = 0
+    remaining = total
+
+    async def worker() -> None:
+        nonlocal ok, failed, remaining
+        while remaining > 0:
+            remaining -= 1
+            reply = await pool.post(orjson.dumps(body()), MEASURE_TIMEOUT_S)
+            orjson.loads(reply.body)
+            if reply.status == 200:
+                ok += 1
+            else:
+                failed += 1
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(in_flight)))  # warm the pool
+        ok = failed = 0
+        remaining = total
+        with CpuMeter(exclude=SERVER_PID) as cpu:
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(in_flight)))
+            wall = time.perf_counter() - started
+    finally:
+        await pool.close()
+    return Measure(ok, failed, wall, cpu.seconds)
 
 
 class AskJob:
@@ -235,10 +271,17 @@ class Cell(NamedTuple):
     bare_cpu_ms: float
     full_cpu_ms: float
     load: float
+    lean_rps: float = 0.0
+    """The bare client over the stack's own HTTP client (``bare_http1``)."""
+    lean_cpu_ms: float = 0.0
 
     @property
     def ratio(self) -> float:
         return self.full_rps / self.bare_rps if self.bare_rps else 0.0
+
+    @property
+    def lean_ratio(self) -> float:
+        return self.full_rps / self.lean_rps if self.lean_rps else 0.0
 
 
 async def measure(base_url: str, levels: list[int], rounds: int, repeats: int) -> dict[int, Cell]:
@@ -248,6 +291,7 @@ async def measure(base_url: str, levels: list[int], rounds: int, repeats: int) -
         total = rounds * level
         stack = FullStack(base_url, level)
         bares: list[Measure] = []
+        leans: list[Measure] = []
         fulls: list[Measure] = []
         loads: list[float] = []
         try:
@@ -255,14 +299,18 @@ async def measure(base_url: str, levels: list[int], rounds: int, repeats: int) -
                 # A bound on each measurement: a dead actor or server must end the run, not hang it.
                 async with asyncio.timeout(MEASURE_TIMEOUT_S):
                     b = await bare(base_url, level, total)
+                    lean = await bare_http1(base_url, level, total)
                     f = await stack.measure(total)
                 bares.append(b)
+                leans.append(lean)
                 fulls.append(f)
                 loads.append(os.getloadavg()[0])
                 print(
                     f"{level:4d} in flight, repeat {repeat + 1}: bare {b.rps:7.1f} req/s ({b.failed} failed)"
+                    f"  bare http1 {lean.rps:7.1f} req/s ({lean.failed} failed)"
                     f"  full {f.rps:7.1f} req/s ({f.failed} failed)  ratio {f.rps / b.rps:.3f};"
-                    f" client CPU a request: bare {b.cpu_ms:.2f} ms, full {f.cpu_ms:.2f} ms"
+                    f" client CPU a request: bare {b.cpu_ms:.2f} ms, bare http1 {lean.cpu_ms:.2f} ms,"
+                    f" full {f.cpu_ms:.2f} ms"
                     f" (load average {loads[-1]:.1f})\n    full, by process: {stack.roles}",
                     flush=True,
                 )
@@ -274,6 +322,8 @@ async def measure(base_url: str, levels: list[int], rounds: int, repeats: int) -
             _median([m.cpu_ms for m in bares]),
             _median([m.cpu_ms for m in fulls]),
             _median(loads),
+            _median([m.rps for m in leans]),
+            _median([m.cpu_ms for m in leans]),
         )
         results[level] = cell
         print(
@@ -287,17 +337,19 @@ async def measure(base_url: str, levels: list[int], rounds: int, repeats: int) -
 def print_table(table: dict[float, dict[int, Cell]]) -> None:
     """The issue #14 table: one row per (latency, in flight)."""
     head = ["latency", "in flight", "ratio full/bare", "full req/s", "bare req/s", "bound req/s"]
-    head += ["client CPU a request full / bare", "load average"]
+    head += ["client CPU a request full / bare", "ratio full/bare http1 (req/s, CPU)", "load average"]
     print("\n| " + " | ".join(head) + " |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("|" + "---|" * len(head))
     for latency, results in table.items():
         for level, c in results.items():
             print(
                 f"| {latency:g} s | {level} | {c.ratio:.2f} | {c.full_rps:.0f} | {c.bare_rps:.0f}"
-                f" | {level / latency:.0f} | {c.full_cpu_ms:.2f} / {c.bare_cpu_ms:.2f} ms | {c.load:.1f} |"
+                f" | {level / latency:.0f} | {c.full_cpu_ms:.2f} / {c.bare_cpu_ms:.2f} ms"
+                f" | {c.lean_ratio:.2f} ({c.lean_rps:.0f} req/s, {c.lean_cpu_ms:.2f} ms) | {c.load:.1f} |"
             )
     worst = min((c.ratio, lat, lvl) for lat, r in table.items() for lvl, c in r.items())
     print(f"lowest ratio {worst[0]:.2f} (at {worst[1]:g} s, {worst[2]} in flight); target >= 0.9")
+    print("bare: an aiohttp client (the target's baseline); bare http1: the stack's own HTTP client alone")
 
 
 def main(argv: list[str] | None = None) -> int:

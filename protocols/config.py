@@ -73,6 +73,10 @@ class ModelSpec(Strict):
     api_key_env: str | None = None
     """openai: the *name* of the environment variable holding the key; never the key."""
     endpoint: Literal["chat", "completions"] = "chat"
+    http_client: Literal["http1", "aiohttp"] = "http1"
+    """openai: ``http1`` (slmsim's lean keep-alive HTTP/1.1 client, a third of aiohttp's CPU a
+    request) or ``aiohttp`` (follows redirects, keeps cookies, honours HTTP(S)_PROXY from the
+    environment). Execution only: either gets the same reply from the same server."""
     max_in_flight: int = Field(default=32, ge=1, le=4096)
     requests_per_minute: float | None = Field(default=None, gt=0)
     tokens_per_minute: float | None = Field(default=None, gt=0)

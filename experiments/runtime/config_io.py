@@ -137,6 +137,7 @@ EXECUTION_FIELDS = {
     "requests_per_minute",
     "tokens_per_minute",
     "timeout_s",
+    "http_client",
     "max_retries",
     "time_scale",
     "replicas",
