@@ -20,10 +20,11 @@ from typing import Any
 
 import structlog
 
+from actors.model import ModelActor
 from experiments.runtime.config_io import ConfigError, config_identity, dump_config
 from experiments.runtime.errors import RunAborted
 from experiments.runtime.feed import Supervisor, drive
-from experiments.runtime.job import OrchestratorJob, immediate_replies
+from experiments.runtime.job import OrchestratorJob, immediate_replies, in_runner
 from experiments.runtime.lock import hold
 from experiments.runtime.placement import ReplicaSet, alive_nodes, check_runner_resources, replica_nodes
 from experiments.runtime.preflight import check_existing_run, check_run
@@ -143,6 +144,16 @@ def _spawn_tools(config: ExperimentConfig, model_handles: dict[str, Any]) -> dic
     return spawn_for_run(config, model_handles)
 
 
+def runner_models(config: ExperimentConfig) -> dict[str, ModelActor]:
+    """The models each runner computes itself (``job.in_runner``): plain ``ModelActor`` objects,
+    each building its backend in the runner that unpickles it. None for stacking, whose
+    agent actors call the model actors."""
+    if isinstance(config.orchestrator, StackingConfig):
+        return {}
+    store_dir = str(store_dir_of(config))
+    return {s.name: ModelActor(s, config.seed, config.store, store_dir) for s in config.models if in_runner(s)}
+
+
 async def run_experiment_async(
     config: ExperimentConfig,
     *,
@@ -195,6 +206,7 @@ async def _run_locked(
     writer = ResultsWriter(out, retry_failed=retry_failed)
     todo, reattempted = pending(source, writer)
     log, log_fh = make_logger(out / LOG)
+    local = runner_models(config)
     log.info(
         "run_start",
         run_id=run_id,
@@ -203,6 +215,7 @@ async def _run_locked(
         problems=source.count,
         already_done=source.count - todo,
         reattempted=reattempted,
+        models_in_runners=sorted(local),
     )
     own_pool = models is None
     pool = models or ModelPool(config.seed, config.store, store_dir_of(config), config.run.actor_restarts)
@@ -212,10 +225,11 @@ async def _run_locked(
         if todo:
             ensure_ray(config.run.address)
             supervisor = Supervisor(config.run.actor_restarts)
-            handles = pool.ensure(config.models)
+            handles = pool.ensure([s for s in config.models if s.name not in local])
             for name, handle in pool.actors():
                 supervisor.add(name, handle)
-            job = OrchestratorJob(config, run_id, handles, _spawn_tools(config, handles))
+            models = {s.name: local[s.name] if s.name in local else handles[s.name] for s in config.models}
+            job = OrchestratorJob(config, run_id, models, _spawn_tools(config, handles))
             run = config.run
             try:
                 check_runner_resources(run.runner_resources, alive_nodes())
