@@ -161,6 +161,7 @@ async def run_experiment_async(
     problems: Sequence[Problem] | ProblemSource | None = None,
     progress_label: str | None = None,
     retry_failed: bool = False,
+    sim_in_runners: bool = True,
 ) -> RunSummary:
     """Run (or resume) one experiment into ``config.run.out_dir``; returns its summary.
 
@@ -175,6 +176,8 @@ async def run_experiment_async(
             ``ProblemSource`` to stream them); ``config.dataset`` is streamed, never held whole.
         progress_label: the progress bar's title (defaults to the config name).
         retry_failed: also re-attempt problems recorded with a permanent failure.
+        sim_in_runners: let runners compute the models ``job.in_runner`` allows themselves;
+            False puts every model behind its actor (benchmarks and tests compare the two).
 
     Raises:
         ConfigError, DatasetError: bad input, found before anything is written.
@@ -190,7 +193,8 @@ async def run_experiment_async(
     else:
         source = problems if isinstance(problems, ProblemSource) else ProblemSource.of(problems)
     with hold(config.run.out_dir, f"slmsim run {config.name}"):
-        return await _run_locked(config, models, source, progress_label, retry_failed, started)
+        local = runner_models(config) if sim_in_runners else {}
+        return await _run_locked(config, models, source, progress_label, retry_failed, started, local)
 
 
 async def _run_locked(
@@ -200,13 +204,13 @@ async def _run_locked(
     progress_label: str | None,
     retry_failed: bool,
     started: float,
+    local: dict[str, ModelActor],
 ) -> RunSummary:
     out = prepare_run_dir(config)
     run_id = run_id_of(config)
     writer = ResultsWriter(out, retry_failed=retry_failed)
     todo, reattempted = pending(source, writer)
     log, log_fh = make_logger(out / LOG)
-    local = runner_models(config)
     log.info(
         "run_start",
         run_id=run_id,
@@ -228,8 +232,8 @@ async def _run_locked(
             handles = pool.ensure([s for s in config.models if s.name not in local])
             for name, handle in pool.actors():
                 supervisor.add(name, handle)
-            models = {s.name: local[s.name] if s.name in local else handles[s.name] for s in config.models}
-            job = OrchestratorJob(config, run_id, models, _spawn_tools(config, handles))
+            job_models = {s.name: local[s.name] if s.name in local else handles[s.name] for s in config.models}
+            job = OrchestratorJob(config, run_id, job_models, _spawn_tools(config, handles))
             run = config.run
             try:
                 check_runner_resources(run.runner_resources, alive_nodes())
