@@ -26,7 +26,7 @@ def in_runner(spec: ModelSpec) -> bool:
     The simulator at ``time_scale`` 0 is a pure function of (seed, card, request) that
     never waits: no latency to queue behind the model's ``max_in_flight``, no connection.
     So a copy in the runner gives the completion the model actor would, without the Ray
-    hop (a third of a runner's CPU was submitting those calls, profiled) or the actor
+    hop (submitting those calls was ~13% of a runner's CPU, py-spy) or the actor
     processes' start-up. Injected faults draw the same too: a draw is keyed by the request
     and its attempt, and every attempt at a problem's request comes from the runner
     running it (the driver re-attempts a problem on the same runner). Not when the spec
