@@ -67,7 +67,9 @@ async def in_process(config: ExperimentConfig, problems: list[Problem], window: 
     return calls, time.perf_counter() - started
 
 
-def through_stack(config: ExperimentConfig, problems: list[Problem], window: SteadyWindow) -> tuple[int, float, float]:
+def through_stack(
+    config: ExperimentConfig, problems: list[Problem], window: SteadyWindow, sim_in_runners: bool = True
+) -> tuple[int, float, float]:
     """(completions, seconds of the whole run, seconds from the first result to the last)."""
     from experiments.runtime.driver import run_experiment
 
@@ -75,7 +77,7 @@ def through_stack(config: ExperimentConfig, problems: list[Problem], window: Ste
     watcher = watch_lines(config.run.out_dir / "results.jsonl", window, stop)
     started = time.perf_counter()
     try:
-        summary = run_experiment(config, problems=problems)
+        summary = run_experiment(config, problems=problems, sim_in_runners=sim_in_runners)
     finally:
         stop.set()
         watcher.join()
@@ -86,11 +88,64 @@ def through_stack(config: ExperimentConfig, problems: list[Problem], window: Ste
     return summary.calls, wall, steady
 
 
+class Arm:
+    """One measured arm: its completions, wall seconds (whole, steady) and CPU meter."""
+
+    def __init__(self, name: str, calls: int, wall: float, steady: float, cpu: CpuMeter, window: SteadyWindow) -> None:
+        self.name, self.calls, self.wall, self.steady, self.cpu, self.window = name, calls, wall, steady, cpu, window
+
+    @property
+    def ms(self) -> float:
+        return 1000 * self.cpu.seconds / self.calls
+
+    def steady_ms(self, per_problem: float) -> float:
+        return 1000 * self.window.cpu_per_problem / per_problem if self.window.cpu_per_problem else 0.0
+
+
+def slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name)
+
+
+def measure_stack(config: ExperimentConfig, problems: list[Problem], name: str, sim_in_runners: bool) -> Arm:
+    run = config.model_copy(update={"run": config.run.model_copy(update={"out_dir": config.run.out_dir / slug(name)})})
+    with CpuMeter() as cpu:
+        window = SteadyWindow(cpu, len(problems))
+        calls, wall, steady = through_stack(run, problems, window, sim_in_runners)
+    return Arm(name, calls, wall, steady, cpu, window)
+
+
+def report(bound: Arm, stack: Arm, n: int, kind: str) -> None:
+    rate_in, rate, steady = bound.calls / bound.wall, stack.calls / stack.wall, stack.calls / stack.steady
+    print(f"{stack.name}: {stack.calls} completions in {stack.wall:.2f} s = {rate:.0f}/s (incl. actor start-up)")
+    print(f"            steady state {stack.steady:.2f} s = {steady:.0f}/s (first to last result)")
+    print(f"            CPU per completion {stack.ms:.2f} ms (in process {bound.ms:.2f} ms)")
+    print(f"            by process: {describe(stack.cpu.by_role(), stack.calls, 'completion')}")
+    per_problem = stack.calls / n
+    steady_in, steady_st = bound.steady_ms(per_problem), stack.steady_ms(per_problem)
+    if steady_in and steady_st:
+        print(
+            f"            CPU per completion, steady state ({stack.window.marks[0]}th to {stack.window.marks[1]}th "
+            f"result): in-process {steady_in:.2f} ms, stack {steady_st:.2f} ms"
+        )
+    steady_ratio = steady_in / steady_st if steady_in and steady_st else 0.0
+    print(
+        f"RATIO {stack.name}/in-process = {rate / rate_in:.3f} (steady {steady / rate_in:.3f}; "
+        f"CPU per completion {bound.ms / stack.ms:.3f}, steady {steady_ratio:.3f})  "
+        f"({n} problems, {kind}, sim, load average {os.getloadavg()[0]:.1f})"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.stack_overhead", description=__doc__.split("\n")[0])
     parser.add_argument("--config", default=DEMO)
     parser.add_argument("--problems", type=int, default=300)
     parser.add_argument("--orchestrator", choices=["config", "single"], default="config")
+    parser.add_argument(
+        "--model-actors",
+        action="store_true",
+        help="also run the stack with every model behind its actor (the path before sim models ran in runners)",
+    )
+    parser.add_argument("--repeats", type=int, default=1, help="rounds of the stack arms, in alternating order")
     args = parser.parse_args(argv)
     extra = []
     if args.orchestrator == "single":
@@ -101,40 +156,27 @@ def main(argv: list[str] | None = None) -> int:
     from experiments.runtime.preflight import load_dataset
     from experiments.runtime.spawn import ensure_ray
 
+    arms = [("stack", True)] + ([("stack, model actors", False)] if args.model_actors else [])
     with tempfile.TemporaryDirectory() as tmp:
         config = _config(args.config, args.problems, Path(tmp) / "run", extra)
         problems = load_dataset(config.dataset)
+        # Once, first: a second in-process run in this process would find the simulator's
+        # and the grader's caches warm (each stack run gets fresh actor processes).
         with CpuMeter() as cpu_in:
             window_in = SteadyWindow(cpu_in, len(problems))
             calls_in, wall_in = asyncio.run(in_process(config, problems, window_in))
+        bound = Arm("in-process", calls_in, wall_in, wall_in, cpu_in, window_in)
+        print(f"in-process: {calls_in} completions in {wall_in:.2f} s = {calls_in / wall_in:.0f}/s (bound)")
+        print(f"            CPU per completion {bound.ms:.2f} ms")
+        print(f"            by process: {describe(cpu_in.by_role(), calls_in, 'completion')}")
         ensure_ray()  # retried: a loaded machine can be slow to bring a raylet up
         try:
-            with CpuMeter() as cpu_st:
-                window_st = SteadyWindow(cpu_st, len(problems))
-                calls_st, wall_st, steady_st = through_stack(config, problems, window_st)
+            for repeat in range(args.repeats):
+                for name, in_runners in arms if repeat % 2 == 0 else arms[::-1]:
+                    stack = measure_stack(config, problems, f"{name} #{repeat + 1}", in_runners)
+                    report(bound, stack, len(problems), config.orchestrator.kind)
         finally:
             ray.shutdown()
-    bound, stack, steady = calls_in / wall_in, calls_st / wall_st, calls_st / steady_st
-    print(f"in-process: {calls_in} completions in {wall_in:.2f} s = {bound:.0f}/s (bound)")
-    print(f"stack:      {calls_st} completions in {wall_st:.2f} s = {stack:.0f}/s (incl. actor start-up)")
-    print(f"            steady state {steady_st:.2f} s = {steady:.0f}/s (first to last result)")
-    ms_in, ms_st = 1000 * cpu_in.seconds / calls_in, 1000 * cpu_st.seconds / calls_st
-    print(f"CPU per completion (all processes, load-independent): in-process {ms_in:.2f} ms, stack {ms_st:.2f} ms")
-    print(f"            in process by process: {describe(cpu_in.by_role(), calls_in, 'completion')}")
-    print(f"            stack by process: {describe(cpu_st.by_role(), calls_st, 'completion')}")
-    per_problem = calls_st / len(problems)
-    steady_in, steady_cpu = window_in.cpu_per_problem, window_st.cpu_per_problem
-    steady_ratio = steady_in / steady_cpu if steady_in and steady_cpu else 0.0
-    if steady_in and steady_cpu:
-        print(
-            f"CPU per completion, steady state ({window_st.marks[0]}th to {window_st.marks[1]}th result): "
-            f"in-process {1000 * steady_in / per_problem:.2f} ms, stack {1000 * steady_cpu / per_problem:.2f} ms"
-        )
-    print(
-        f"RATIO stack/in-process = {stack / bound:.3f} (steady {steady / bound:.3f}; "
-        f"CPU per completion {ms_in / ms_st:.3f}, steady {steady_ratio:.3f})  "
-        f"({args.problems} problems, {config.orchestrator.kind}, sim, load average {os.getloadavg()[0]:.1f})"
-    )
     return 0
 
 

@@ -20,10 +20,11 @@ from typing import Any
 
 import structlog
 
+from actors.model import ModelActor
 from experiments.runtime.config_io import ConfigError, config_identity, dump_config
 from experiments.runtime.errors import RunAborted
 from experiments.runtime.feed import Supervisor, drive
-from experiments.runtime.job import OrchestratorJob, immediate_replies
+from experiments.runtime.job import OrchestratorJob, immediate_replies, in_runner
 from experiments.runtime.lock import hold
 from experiments.runtime.placement import ReplicaSet, alive_nodes, check_runner_resources, replica_nodes
 from experiments.runtime.preflight import check_existing_run, check_run
@@ -143,6 +144,16 @@ def _spawn_tools(config: ExperimentConfig, model_handles: dict[str, Any]) -> dic
     return spawn_for_run(config, model_handles)
 
 
+def runner_models(config: ExperimentConfig) -> dict[str, ModelActor]:
+    """The models each runner computes itself (``job.in_runner``): plain ``ModelActor`` objects,
+    each building its backend in the runner that unpickles it. None for stacking, whose
+    agent actors call the model actors."""
+    if isinstance(config.orchestrator, StackingConfig):
+        return {}
+    store_dir = str(store_dir_of(config))
+    return {s.name: ModelActor(s, config.seed, config.store, store_dir) for s in config.models if in_runner(s)}
+
+
 async def run_experiment_async(
     config: ExperimentConfig,
     *,
@@ -150,6 +161,7 @@ async def run_experiment_async(
     problems: Sequence[Problem] | ProblemSource | None = None,
     progress_label: str | None = None,
     retry_failed: bool = False,
+    sim_in_runners: bool = True,
 ) -> RunSummary:
     """Run (or resume) one experiment into ``config.run.out_dir``; returns its summary.
 
@@ -164,6 +176,8 @@ async def run_experiment_async(
             ``ProblemSource`` to stream them); ``config.dataset`` is streamed, never held whole.
         progress_label: the progress bar's title (defaults to the config name).
         retry_failed: also re-attempt problems recorded with a permanent failure.
+        sim_in_runners: let runners compute the models ``job.in_runner`` allows themselves;
+            False puts every model behind its actor (benchmarks and tests compare the two).
 
     Raises:
         ConfigError, DatasetError: bad input, found before anything is written.
@@ -179,7 +193,8 @@ async def run_experiment_async(
     else:
         source = problems if isinstance(problems, ProblemSource) else ProblemSource.of(problems)
     with hold(config.run.out_dir, f"slmsim run {config.name}"):
-        return await _run_locked(config, models, source, progress_label, retry_failed, started)
+        local = runner_models(config) if sim_in_runners else {}
+        return await _run_locked(config, models, source, progress_label, retry_failed, started, local)
 
 
 async def _run_locked(
@@ -189,6 +204,7 @@ async def _run_locked(
     progress_label: str | None,
     retry_failed: bool,
     started: float,
+    local: dict[str, ModelActor],
 ) -> RunSummary:
     out = prepare_run_dir(config)
     run_id = run_id_of(config)
@@ -203,6 +219,7 @@ async def _run_locked(
         problems=source.count,
         already_done=source.count - todo,
         reattempted=reattempted,
+        models_in_runners=sorted(local),
     )
     own_pool = models is None
     pool = models or ModelPool(config.seed, config.store, store_dir_of(config), config.run.actor_restarts)
@@ -212,10 +229,11 @@ async def _run_locked(
         if todo:
             ensure_ray(config.run.address)
             supervisor = Supervisor(config.run.actor_restarts)
-            handles = pool.ensure(config.models)
+            handles = pool.ensure([s for s in config.models if s.name not in local])
             for name, handle in pool.actors():
                 supervisor.add(name, handle)
-            job = OrchestratorJob(config, run_id, handles, _spawn_tools(config, handles))
+            job_models = {s.name: local[s.name] if s.name in local else handles[s.name] for s in config.models}
+            job = OrchestratorJob(config, run_id, job_models, _spawn_tools(config, handles))
             run = config.run
             try:
                 check_runner_resources(run.runner_resources, alive_nodes())

@@ -20,6 +20,28 @@ def immediate_replies(spec: ModelSpec) -> bool:
     return spec.backend == "sim" and spec.time_scale == 0
 
 
+def in_runner(spec: ModelSpec) -> bool:
+    """True when each runner computes a model's completions itself, with no model actor.
+
+    The simulator at ``time_scale`` 0 is a pure function of (seed, card, request) that
+    never waits: no latency to queue behind the model's ``max_in_flight``, no connection.
+    So a copy in the runner gives the completion the model actor would, without the Ray
+    hop (submitting those calls was ~13% of a runner's CPU, py-spy) or the actor
+    processes' start-up. Injected faults draw the same too: a draw is keyed by the request
+    and its attempt, and every attempt at a problem's request comes from the runner
+    running it (the driver re-attempts a problem on the same runner). Not when the spec
+    asks for what only actors give: ``replicas`` or ``resources`` (placement), or a rate
+    limit every caller shares (``requests_per_minute``, ``tokens_per_minute``).
+    """
+    return (
+        immediate_replies(spec)
+        and spec.replicas == 1
+        and not spec.resources
+        and spec.requests_per_minute is None
+        and spec.tokens_per_minute is None
+    )
+
+
 class OrchestratorJob:
     """Runs the configured orchestrator on a problem and grades its final text.
 

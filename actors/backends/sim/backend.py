@@ -9,7 +9,7 @@ from actors.backends.sim import roles
 from actors.backends.sim.cards import Card, SimCards, load_cards
 from actors.backends.sim.skill import normal, text_hash, unit
 from actors.backends.sim.text import detect_format
-from actors.backends.sim.world import World
+from actors.backends.sim.world import shared_world
 from protocols.config import ModelSpec
 from protocols.messages import Completion, CompletionRequest, Failure, Problem, Usage
 
@@ -33,7 +33,7 @@ class SimBackend:
         self.seed = seed
         self.cards = cards or load_cards()
         self.card: Card = self.cards.card(spec.card_name)
-        self.world = World(self.cards)
+        self.world = shared_world(self.cards)
         self.price = spec.price or self.card.price
         self._fault_attempts: dict[str, int] = {}
 

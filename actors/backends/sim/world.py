@@ -120,10 +120,11 @@ def focus_of(b: Behaviour, know: float) -> float:
     return b.focus_lost + (b.focus_known - b.focus_lost) * know
 
 
-VIEWS_PER_PROBLEM = 2
-"""Views kept per cached problem: a world serves one model (its backend's), whose solver view
-and agent view (``context``) a problem may need. A world asked about more models (tests,
-calibration) rebuilds the evicted ones: a view is a pure function of its inputs."""
+VIEWS_PER_PROBLEM = 6
+"""Views kept per cached problem: a process's world serves every simulated model of that
+process (``shared_world``: a runner's three SLM-MUX models, serve-sim's cards), each with a
+solver view and an agent view (``context``) a problem may need. A world asked about more
+models rebuilds the evicted ones: a view is a pure function of its inputs."""
 
 
 class World:
@@ -358,3 +359,28 @@ class World:
 def _normalised(weights: list[float]) -> list[float]:
     total = sum(weights)
     return [w / total for w in weights] if total > 0 else []
+
+
+WORLDS_KEPT = 4
+"""Card sets whose world a process keeps (as ``cards.load_cards`` keeps card files): a fit or a
+test that makes many card variants does not keep every one's caches."""
+_WORLDS: OrderedDict[int, tuple[SimCards, World]] = OrderedDict()
+
+
+def shared_world(cards: SimCards) -> World:
+    """This process's world for ``cards``, shared by every backend simulating with them.
+
+    A problem's facts (difficulty, wrong-answer pools) are the same for every model, so the
+    backends of one process build them once instead of once a model (facts were ~60% of a
+    simulated completion's CPU, profiled; three models built them three times).
+    Everything a world holds is a pure function of its inputs, so sharing changes no reply.
+    """
+    hit = _WORLDS.get(id(cards))
+    if hit is None or hit[0] is not cards:  # ``is``: an id can be reused once its object is gone
+        hit = (cards, World(cards))
+        _WORLDS[id(cards)] = hit
+        if len(_WORLDS) > WORLDS_KEPT:
+            _WORLDS.popitem(last=False)
+    else:
+        _WORLDS.move_to_end(id(cards))
+    return hit[1]
