@@ -35,7 +35,11 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
 def live_config(out: Path, url: str, n: int, **run: Any) -> ExperimentConfig:
-    model = {"name": "live", "backend": "openai", "base_url": url, "model_id": "m", "timeout_s": 2, "max_retries": 1}
+    # No probe needs the client timeout to fire (an outage refuses or drops connections at once), and
+    # the server counts a completion even when the client has given up on it: a reply that outlasted
+    # a short timeout on a loaded machine would be computed twice and fail "answered once" (2 s was
+    # 20x a 0.1 s reply, but the server shares this process's GIL with the driver).
+    model = {"name": "live", "backend": "openai", "base_url": url, "model_id": "m", "timeout_s": 30, "max_retries": 1}
     return config_from_tree(
         {
             "name": "probe",
