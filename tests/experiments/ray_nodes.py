@@ -34,7 +34,7 @@ def run_probe(
     scenario: str,
     out_dir: Path,
     env: dict[str, str],
-    timeout_s: float = 240,
+    timeout_s: float = 600,
     clean: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``tests/experiments/cluster_probe.py SCENARIO OUT`` in its own process; its last PROBE report.
