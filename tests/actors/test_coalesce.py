@@ -21,8 +21,19 @@ async def _collect(calls: list, **window: float) -> list[list[tuple[int, str]]]:
 
 
 async def test_groups_come_back_in_finishing_order_with_positions() -> None:
-    groups = await _collect([_after(0.2, "slow"), _after(0.0, "fast"), _after(0.0, "fast2")], fraction=0.0)
-    assert groups == [[(1, "fast"), (2, "fast2")], [(0, "slow")]]
+    # The slow call finishes only once the fast group is out (not after a 0.2 s sleep, which a
+    # stalled process on a loaded machine could oversleep into the fast group).
+    release = asyncio.Event()
+
+    async def slow() -> str:
+        await release.wait()
+        return "slow"
+
+    stream = completed_groups([slow(), _after(0.0, "fast"), _after(0.0, "fast2")], fraction=0.0)
+    # A stream in call order would wait on the held call: the bound makes that a failure, not a hang.
+    assert await asyncio.wait_for(anext(stream), 30) == [(1, "fast"), (2, "fast2")]
+    release.set()
+    assert [group async for group in stream] == [[(0, "slow")]]
 
 
 async def test_immediate_replies_are_one_group_and_a_burst_is_gathered_within_the_window() -> None:

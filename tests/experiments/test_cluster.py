@@ -23,7 +23,9 @@ import pytest
 from tests.experiments.ray_nodes import run_probe
 from tests.processes import kill_all, marked_processes
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+# The module fixture runs the whole probe inside the first test's setup, which pytest-timeout counts:
+# at load 25 the four scenarios needed more than the 480 s the probe had (and pyproject's 600 s).
+pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(1800)]
 REPO = Path(__file__).resolve().parents[2]
 N = 60  # cluster_probe.N_PROBLEMS
 SCENARIOS = ("placement", "kill_remote", "kill_driver", "remove_node")  # the order they run in
@@ -42,7 +44,7 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         shutil.rmtree(temp, ignore_errors=True)
 
     try:  # a cluster that missed Ray's start-up deadline on a busy machine is started afresh (clean)
-        return run_probe(",".join(SCENARIOS), tmp_path_factory.mktemp("cluster") / "probe", env, 480, clean)
+        return run_probe(",".join(SCENARIOS), tmp_path_factory.mktemp("cluster") / "probe", env, 1200, clean)
     finally:
         clean()
 

@@ -15,7 +15,8 @@ import pytest
 
 from tests.experiments.ray_nodes import ray_nodes, run_probe
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+# Up to 5 node starts (ray_nodes.START_ATTEMPTS) and the probe: more than pyproject's 600 s on a loaded machine.
+pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(1800)]
 REPO = Path(__file__).resolve().parents[2]
 N = 60  # cluster_probe.N_PROBLEMS
 

@@ -21,6 +21,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = "experiments/configs/demo_synthetic.yaml"
+START_ATTEMPTS = 3
 
 
 def _free_port() -> int:
@@ -38,25 +39,33 @@ def head_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, d
     env["RAY_TMPDIR"] = str(temp)
     # A loopback-only test cluster; token auth would need the token shared with the client.
     env["RAY_AUTH_MODE"] = "disabled"
-    # Every port explicit: the defaults (e.g. the agent's 52365) may be taken by another Ray on this machine.
-    gcs, dash, agent, agent_grpc, runtime_env, metrics, client = (_free_port() for _ in range(7))
     # Every process of this head node inherits the marker, so all of them (GCS, raylet,
     # dashboard, client server, workers) can be found and stopped, whatever fails below.
     mark = f"SLMSIM_RAY_HEAD={temp.name}-{uuid.uuid4().hex[:8]}"
     env[mark.split("=")[0]] = mark.split("=", 1)[1]
     try:
-        start = subprocess.run(
-            [
-                ray_bin, "start", "--head", f"--port={gcs}", f"--dashboard-port={dash}",
-                "--dashboard-host=127.0.0.1", "--num-cpus=2", "--include-dashboard=true",
-                "--disable-usage-stats", f"--temp-dir={temp}",
-                f"--dashboard-agent-listen-port={agent}", f"--dashboard-agent-grpc-port={agent_grpc}",
-                f"--runtime-env-agent-port={runtime_env}", f"--metrics-export-port={metrics}",
-                f"--ray-client-server-port={client}",
-            ],
-            env=env, capture_output=True, text=True, timeout=180,
-        )  # fmt: skip
-        assert start.returncode == 0, start.stdout[-2000:] + start.stderr[-2000:]
+        # A busy machine can miss one of Ray's fixed start-up deadlines, and a port picked free
+        # here can be taken before the head binds it: that attempt is stopped and the head started
+        # afresh on new ports (as tests/experiments/ray_nodes.py does for its nodes).
+        for attempt in range(START_ATTEMPTS):
+            # Every port explicit: the defaults (e.g. the agent's 52365) may be taken by another Ray here.
+            gcs, dash, agent, agent_grpc, runtime_env, metrics, client = (_free_port() for _ in range(7))
+            start = subprocess.run(
+                [
+                    ray_bin, "start", "--head", f"--port={gcs}", f"--dashboard-port={dash}",
+                    "--dashboard-host=127.0.0.1", "--num-cpus=2", "--include-dashboard=true",
+                    "--disable-usage-stats", f"--temp-dir={temp}",
+                    f"--dashboard-agent-listen-port={agent}", f"--dashboard-agent-grpc-port={agent_grpc}",
+                    f"--runtime-env-agent-port={runtime_env}", f"--metrics-export-port={metrics}",
+                    f"--ray-client-server-port={client}",
+                ],
+                env=env, capture_output=True, text=True, timeout=180,
+            )  # fmt: skip
+            if start.returncode == 0:
+                break
+            kill_all([p.pid for p in marked_processes(mark)])
+            shutil.rmtree(temp, ignore_errors=True)  # no session of the failed attempt is picked up again
+            assert attempt + 1 < START_ATTEMPTS, start.stdout[-2000:] + start.stderr[-2000:]
         yield f"http://127.0.0.1:{dash}", env
     finally:
         kill_all([p.pid for p in marked_processes(mark)])

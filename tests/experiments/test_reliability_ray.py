@@ -35,7 +35,11 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
 def live_config(out: Path, url: str, n: int, **run: Any) -> ExperimentConfig:
-    model = {"name": "live", "backend": "openai", "base_url": url, "model_id": "m", "timeout_s": 2, "max_retries": 1}
+    # No probe needs the client timeout to fire (an outage refuses or drops connections at once), and
+    # the server counts a completion even when the client has given up on it: a reply that outlasted
+    # a short timeout on a loaded machine would be computed twice and fail "answered once" (2 s was
+    # 20x a 0.1 s reply, but the server shares this process's GIL with the driver).
+    model = {"name": "live", "backend": "openai", "base_url": url, "model_id": "m", "timeout_s": 30, "max_retries": 1}
     return config_from_tree(
         {
             "name": "probe",
@@ -197,7 +201,10 @@ class Killer(threading.Thread):
         self.restarted = False
 
     def run(self) -> None:
-        deadline = time.monotonic() + 120
+        # Each wait ends at its event; the bounds only stop a stalled run. One 120 s budget for both
+        # was spent before the 8th result at load ~20 (162 s: the actors' start-up), so the actor was
+        # killed early and its restart never looked for: "ModelActor was not restarted".
+        deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             if self.results.exists() and len(self.results.read_bytes().splitlines()) >= self.after:
                 break
@@ -208,6 +215,7 @@ class Killer(threading.Thread):
         victim = victims[-1]
         self.killed_pid = int(victim["Pid"])
         os.kill(self.killed_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 300
         while self.wait_restart and time.monotonic() < deadline and not self.restarted:
             for actor in _alive(self.class_name):
                 if actor["ActorID"] == victim["ActorID"] and actor["NumRestarts"] >= 1:

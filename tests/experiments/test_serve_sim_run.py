@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -49,29 +50,39 @@ class FaultRun(NamedTuple):
     stats: dict[str, object]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _bound_url(log: Path, server: subprocess.Popen[bytes], timeout_s: float) -> str:
+    """The URL serve-sim printed once it listened on the port it was given (``--port 0``: its own pick).
+
+    A port picked here and bound by the server seconds later (imports, datasets) could be taken
+    by another process in between; port 0 is bound at once, by the server itself.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = re.search(r"(http://127\.0\.0\.1:\d+/v1)", log.read_text(errors="replace"))
+        if found:
+            return found.group(1)
+        assert server.poll() is None, log.read_text(errors="replace")[-2000:]
+        time.sleep(0.2)
+    raise AssertionError(f"serve-sim printed no URL within {timeout_s:g}s: {log.read_text(errors='replace')[-2000:]}")
 
 
 @pytest.fixture(scope="module")
 def fault_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultRun]:
     root = tmp_path_factory.mktemp("faultrun")
     ray_dir = Path(tempfile.mkdtemp(prefix="slmk"))  # short: Ray's unix socket paths are length-limited
-    port = _free_port()
     server_log = (root / "serve_sim.log").open("wb")
     server = subprocess.Popen(
-        [sys.executable, "-m", "experiments.cli", "serve-sim", "--port", str(port), "--faults", FAULTS, *SERVER_ARGS],
+        [sys.executable, "-m", "experiments.cli", "serve-sim", "--port", "0", "--faults", FAULTS, *SERVER_ARGS],
         cwd=REPO,
         stdout=server_log,
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_ready(f"http://127.0.0.1:{port}/v1", 120.0, server)
+        url = _bound_url(root / "serve_sim.log", server, 120.0)
+        wait_ready(url, 120.0, server)
         tree = yaml.safe_load(CONFIG.read_text())
         model = tree["models"][0]
-        model.update(base_url=f"http://127.0.0.1:{port}/v1", api_key_env=KEY_ENV, timeout_s=3.0, max_retries=10)
+        model.update(base_url=url, api_key_env=KEY_ENV, timeout_s=3.0, max_retries=10)
         tree["run"]["out_dir"] = str(root / "run")
         tree["store"] = {"mode": "record"}  # under the run directory: checked for the key too
         config = root / "config.yaml"
@@ -89,7 +100,7 @@ def fault_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultRun]:
         output = done.stdout + done.stderr
         assert done.returncode == 0, output[-3000:]
         summary = RunSummary.model_validate_json((root / "run" / "summary.json").read_text())
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/slmsim/stats", timeout=10) as reply:
+        with urllib.request.urlopen(f"{url}/slmsim/stats", timeout=30) as reply:
             stats = json.loads(reply.read())
         yield FaultRun(root, ray_dir, root / "run", output, summary, stats)
     finally:
