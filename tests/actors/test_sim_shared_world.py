@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from actors.backends.sim import SimBackend, load_cards
 from actors.backends.sim import world as world_module
 from actors.backends.sim.world import WORLDS_KEPT, World
@@ -24,8 +26,12 @@ def request(model: str, problem: Problem, sample_index: int) -> CompletionReques
     )
 
 
-async def test_the_models_of_a_process_share_one_world_and_reply_as_with_their_own(shared_datasets: Path) -> None:
+async def test_the_models_of_a_process_share_one_world_and_reply_as_with_their_own(
+    shared_datasets: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     problems = load_math500(shared_datasets / "math500" / "test.jsonl")[:40]
+    # A fresh world: an earlier test in this process may have built these problems' facts already.
+    monkeypatch.setattr(world_module, "_WORLDS", type(world_module._WORLDS)())
     shared = [SimBackend(ModelSpec(name=n), seed=3) for n in NAMES]
     assert all(b.world is shared[0].world for b in shared)
     private = [SimBackend(ModelSpec(name=n), seed=3) for n in NAMES]
