@@ -23,12 +23,14 @@ N problems in T minutes" from the measured points (``scale.md``).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
 import os
 import statistics
 import tempfile
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -134,6 +136,37 @@ def measure(out: Path, time_scale: float, in_flight: int, wall_s: float) -> dict
     }
 
 
+START_ATTEMPTS = 3
+START_PAUSE_S = 10.0
+
+
+def start_cluster(make: Any, nodes: int, cpus: float, pause_s: float = START_PAUSE_S) -> Any:
+    """A simulated cluster of ``nodes`` raylets (``make`` is ``ray.cluster_utils.Cluster``).
+
+    Ray gives a raylet a fixed 30 s to come up, which a loaded machine can miss: a start that
+    fails is stopped and tried again after a pause, up to ``START_ATTEMPTS`` times, then the
+    last error is raised, named.
+    """
+    for attempt in range(1, START_ATTEMPTS + 1):
+        cluster = make(initialize_head=False)  # the head is its first node: a failed start can be stopped
+        try:
+            cluster.add_node(num_cpus=cpus, include_dashboard=False)
+            for _ in range(nodes - 1):
+                cluster.add_node(num_cpus=cpus)
+            cluster.wait_for_nodes()
+            return cluster
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                cluster.shutdown()
+            if attempt == START_ATTEMPTS:
+                raise RuntimeError(
+                    f"a simulated cluster of {nodes} node(s) did not start in {START_ATTEMPTS} attempts:"
+                    f" {type(exc).__name__}: {exc}"
+                ) from exc
+            time.sleep(pause_s)
+    raise AssertionError("unreachable")
+
+
 def run_grid(spec: ScaleSpec, base: dict[str, Any]) -> list[dict[str, Any]]:
     """Every grid point, grouped by node count (one simulated cluster per count)."""
     import ray
@@ -152,14 +185,8 @@ def run_grid(spec: ScaleSpec, base: dict[str, Any]) -> list[dict[str, Any]]:
     os.environ["RAY_TMPDIR"] = private  # the cluster's address file goes here, not where others look
     try:
         for nodes in spec.grid.nodes:
-            cluster = Cluster(
-                initialize_head=True,
-                head_node_args={"num_cpus": spec.cpus_per_node, "include_dashboard": False},
-            )
+            cluster = start_cluster(Cluster, nodes, spec.cpus_per_node)
             try:
-                for _ in range(nodes - 1):
-                    cluster.add_node(num_cpus=spec.cpus_per_node)
-                cluster.wait_for_nodes()
                 ray.init(address=cluster.address, logging_level=logging.WARNING)
                 for runners in spec.grid.runners:
                     for in_flight in spec.grid.problems_in_flight:

@@ -8,12 +8,22 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 from experiments.runtime.config_io import read_tree
-from experiments.studies.scale import ScaleSpec, Target, answer, critical_path_s, main, point_config, write_outputs
+from experiments.studies.scale import (
+    START_ATTEMPTS,
+    ScaleSpec,
+    Target,
+    answer,
+    critical_path_s,
+    main,
+    point_config,
+    start_cluster,
+    write_outputs,
+)
 from protocols.messages import CallRecord, Completion, ProblemResult
 from tests.processes import kill_all, marked_processes
 
@@ -137,3 +147,38 @@ def test_scale_runs_a_small_grid_on_simulated_nodes(tmp_path: Path) -> None:
     assert all(r["problems"] == "12" for r in rows)
     assert all(float(r["steady_per_s"]) > 0 and float(r["bound_per_s"]) > 0 for r in rows)
     assert "problems in 1 minutes need" in proc.stdout
+
+
+class FlakyCluster:
+    """Stands in for ``ray.cluster_utils.Cluster``: its first ``failures`` starts miss Ray's deadline."""
+
+    made: ClassVar[list[FlakyCluster]] = []
+    failures = 0
+
+    def __init__(self, initialize_head: bool) -> None:
+        assert not initialize_head  # the head is added as the first node, so a failed start can be stopped
+        self.nodes: list[int] = []
+        self.stopped = False
+        FlakyCluster.made.append(self)
+
+    def add_node(self, num_cpus: int, **_: object) -> None:
+        if len(FlakyCluster.made) <= FlakyCluster.failures:
+            raise RuntimeError("The current node timed out during startup.")
+        self.nodes.append(num_cpus)
+
+    def wait_for_nodes(self) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        self.stopped = True
+
+
+def test_a_cluster_start_that_misses_rays_deadline_is_stopped_and_tried_again() -> None:
+    FlakyCluster.made, FlakyCluster.failures = [], 1
+    cluster = start_cluster(FlakyCluster, 3, 2, pause_s=0)
+    assert cluster.nodes == [2, 2, 2] and not cluster.stopped
+    assert len(FlakyCluster.made) == 2 and FlakyCluster.made[0].stopped  # the failed start left nothing running
+    FlakyCluster.made, FlakyCluster.failures = [], START_ATTEMPTS
+    with pytest.raises(RuntimeError, match="did not start in 3 attempts: RuntimeError: The current node timed out"):
+        start_cluster(FlakyCluster, 2, 1, pause_s=0)
+    assert len(FlakyCluster.made) == START_ATTEMPTS and all(c.stopped for c in FlakyCluster.made)
