@@ -41,6 +41,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -103,32 +104,42 @@ SERVER_PID: int | None = None
 """serve-sim's pid: its CPU (the same for both sides) is left out of the client-side figures."""
 
 
+async def drive(send: Callable[[], Awaitable[int]], in_flight: int, total: int) -> Measure:
+    """``total`` calls of ``send`` (one request, its status) from ``in_flight`` workers: a pass
+    that warms the pool, then the measured pass."""
+    ok = failed = 0
+    remaining = total
+
+    async def worker() -> None:
+        nonlocal ok, failed, remaining
+        while remaining > 0:
+            remaining -= 1
+            if await send() == 200:
+                ok += 1
+            else:
+                failed += 1
+
+    await asyncio.gather(*(worker() for _ in range(in_flight)))  # warm the pool
+    ok = failed = 0
+    remaining = total
+    with CpuMeter(exclude=SERVER_PID) as cpu:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(in_flight)))
+        wall = time.perf_counter() - started
+    return Measure(ok, failed, wall, cpu.seconds)
+
+
 async def bare(base_url: str, in_flight: int, total: int) -> Measure:
     """``total`` requests from ``in_flight`` workers over one pooled aiohttp session."""
     connector = aiohttp.TCPConnector(limit=in_flight)
-    ok = failed = 0
-    remaining = total
     async with aiohttp.ClientSession(connector=connector) as session:
 
-        async def worker() -> None:
-            nonlocal ok, failed, remaining
-            while remaining > 0:
-                remaining -= 1
-                async with session.post(f"{base_url}/chat/completions", json=body()) as response:
-                    await response.read()
-                    if response.status == 200:
-                        ok += 1
-                    else:
-                        failed += 1
+        async def send() -> int:
+            async with session.post(f"{base_url}/chat/completions", json=body()) as response:
+                await response.read()
+                return response.status
 
-        await asyncio.gather(*(worker() for _ in range(in_flight)))  # warm the pool
-        ok = failed = 0
-        remaining = total
-        with CpuMeter(exclude=SERVER_PID) as cpu:
-            started = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(in_flight)))
-            wall = time.perf_counter() - started
-        return Measure(ok, failed, wall, cpu.seconds)
+        return await drive(send, in_flight, total)
 
 
 async def bare_http1(base_url: str, in_flight: int, total: int) -> Measure:
@@ -138,31 +149,16 @@ async def bare_http1(base_url: str, in_flight: int, total: int) -> Measure:
     from actors.backends.http1 import Http1Pool
 
     pool = Http1Pool(f"{base_url}/chat/completions", {"Content-Type": "application/json"}, in_flight)
-    ok = failed = 0
-    remaining = total
 
-    async def worker() -> None:
-        nonlocal ok, failed, remaining
-        while remaining > 0:
-            remaining -= 1
-            reply = await pool.post(orjson.dumps(body()), MEASURE_TIMEOUT_S)
-            orjson.loads(reply.body)
-            if reply.status == 200:
-                ok += 1
-            else:
-                failed += 1
+    async def send() -> int:
+        reply = await pool.post(orjson.dumps(body()), MEASURE_TIMEOUT_S)
+        orjson.loads(reply.body)
+        return reply.status
 
     try:
-        await asyncio.gather(*(worker() for _ in range(in_flight)))  # warm the pool
-        ok = failed = 0
-        remaining = total
-        with CpuMeter(exclude=SERVER_PID) as cpu:
-            started = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(in_flight)))
-            wall = time.perf_counter() - started
+        return await drive(send, in_flight, total)
     finally:
         await pool.close()
-    return Measure(ok, failed, wall, cpu.seconds)
 
 
 class AskJob:
