@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import math
 import os
 import subprocess
@@ -158,6 +157,7 @@ async def throughput(backend: Any, card: str, problems: list[Problem], args: arg
     reported, with every round's ratio beside it.
     """
     from benchmarks.http_load import encode_get, encode_post, run_load
+    from experiments.serve.cli import freeze_start_up
 
     clients, total = args.clients, args.requests
     requests = [in_process_request(card, p, solver_messages(p), i) for i, p in enumerate(problems)]
@@ -173,11 +173,10 @@ async def throughput(backend: Any, card: str, problems: list[Problem], args: arg
         return count / (time.perf_counter() - started), (time.process_time() - cpu) / count
 
     await calls()  # warm-up: the simulator's per-problem caches, as the server's warm-up pass does
-    # serve-sim freezes its start-up heap (experiments.serve.cli.freeze_start_up); so does this
-    # arm, or a full collection walking this process's data sets and models, landing in one
-    # window but not the other, made that window 10-15% slower (docs/serve_sim.md, "Throughput").
-    gc.collect()
-    gc.freeze()
+    # serve-sim freezes its start-up heap; so does this arm, with the same call, or a full
+    # collection walking this process's data sets and models, landing in one window but not
+    # the other, made that window 10-15% slower (docs/serve_sim.md, "Throughput").
+    freeze_start_up()
     windows = [await calls()]
     bodies = [{"model": card, "messages": solver_messages(p), "temperature": T} for p in problems]
     rows = []
