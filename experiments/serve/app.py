@@ -62,7 +62,9 @@ CONFIDENCE_SAMPLES = 8
 COUNTER_ENTRIES = 200_000
 META_ENTRIES = 8192
 MAX_INFLATED = 16 * 1024 * 1024
-STAT_NAMES = ("requests", "bad_request", "recognised", "missed")
+STAT_NAMES = ("requests", "bad_request", "recognised", "missed", "cached")
+"""``cached``: requests whose exact body this process had read before (``bodies``): a benchmark
+that resends a fixed set of bodies is at its steady state once every request of a pass is one."""
 ROLE_NAMES = ("solver", "aggregator", "debater", "verifier", "judge", "agent")
 _ALLOWED = {"/v1/models": "GET", "/v1/chat/completions": "POST", "/v1/completions": "POST",
             "/v1/slmsim/stats": "GET", "/health": "GET"}  # fmt: skip
@@ -269,6 +271,7 @@ class SimServer:
         key = (self._decode(http), chat, forced)
         hit = self._bodies.get(key)
         if hit is not None:
+            self.stats["cached"] += 1
             return hit
         wire = parse_request(parse_body(key[0]), chat)
         card = self.resolve(wire.model)
