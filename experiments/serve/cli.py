@@ -153,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
         line = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
         report("serve-sim", line)
         return 2
+    if args.workers > 1:  # before the freeze, so the facts are frozen and shared with the rest
+        from experiments.serve.workers import warm_simulators
+
+        warm_simulators(server)
     freeze_start_up()
     try:
         if args.workers > 1:

@@ -24,7 +24,7 @@ import itertools
 import re
 import sys
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -88,6 +88,12 @@ class ProblemLookup:
 
     def __len__(self) -> int:
         return self._count
+
+    def problems(self) -> Iterator[Problem]:
+        """Every indexed problem, once each."""
+        for entries in self._by_anchor.values():
+            for _, _, problem in entries:
+                yield problem
 
     def matches(self, text: str) -> list[Match]:
         """Every indexed question found in ``text``, in order of position.

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import multiprocessing as mp
 import signal
 import socket
@@ -40,6 +41,26 @@ def reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
         holder.close()
         raise
     return holder, int(holder.getsockname()[1])
+
+
+def warm_simulators(server: SimServer) -> int:
+    """Compute every indexed problem's simulator facts once, in the parent, before the fork.
+
+    A problem's facts (difficulty, wrong-answer pools) cost the simulator about 0.6 ms the
+    first time it meets the problem. Forked workers inherit what the parent computed (pages
+    shared, frozen with the rest of start-up); computed in each worker, the same facts were
+    paid once per worker, during its first requests (docs/serve_sim.md, "Two workers").
+    Returns the problems warmed (at most the simulator's cache: beyond it they would evict each other).
+    """
+    from actors.backends.sim.backend import SimBackend
+    from actors.backends.sim.world import CACHE_SIZE
+
+    worlds = {id(b.world): b.world for b in server.backends.values() if isinstance(b, SimBackend)}
+    problems = list(itertools.islice(server.lookup.problems(), CACHE_SIZE))
+    for world in worlds.values():
+        for problem in problems:
+            world.facts(problem)
+    return len(problems) if worlds else 0
 
 
 def _die_with_parent() -> None:

@@ -9,8 +9,11 @@ import subprocess
 import sys
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from experiments.serve.counters import LocalCounters, SharedCounters
+from experiments.serve.exchange import Request
+from protocols.messages import Problem
 
 REPO = Path(__file__).resolve().parents[2]
 CARD = "Llama-3.2-3B-Instruct"
@@ -89,3 +92,32 @@ def _post(url: str, body: dict[str, object]) -> dict[str, object]:
 
 def _text(reply: dict[str, object]) -> str:
     return str(reply["choices"][0]["message"]["content"])  # type: ignore[index]
+
+
+async def test_the_parent_builds_every_indexed_problems_simulator_facts_before_the_fork() -> None:
+    from actors.backends.sim.backend import SimBackend
+    from actors.backends.sim.cards import load_cards
+    from experiments.serve.app import SimServer
+    from experiments.serve.lookup import ProblemLookup
+    from experiments.serve.workers import warm_simulators
+    from protocols.config import ModelSpec
+    from tests.experiments.serve_sim_helpers import PROBLEMS
+
+    cards = load_cards().model_copy()  # a card set of its own, so a world of its own, empty
+    backend = SimBackend(ModelSpec(name=CARD, backend="sim", card=CARD), 0, cards)
+    server = SimServer({CARD: backend}, lookup=ProblemLookup(PROBLEMS))
+    assert sorted(p.id for p in server.lookup.problems()) == sorted(p.id for p in PROBLEMS)
+    assert warm_simulators(server) == len(PROBLEMS)
+    built: list[str] = []
+    original = backend.world._build_facts
+
+    def counted(problem: Problem) -> Any:
+        built.append(problem.id)
+        return original(problem)
+
+    backend.world._build_facts = counted  # type: ignore[method-assign]
+    for problem in PROBLEMS:  # a worker's first request about each problem finds its facts ready
+        body = {"model": CARD, "messages": [{"role": "user", "content": problem.question}], "temperature": 0.7}
+        reply = await server.handle(Request("POST", "/v1/chat/completions", {}, json.dumps(body).encode()))
+        assert reply.status == 200 and reply.headers["x-slmsim-problem"] == f"{problem.benchmark}/{problem.id}"
+    assert built == []
