@@ -214,6 +214,11 @@ async def throughput(backend: Any, card: str, problems: list[Problem], args: arg
         print(f"  {workers:7} | {served.rate:10.0f} | {ratio:19.3f} | {every:16} | {ceiling.rate:28.0f} | {errors:6} | "
               f"{cpu * 1e3:17.3f} | {client * 1e3:17.3f} | {local_cpu * 1e3:18.3f} | {local_cpu / cpu:9.3f} | "
               f"{idle_ratio(workers, cpu, client, local_cpu):17.3f}")  # fmt: skip
+    medians = {w: r[len(r) // 2] for w, r, _ in rows}
+    idle = {w: idle_ratio(w, m[2], m[1].cpu_s / max(1, m[1].requests), m[3]) for w, m in medians.items()}
+    best, best_idle = max(medians, key=lambda w: medians[w][0]), max(idle, key=lambda w: idle[w])
+    print(f"  best --workers here: {best} (ratio {medians[best][0]:.3f}); on an idle 2-core machine, by these CPU "
+          f"costs: {best_idle} (idle 2-core ratio {idle[best_idle]:.3f})")  # fmt: skip
     print(
         "  (target: ratio >= 0.3. Each row is its median run; the CPU ratio is the in-process CPU a call over the "
         "server's CPU a request, which machine load changes less; the idle 2-core ratio is what these CPU costs "
