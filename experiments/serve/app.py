@@ -1,4 +1,4 @@
-"""The serve-sim aiohttp app: sampling semantics, problem lookup, roles, features, stats.
+"""The serve-sim server (``SimServer``): sampling semantics, problem lookup, roles, features, stats.
 
 Sampling is a real server's: each call is a fresh sample. With ``seed`` in the request the
 output is a pure function of (server seed, model, request, seed); without it, successive

@@ -2,7 +2,8 @@
 
 One Python process answers on one core; the simulator's own work is a fraction of a
 request's cost, the rest is HTTP and JSON, so more cores need more processes. The parent
-builds the server once (datasets, lookup index, simulated models), reserves the port with a
+builds the server once (datasets, lookup index, simulated models, and the simulator's facts
+of every indexed problem: ``warm_simulators``), reserves the port with a
 bound, never-listening ``SO_REUSEPORT`` socket (so port 0 gets one number for all), then
 forks the workers: each listens on that port with ``SO_REUSEPORT`` and the kernel spreads
 connections over them (a shared accept socket would hand a burst of connections to one).

@@ -80,6 +80,7 @@ def test_two_workers_draw_successive_samples_of_one_prompt_and_sum_their_stats(t
     assert {str(r["id"]).split("-")[1] for r in replies} == {"sim0", "sim1"}  # both workers answered
     assert sorted(map(_text, replies)) == sorted(map(_text, single))  # the same 12 samples, none twice
     assert stats["requests"] == 12 and stats["recognised"] == 12 and stats["workers"] == 2
+    assert stats["cached"] == 10  # each worker read the body once; every later copy came from its body cache
 
 
 def _post(url: str, body: dict[str, object]) -> dict[str, object]:
