@@ -151,7 +151,7 @@ def runner_models(config: ExperimentConfig) -> dict[str, ModelActor]:
     if isinstance(config.orchestrator, StackingConfig):
         return {}
     store_dir = str(store_dir_of(config))
-    return {s.name: ModelActor(s, config.seed, config.store, store_dir) for s in config.models if in_runner(s)}
+    return {s.name: ModelActor(s, config.seed, config.store, store_dir) for s in config.models if in_runner(s, config)}
 
 
 async def run_experiment_async(
