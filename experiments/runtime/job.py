@@ -38,7 +38,7 @@ def in_runner(spec: ModelSpec, config: ExperimentConfig) -> bool:
     ``time_scale`` > 0) is part of that function, not of the model's load. So a copy in
     the runner gives the completion the model actor would, without the Ray hop
     (submitting those calls was ~13% of a runner's CPU, py-spy; at a 1 s critical path the
-    hop and the model actors' CPU cost 0.25 of the critical-path efficiency, docs/cluster.md)
+    hop and the model actors' CPU cost 0.1-0.2 of the critical-path efficiency, docs/cluster.md)
     or the actor processes' start-up. Injected faults draw the same too: a draw is keyed
     by the request and its attempt, and every attempt at a problem's request comes from
     the runner running it (the driver re-attempts a problem on the same runner).
