@@ -70,6 +70,10 @@ def test_a_model_that_asks_for_replicas_keeps_its_actors_and_stacking_keeps_them
     local = runner_models(config)
     assert sorted(local) == ["Gemma-2-27B-Instruct", "Llama-3.1-8B-Instruct"]
     assert all(m.spec == config.models[0] or m.spec == config.models[2] for m in local.values())
+    slept = [f"models.{i}.{k}={v}" for i in range(3) for k, v in (("time_scale", 0.01), ("max_in_flight", 192))]
+    shared = load_config(DEMO, [f"run.out_dir={tmp_path}", *slept, "models.1.time_scale=0"])
+    assert len(runner_models(shared)) == 3, "the cap cannot bind: all three in the runners"
+    assert sorted(runner_models(shared, shared_pool=True)) == ["Mixtral-8x7B-Instruct"], "other runs share the cap"
     stacking = "orchestrator={kind: stacking, structure: 'Agent[Gemma-2-27B-Instruct_0]@Llama-3.1-8B-Instruct'}"
     assert runner_models(load_config(DEMO, [f"run.out_dir={tmp_path}", stacking])) == {}
 
@@ -103,17 +107,19 @@ def test_runners_computing_the_simulator_give_the_model_actors_results_faults_in
     runs = {}
     for name, local in (("runners", True), ("actors", False)):
         config = load_config(DEMO, [*common, f"run.out_dir={tmp_path / name}"])
-        pool = ModelPool(config.seed, config.store, store_dir_of(config))
+        # The runners' arm on its own pool: a shared one keeps slept models behind its actors.
+        pool = None if local else ModelPool(config.seed, config.store, store_dir_of(config))
         try:
             summary = run_experiment(config, models=pool, sim_in_runners=local)
-            spawned = sorted(pool.specs)
+            spawned = sorted(pool.specs) if pool else []
         finally:
-            pool.shutdown()
+            if pool:
+                pool.shutdown()
         assert summary.n == 24
         runs[name] = (_results(tmp_path / name), spawned, *_log(tmp_path / name), summary)
-    in_runners, no_actors, named, retried, summary = runs["runners"]
+    in_runners, _, named, retried, summary = runs["runners"]
     with_actors, spawned, none, retried_with_actors, _ = runs["actors"]
-    assert no_actors == [] and named == sorted(spawned) and len(spawned) == 3 and none == []
+    assert named == sorted(spawned) and len(spawned) == 3 and none == []
     assert summary.sources == {"sim": summary.calls}, "provenance: every completion says it was simulated"
     assert retried > 0 and retried == retried_with_actors, "the faults needed the same re-attempts"
     assert in_runners == with_actors
