@@ -144,14 +144,20 @@ def _spawn_tools(config: ExperimentConfig, model_handles: dict[str, Any]) -> dic
     return spawn_for_run(config, model_handles)
 
 
-def runner_models(config: ExperimentConfig) -> dict[str, ModelActor]:
+def runner_models(config: ExperimentConfig, shared_pool: bool = False) -> dict[str, ModelActor]:
     """The models each runner computes itself (``job.in_runner``): plain ``ModelActor`` objects,
     each building its backend in the runner that unpickles it. None for stacking, whose
-    agent actors call the model actors."""
+    agent actors call the model actors. With a ``shared_pool`` (other runs may call the same
+    actors at once, ``slmsim compare``) a slept model stays behind its actor: the cap this
+    run cannot reach alone is shared with theirs."""
     if isinstance(config.orchestrator, StackingConfig):
         return {}
     store_dir = str(store_dir_of(config))
-    return {s.name: ModelActor(s, config.seed, config.store, store_dir) for s in config.models if in_runner(s)}
+    return {
+        s.name: ModelActor(s, config.seed, config.store, store_dir)
+        for s in config.models
+        if in_runner(s, config) and (immediate_replies(s) or not shared_pool)
+    }
 
 
 async def run_experiment_async(
@@ -193,7 +199,7 @@ async def run_experiment_async(
     else:
         source = problems if isinstance(problems, ProblemSource) else ProblemSource.of(problems)
     with hold(config.run.out_dir, f"slmsim run {config.name}"):
-        local = runner_models(config) if sim_in_runners else {}
+        local = runner_models(config, shared_pool=models is not None) if sim_in_runners else {}
         return await _run_locked(config, models, source, progress_label, retry_failed, started, local)
 
 

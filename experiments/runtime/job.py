@@ -10,7 +10,18 @@ from actors.agent import RemoteTool
 from actors.handles import is_actor_handle
 from actors.model import BatchingRemoteModel
 from orchestrators import Collaborators, Outcome, run_orchestrator
-from protocols.config import ExperimentConfig, ModelSpec
+from protocols.config import (
+    AgentForestConfig,
+    DebateConfig,
+    ExperimentConfig,
+    MavConfig,
+    MoAConfig,
+    ModelSpec,
+    OrchestratorConfig,
+    SelfConsistencyConfig,
+    SingleConfig,
+    SlmMuxConfig,
+)
 from protocols.interfaces import Grader, Model
 from protocols.messages import Failure, Problem, ProblemResult, totals_of
 
@@ -20,26 +31,65 @@ def immediate_replies(spec: ModelSpec) -> bool:
     return spec.backend == "sim" and spec.time_scale == 0
 
 
-def in_runner(spec: ModelSpec) -> bool:
+def in_runner(spec: ModelSpec, config: ExperimentConfig) -> bool:
     """True when each runner computes a model's completions itself, with no model actor.
 
-    The simulator at ``time_scale`` 0 is a pure function of (seed, card, request) that
-    never waits: no latency to queue behind the model's ``max_in_flight``, no connection.
-    So a copy in the runner gives the completion the model actor would, without the Ray
-    hop (submitting those calls was ~13% of a runner's CPU, py-spy) or the actor
-    processes' start-up. Injected faults draw the same too: a draw is keyed by the request
-    and its attempt, and every attempt at a problem's request comes from the runner
-    running it (the driver re-attempts a problem on the same runner). Not when the spec
-    asks for what only actors give: ``replicas`` or ``resources`` (placement), or a rate
-    limit every caller shares (``requests_per_minute``, ``tokens_per_minute``).
+    The simulator is a pure function of (seed, card, request), and its latency (slept when
+    ``time_scale`` > 0) is part of that function, not of the model's load. So a copy in
+    the runner gives the completion the model actor would, without the Ray hop
+    (submitting those calls was ~13% of a runner's CPU, py-spy; at a 1 s critical path the
+    hop and the model actors' CPU cost 0.1-0.2 of the critical-path efficiency, docs/cluster.md)
+    or the actor processes' start-up. Injected faults draw the same too: a draw is keyed
+    by the request and its attempt, and every attempt at a problem's request comes from
+    the runner running it (the driver re-attempts a problem on the same runner).
+
+    Not when the spec asks for what only actors give: ``replicas`` or ``resources``
+    (placement), a rate limit every caller shares (``requests_per_minute``,
+    ``tokens_per_minute``), or, with latency slept, a ``max_in_flight`` that could bind:
+    that cap is one queue across every runner, which only the model actor holds, so a
+    slept simulator runs in the runners only when the run cannot have more calls to it
+    open at once than the cap (``cap_cannot_bind``).
     """
     return (
-        immediate_replies(spec)
+        spec.backend == "sim"
         and spec.replicas == 1
         and not spec.resources
         and spec.requests_per_minute is None
         and spec.tokens_per_minute is None
+        and (immediate_replies(spec) or cap_cannot_bind(spec, config))
     )
+
+
+def peak_calls(orchestrator: OrchestratorConfig, model: str) -> int | None:
+    """The most calls one problem has open to ``model`` at once (None: not known for this orchestrator).
+
+    Rounds run one after another (a debate's rounds, MoA's layers then its aggregator,
+    MAV's proposers then its verifiers), so the peak is the largest round's; a backend
+    retry re-sends one call, it never adds one.
+    """
+    match orchestrator:
+        case SingleConfig():
+            return int(orchestrator.model == model)
+        case SelfConsistencyConfig():
+            return orchestrator.k if orchestrator.model == model else 0
+        case SlmMuxConfig() | AgentForestConfig():
+            return orchestrator.k * orchestrator.models.count(model)
+        case DebateConfig():
+            return orchestrator.models.count(model)
+        case MoAConfig():
+            return max(orchestrator.proposers.count(model), int(orchestrator.aggregator == model))
+        case MavConfig():
+            proposed = orchestrator.k * orchestrator.proposers.count(model)
+            return max(proposed, orchestrator.k * len(orchestrator.proposers) * orchestrator.verifiers.count(model))
+    return None
+
+
+def cap_cannot_bind(spec: ModelSpec, config: ExperimentConfig) -> bool:
+    """True when the run can never have more than ``spec.max_in_flight`` calls to the model open:
+    every runner's every problem slot at the orchestrator's peak (``peak_calls``)."""
+    peak = peak_calls(config.orchestrator, spec.name)
+    run = config.run
+    return peak is not None and run.runners * run.problems_in_flight * peak <= spec.max_in_flight
 
 
 class OrchestratorJob:

@@ -5,7 +5,9 @@ simulated models whose latency is really slept (``time_scale`` real seconds per
 simulated second). Nodes are simulated on this machine: for each node count a
 ``ray.cluster_utils.Cluster`` of that many raylets is started (its own ``RAY_TMPDIR``,
 so no other Ray program on the machine can join it), runners are spread over the nodes
-and each model has one replica per node (or ``replicas`` when that is a number).
+and each model has one replica per node (or ``replicas`` when that is a number; at
+``replicas: 1`` a model whose ``max_in_flight`` the point cannot reach has no actor, its
+runners compute it: ``experiments.runtime.job.in_runner``).
 
 For each point the table gives problems/s (over the whole run, and steady state between
 the first and last result), p50/p95 problem latency, and two references:

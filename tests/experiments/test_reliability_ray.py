@@ -229,8 +229,10 @@ def mux_config(out: Path, n: int, **run: Any) -> ExperimentConfig:
             "name": "kill-probe",
             "dataset": {"name": "synthetic", "limit": n},
             "models": [
-                {"name": "L", "card": "Llama-3.1-8B-Instruct", "time_scale": 0.05},
-                {"name": "G", "card": "Gemma-2-27B-Instruct", "time_scale": 0.05},
+                # A cap this run can reach (4 problems x k=3 = 12 calls), so the models keep their
+                # actors (job.in_runner), which these tests kill.
+                {"name": "L", "card": "Llama-3.1-8B-Instruct", "time_scale": 0.05, "max_in_flight": 8},
+                {"name": "G", "card": "Gemma-2-27B-Instruct", "time_scale": 0.05, "max_in_flight": 8},
             ],
             "orchestrator": {"kind": "slm_mux", "models": ["L", "G"], "k": 3},
             "run": {"out_dir": str(out), "runners": 1, "problems_in_flight": 4, "progress": False, **run},

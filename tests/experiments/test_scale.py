@@ -60,6 +60,19 @@ def test_the_shipped_scale_configs_name_a_valid_experiment(name: str) -> None:
     assert len(spec.grid.runners) >= 4 and min(spec.grid.nodes) == 1 and max(spec.grid.nodes) == 4
 
 
+def test_the_latency_bound_example_runs_its_slept_models_in_the_runners() -> None:
+    from experiments.runtime.config_io import load_model
+    from experiments.runtime.job import in_runner
+
+    path = REPO / "experiments" / "configs" / "scale_latency.yaml"
+    spec = load_model(ScaleSpec, path, [])
+    point = {"nodes": 1, "runners": 2, "problems_in_flight": 32, "replicas": 1}
+    config = point_config(read_tree(path.parent / spec.experiment), spec, point, "")
+    assert all(m.time_scale == spec.time_scale > 0 and in_runner(m, config) for m in config.models)
+    wider = point_config(read_tree(path.parent / spec.experiment), spec, {**point, "problems_in_flight": 256}, "")
+    assert not any(in_runner(m, wider) for m in wider.models), "2 x 256 x 3 calls could queue behind 1024"
+
+
 def _result(latencies: list[float], orchestrator: str = "slm_mux") -> ProblemResult:
     calls = tuple(
         CallRecord(model="m", role="solver", reply=Completion(model="m", text="x", latency_s=s, source="sim"))
