@@ -236,11 +236,14 @@ class FullStack:
         if not self.warm:  # actors up, connection pool filled
             await self._drive(self.in_flight * 2)
             self.warm = True
+        calls, groups = self.calls.calls, self.calls.groups
         with CpuMeter(exclude=SERVER_PID) as cpu:
             started = time.perf_counter()
             ok, failed = await self._drive(total)
             wall = time.perf_counter() - started
+        calls, groups = self.calls.calls - calls, self.calls.groups - groups
         self.roles = describe(cpu.by_role(), ok, "request")
+        self.roles += f"; driver -> runner: {ok / max(1, calls):.1f} problems a call, {ok / max(1, groups):.1f} a yield"
         return Measure(ok, failed, wall, cpu.seconds)
 
     async def aclose(self) -> None:
