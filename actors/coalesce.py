@@ -39,8 +39,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 # 3% and 10 ms, not 1% and 5 ms: at 0.25 s and 256 in flight the larger groups cut the
-# stack's CPU a request by a fifth (0.87-0.89 -> 0.60-0.73 ms) and raised its req/s (682-713
-# -> 753-780) on a quiet machine, for a few ms of latency a hop (docs/cluster.md, session 22).
+# stack's CPU a request by a fifth (0.87-0.99 -> 0.60-0.77 ms) and raised its req/s (669-713
+# -> 704-780), for a few ms of latency a hop (docs/cluster.md, session 22b).
 WINDOW_FRACTION = 0.03
 MAX_WINDOW_S = 0.01
 RESENDS = 3
