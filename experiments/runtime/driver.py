@@ -145,18 +145,16 @@ def _spawn_tools(config: ExperimentConfig, model_handles: dict[str, Any]) -> dic
 
 
 def runner_models(config: ExperimentConfig, shared_pool: bool = False) -> dict[str, ModelActor]:
-    """The models each runner computes itself (``job.in_runner``): plain ``ModelActor`` objects,
-    each building its backend in the runner that unpickles it. None for stacking, whose
-    agent actors call the model actors. With a ``shared_pool`` (other runs may call the same
-    actors at once, ``slmsim compare``) a slept model stays behind its actor: the cap this
-    run cannot reach alone is shared with theirs."""
+    """The models each runner computes itself (``job.in_runner``, given whether the run shares
+    its ``ModelPool``): plain ``ModelActor`` objects, each building its backend in the runner
+    that unpickles it. None for stacking, whose agent actors call the model actors."""
     if isinstance(config.orchestrator, StackingConfig):
         return {}
     store_dir = str(store_dir_of(config))
     return {
         s.name: ModelActor(s, config.seed, config.store, store_dir)
         for s in config.models
-        if in_runner(s, config) and (immediate_replies(s) or not shared_pool)
+        if in_runner(s, config, shared_pool)
     }
 
 

@@ -31,7 +31,7 @@ def immediate_replies(spec: ModelSpec) -> bool:
     return spec.backend == "sim" and spec.time_scale == 0
 
 
-def in_runner(spec: ModelSpec, config: ExperimentConfig) -> bool:
+def in_runner(spec: ModelSpec, config: ExperimentConfig, shared_pool: bool = False) -> bool:
     """True when each runner computes a model's completions itself, with no model actor.
 
     The simulator is a pure function of (seed, card, request), and its latency (slept when
@@ -48,7 +48,9 @@ def in_runner(spec: ModelSpec, config: ExperimentConfig) -> bool:
     ``tokens_per_minute``), or, with latency slept, a ``max_in_flight`` that could bind:
     that cap is one queue across every runner, which only the model actor holds, so a
     slept simulator runs in the runners only when the run cannot have more calls to it
-    open at once than the cap (``cap_cannot_bind``).
+    open at once than the cap (``cap_cannot_bind``), and never with a ``shared_pool``
+    (other runs may call the same actors at once, ``slmsim compare``): the cap this run
+    cannot reach alone is shared with theirs.
     """
     return (
         spec.backend == "sim"
@@ -56,7 +58,7 @@ def in_runner(spec: ModelSpec, config: ExperimentConfig) -> bool:
         and not spec.resources
         and spec.requests_per_minute is None
         and spec.tokens_per_minute is None
-        and (immediate_replies(spec) or cap_cannot_bind(spec, config))
+        and (immediate_replies(spec) or (not shared_pool and cap_cannot_bind(spec, config)))
     )
 
 
