@@ -30,12 +30,11 @@ import time
 from collections.abc import Awaitable, Callable
 
 import aiohttp
-import orjson
 
-from actors.backends.http1 import Http1Pool
 from actors.coalesce import pack, unpack
 from actors.model import ModelActor
-from benchmarks.throughput import CARD, QUESTION, body, free_port, start_server
+from benchmarks.bare_clients import CARD, QUESTION, Send, aiohttp_send, http1_pool, http1_send
+from benchmarks.throughput import free_port, start_server
 from protocols.config import ModelSpec, StoreSpec
 from protocols.messages import ChatMessage, Completion, CompletionRequest
 
@@ -50,25 +49,13 @@ async def _rounds(one_round: Callable[[], Awaitable[None]], rounds: int) -> floa
 
 async def bare_aiohttp(url: str, in_flight: int, rounds: int) -> float:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=in_flight)) as session:
-
-        async def one() -> None:
-            async with session.post(f"{url}/chat/completions", json=body()) as response:
-                await response.read()
-                assert response.status == 200, response.status
-
-        return await _rounds(lambda: _gather(one, in_flight), rounds)
+        return await _rounds(lambda: _gather(aiohttp_send(session, url), in_flight), rounds)
 
 
 async def bare_http1(url: str, in_flight: int, rounds: int) -> float:
-    pool = Http1Pool(f"{url}/chat/completions", {"Content-Type": "application/json"}, in_flight)
-
-    async def one() -> None:
-        reply = await pool.post(orjson.dumps(body()), 60.0)
-        orjson.loads(reply.body)
-        assert reply.status == 200, reply.status
-
+    pool = http1_pool(url, in_flight)
     try:
-        return await _rounds(lambda: _gather(one, in_flight), rounds)
+        return await _rounds(lambda: _gather(http1_send(pool, 60.0), in_flight), rounds)
     finally:
         await pool.close()
 
@@ -98,8 +85,10 @@ async def model_actor(url: str, in_flight: int, rounds: int) -> float:
         await actor.aclose()
 
 
-async def _gather(one: Callable[[], Awaitable[None]], n: int) -> None:
-    await asyncio.gather(*(one() for _ in range(n)))
+async def _gather(send: Send, n: int) -> None:
+    """``n`` requests at once, each of which must succeed."""
+    for status in await asyncio.gather(*(send() for _ in range(n))):
+        assert status == 200, status
 
 
 SIDES = {"bare aiohttp": bare_aiohttp, "bare http1": bare_http1, "model actor path": model_actor}

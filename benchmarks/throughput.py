@@ -41,19 +41,17 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import aiohttp
 
 from actors.runner import stream_to
+from benchmarks.bare_clients import CARD, QUESTION, Send, aiohttp_send, http1_pool, http1_send
 from benchmarks.cpu_meter import CpuMeter, describe
 from protocols.config import ModelSpec, StoreSpec
 from protocols.messages import ChatMessage, CompletionRequest, Failure, Problem, ProblemResult
 
-CARD = "Llama-3.1-8B-Instruct"
-QUESTION = "What is 17 + 25?"
 MEASURE_TIMEOUT_S = 300.0
 
 
@@ -96,15 +94,11 @@ def start_server(port: int, latency_s: float) -> subprocess.Popen[bytes]:
     return proc
 
 
-def body() -> dict[str, Any]:
-    return {"model": CARD, "messages": [{"role": "user", "content": QUESTION}], "temperature": 0.0, "max_tokens": 64}
-
-
 SERVER_PID: int | None = None
 """serve-sim's pid: its CPU (the same for both sides) is left out of the client-side figures."""
 
 
-async def drive(send: Callable[[], Awaitable[int]], in_flight: int, total: int) -> Measure:
+async def drive(send: Send, in_flight: int, total: int) -> Measure:
     """``total`` calls of ``send`` (one request, its status) from ``in_flight`` workers: a pass
     that warms the pool, then the measured pass."""
     ok = failed = 0
@@ -133,30 +127,14 @@ async def bare(base_url: str, in_flight: int, total: int) -> Measure:
     """``total`` requests from ``in_flight`` workers over one pooled aiohttp session."""
     connector = aiohttp.TCPConnector(limit=in_flight)
     async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def send() -> int:
-            async with session.post(f"{base_url}/chat/completions", json=body()) as response:
-                await response.read()
-                return response.status
-
-        return await drive(send, in_flight, total)
+        return await drive(aiohttp_send(session, base_url), in_flight, total)
 
 
 async def bare_http1(base_url: str, in_flight: int, total: int) -> Measure:
     """As ``bare``, over the stack's own HTTP client (``http1``) and orjson: the stack's HTTP alone."""
-    import orjson
-
-    from actors.backends.http1 import Http1Pool
-
-    pool = Http1Pool(f"{base_url}/chat/completions", {"Content-Type": "application/json"}, in_flight)
-
-    async def send() -> int:
-        reply = await pool.post(orjson.dumps(body()), MEASURE_TIMEOUT_S)
-        orjson.loads(reply.body)
-        return reply.status
-
+    pool = http1_pool(base_url, in_flight)
     try:
-        return await drive(send, in_flight, total)
+        return await drive(http1_send(pool, MEASURE_TIMEOUT_S), in_flight, total)
     finally:
         await pool.close()
 
