@@ -1,9 +1,9 @@
 """Keeping problems in flight on runner actors: re-attempts, backoff, and telling dead actors apart.
 
 ``drive`` is the driver's inner loop (``experiments.runtime.driver`` owns the run's life
-around it): ``run.problems_in_flight`` feeders per runner pull problems from one stream
-(several a call while many remain: ``batch_size``), re-attempt a problem whose
-result carries a transient failure, and append each result to the run's
+around it): feeders pull problems from one stream, one problem each at a time, keep each
+runner's gate full with as many again waiting behind it (``SPARE``), re-attempt a
+problem whose result carries a transient failure, and append each result to the run's
 ``ResultsWriter`` the moment it lands, so the driver holds no more than the problems in
 flight.
 """
@@ -11,7 +11,6 @@ flight.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import random
 from collections.abc import Iterator
 from typing import Any
@@ -65,21 +64,14 @@ def backoff_s(run: RunSpec, attempt: int) -> float:
     return min(120.0, run.retry_backoff_s * 2**attempt) * random.uniform(0.75, 1.0)
 
 
-MAX_BATCH = 16
-"""Most problems in one driver -> runner call (``batch_size``)."""
+SPARE = 1
+"""Problems a runner holds waiting at its gate, per problem it may run at once.
 
-
-def batch_size(queued: int, feeders: int) -> int:
-    """How many queued problems a feeder sends in one runner call.
-
-    A Ray call costs each side about a millisecond of CPU, as much as a simulated
-    completion, so a long queue goes out in batches: each feeder takes a share of what is
-    queued (half an even split, at most ``MAX_BATCH``), which falls to one problem a call
-    as the queue drains, so the last problems still spread over every runner.
-    A runner runs at most ``problems_in_flight`` problems at once whatever it was sent;
-    the rest of a batch waits in it (problem clocks and deadlines start at the gate).
-    """
-    return max(1, min(MAX_BATCH, queued // (2 * max(1, feeders))))
+A runner runs at most ``problems_in_flight`` problems; when one ends, a waiting one starts
+in the runner at once, instead of after the result's round trip through the driver and
+the next problem's way back (two Ray hops, each a burst's whole processing in a loop:
+10-15 ms apiece at 256 in flight, docs/cluster.md). Problem clocks and deadlines start at
+the gate, so waiting there costs a problem nothing."""
 
 
 def _first_aborted(group: BaseExceptionGroup[RunAborted]) -> RunAborted:
@@ -99,12 +91,15 @@ async def drive(
 ) -> None:
     """Keep ``run.problems_in_flight`` problems running on each runner; record results as they land.
 
-    Each of a runner's ``problems_in_flight`` feeders has one call in flight, of one
-    problem or, while the queue is long, a batch (``batch_size``) that waits at the
-    runner's gate. A result carrying a transient failure is attempted again, alone
-    (``run.problem_retries`` times, with backoff), before it is recorded as open.
-    ``todo`` is read only as feeders take from it (``count`` problems): the driver holds
-    the problems in flight, not the dataset.
+    Each runner has ``problems_in_flight`` feeders and ``SPARE`` times as many spare ones,
+    each with one problem in flight; a spare feeder stops once no more problems remain
+    than the feeders proper, so the last problems spread over every runner instead of
+    waiting at one's gate. The problems sent in one event-loop turn go as one streaming
+    call (``actors.runner.stream_to``), so a burst of results is answered by one call.
+    A result carrying a transient failure is attempted again (``run.problem_retries``
+    times, with backoff) before it is recorded as open. ``todo`` is read only as feeders
+    take from it (``count`` problems): the driver holds the problems in flight, not the
+    dataset.
     """
     remaining = count
     feeders = len(runners) * run.problems_in_flight
@@ -118,14 +113,13 @@ async def drive(
     # would cost each side about a millisecond of CPU, once the queue is short.
     calls = {id(runner): stream_to(runner) for runner in runners}
 
-    async def attempt(runner_name: str, runner: Any, batch: list[tuple[Problem, int]]) -> list[ProblemResult]:
+    async def attempt(runner_name: str, runner: Any, problem: Problem, index: int) -> ProblemResult:
         try:
-            results = list(await asyncio.gather(*(calls[id(runner)].submit(item) for item in batch)))
+            return await calls[id(runner)].submit((problem, index))
         except Exception as exc:
             if is_actor_death(exc):
                 raise RunAborted(supervisor.why(runner_name, exc)) from None
             raise
-        return results
 
     def record(result: ProblemResult, failure: Failure | None) -> None:
         nonlocal streak
@@ -169,38 +163,36 @@ async def drive(
                 wait_s=round(wait, 3),
             )
             await asyncio.sleep(wait)
-            result = (await attempt(runner_name, runner, [(problem, index)]))[0]
+            result = await attempt(runner_name, runner, problem, index)
             failure = transient_failure(result)
         record(result, failure)
 
-    def take() -> list[tuple[int, Problem]]:
+    def take() -> tuple[int, Problem] | None:
         nonlocal remaining
-        batch = list(itertools.islice(todo, batch_size(remaining, feeders)))
-        remaining -= len(batch)
-        return batch
+        item = next(todo, None)
+        if item is not None:
+            remaining -= 1
+        return item
 
-    async def feed(runner_name: str, runner: Any) -> None:
+    async def feed(runner_name: str, runner: Any, spare: bool) -> None:
         while remaining > 0:
-            batch = take()
-            if not batch:  # fewer than counted (the same id twice in the dataset): nothing left
+            if spare and remaining <= feeders:  # the tail: no problem waits at a gate while a slot is free elsewhere
                 return
-            results = await attempt(runner_name, runner, [(problem, index) for index, problem in batch])
-            again = []
-            for (index, problem), result in zip(batch, results, strict=True):
-                failure = transient_failure(result)
-                if failure is None or run.problem_retries == 0:
-                    record(result, failure)
-                else:
-                    again.append((index, problem, result))
-            if again:  # concurrently, as they would have been one problem a call
-                async with asyncio.TaskGroup() as retries:
-                    for index, problem, result in again:
-                        retries.create_task(reattempt(runner_name, runner, index, problem, result))
+            item = take()
+            if item is None:  # fewer than counted (the same id twice in the dataset): nothing left
+                return
+            index, problem = item
+            result = await attempt(runner_name, runner, problem, index)
+            failure = transient_failure(result)
+            if failure is None or run.problem_retries == 0:
+                record(result, failure)
+            else:
+                await reattempt(runner_name, runner, index, problem, result)
 
     try:
         async with asyncio.TaskGroup() as group:
             for n, runner in enumerate(runners):
-                for _ in range(run.problems_in_flight):
-                    group.create_task(feed(f"runner actor {n}", runner))
+                for slot in range(run.problems_in_flight * (1 + SPARE)):
+                    group.create_task(feed(f"runner actor {n}", runner, slot >= run.problems_in_flight))
     except* RunAborted as group:
         raise _first_aborted(group) from None

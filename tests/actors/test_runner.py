@@ -94,12 +94,3 @@ async def test_one_crashing_problem_of_a_batch_loses_no_other() -> None:
     results = await _stream(Runner(Mixed("ok")), [(PROBLEM, i) for i in range(3)])
     assert all(results), results
     assert [r.error.error if r and r.error else None for r in results] == [None, "internal", None]
-
-
-def test_batches_shrink_to_one_as_the_queue_drains() -> None:
-    from experiments.runtime.feed import MAX_BATCH, batch_size
-
-    assert batch_size(100_000, 64) == MAX_BATCH
-    assert batch_size(64 * 2 * 3, 64) == 3
-    assert batch_size(100, 64) == 1
-    assert batch_size(0, 64) == 1

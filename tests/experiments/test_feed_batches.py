@@ -1,4 +1,4 @@
-"""The driver's feeders: problems go to runners in batches, each recorded once, transient failures retried alone."""
+"""The driver's feeders: problems coalesce into runner calls, a queue waits at each gate, each is recorded once."""
 
 from __future__ import annotations
 
@@ -97,3 +97,42 @@ def test_the_feeders_read_the_problems_as_they_send_them_not_all_at_once(tmp_pat
     assert writer.finalize().n == 2000
     writer.close()
     assert max(ahead) == 0, "a problem is read only when a feeder sends it"
+
+
+class HeldRunner(FakeRunner):
+    """Answers each call's problems one at a time, a little later, and records how many
+    problems it holds (sent and not yet answered) as each call arrives."""
+
+    def __init__(self) -> None:
+        super().__init__(flaky="none")
+        self.held = 0
+        self.peak = 0
+
+    async def _run_stream(self, items: list[tuple[Problem, int]]) -> AsyncIterator[list[tuple[int, ProblemResult]]]:
+        self.held += len(items)
+        self.peak = max(self.peak, self.held)
+        self.batches.append([p.id for p, _ in items])
+        for position, result in enumerate(self._results(items)):
+            await asyncio.sleep(0.0005)
+            self.held -= 1
+            yield [(position, result)]
+
+
+def test_each_runner_holds_its_gate_full_and_as_many_again_waiting_never_more(tmp_path: Path) -> None:
+    from experiments.runtime.feed import SPARE
+
+    problems = [
+        Problem(id=f"p{i}", benchmark="b", question="q", reference="1", answer_format="free") for i in range(400)
+    ]
+    runners = [HeldRunner(), HeldRunner()]
+    run = RunSpec(out_dir=tmp_path, runners=2, problems_in_flight=4, retry_backoff_s=0.0)
+    writer = ResultsWriter(tmp_path)
+    bar = Progress(len(problems), writer.tally, "t", enabled=False)
+    asyncio.run(drive(iter(enumerate(problems)), len(problems), runners, run, writer, bar, _Log(), Supervisor(0)))
+    assert writer.finalize().n == 400
+    writer.close()
+    for runner in runners:
+        # A freed slot is refilled from the runner's own queue, not after a round trip to the driver.
+        assert runner.peak == 4 * (1 + SPARE), runner.peak
+        assert runner.held == 0
+    assert sorted(pid for r in runners for b in r.batches for pid in b) == sorted(p.id for p in problems)
