@@ -38,6 +38,8 @@ class ModelActor:
         self._gate: asyncio.Semaphore | None = None
         self._served = 0
         self._failed = 0
+        self._open = 0
+        self._peak = 0
 
     def _ensure(self) -> tuple[Backend, asyncio.Semaphore]:
         if self._backend is None:
@@ -52,6 +54,8 @@ class ModelActor:
         """One completion, or a typed failure; never raises for model-side problems."""
         backend, gate = self._ensure()
         async with gate:
+            self._open += 1
+            self._peak = max(self._peak, self._open)
             try:
                 reply = await backend.complete(request)
             except Exception as exc:  # a bug in a backend must not kill the actor
@@ -60,6 +64,8 @@ class ModelActor:
                     message=f"{type(exc).__name__} in backend of {self.spec.name!r}: {exc}",
                     model=self.spec.name,
                 )
+            finally:
+                self._open -= 1
         self._served += 1
         if isinstance(reply, Failure):
             self._failed += 1
@@ -80,8 +86,8 @@ class ModelActor:
             yield packed
 
     async def stats(self) -> dict[str, Any]:
-        """Counters for reports and benchmarks."""
-        return {"model": self.spec.name, "served": self._served, "failed": self._failed}
+        """Counters for reports and benchmarks (``peak_in_flight``: most requests in the backend at once)."""
+        return {"model": self.spec.name, "served": self._served, "failed": self._failed, "peak_in_flight": self._peak}
 
     async def aclose(self) -> None:
         """Release the backend's connections."""

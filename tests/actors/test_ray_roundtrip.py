@@ -63,5 +63,7 @@ async def test_request_and_replies_round_trip_through_model_actor(ray_session: N
     assert isinstance(failure, Failure)
     assert failure.retry_after_s == 1.5 and failure.retryable
     stats = await handle.stats.remote()
+    peak = stats.pop("peak_in_flight")
     assert stats == {"model": "fake-model", "served": 9, "failed": 1}
+    assert 1 <= peak <= spec.max_in_flight, peak  # the actor's gate bounds the requests open at once
     ray.kill(handle)
