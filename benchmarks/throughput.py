@@ -3,6 +3,7 @@
     python -m benchmarks.throughput            # the issue #14 table: 0.25/1/2 s x 64/256/1024 in flight
     python -m benchmarks.throughput --quick    # the same, 2 rounds and 1 repeat (about a third of the time)
     python -m benchmarks.throughput --latency-s 1 --in-flight 256 [--rounds 4] [--repeats 3]
+    python -m benchmarks.throughput --latency-s 0.25 --in-flight 256 --queue 1   # no problems queued
 
 Starts ``slmsim serve-sim`` (a subprocess, fixed extra latency per request), then for
 each concurrency C measures, in the same run and against the same server:
@@ -11,12 +12,18 @@ each concurrency C measures, in the same run and against the same server:
   chat request back to back (the issue #14 target's baseline: the client a user would write);
 * **bare http1**: the same workers over the stack's own HTTP client (``http1.Http1Pool``,
   orjson): the stack's HTTP alone, so full against it is what the actors and Ray add;
-* **full**: the driver keeps C problems in flight on a runner actor, whose job asks a
-  model actor, whose backend chain (in-flight bound, retry, ``openai`` backend) posts
-  over HTTP (the backend's own client, ``actors.backends.http1``, not aiohttp): runner
-  actor -> model actor -> openai backend -> HTTP. Both hops are the
-  streaming calls the driver and the runners make (``actors.coalesce``): what is sent in
-  one event-loop turn goes as one Ray call, each reply back as soon as it is done.
+* **full**: ``slmsim run``'s own driver loop (``experiments.runtime.feed.drive``, writing
+  ``results.jsonl`` and the run log to a scratch directory) feeds a runner actor, whose
+  job asks a model actor, whose backend chain (in-flight bound, retry, ``openai``
+  backend) posts over HTTP (the backend's own client, ``actors.backends.http1``): driver
+  -> runner actor -> model actor -> openai backend -> HTTP. Both hops are the streaming
+  calls of a run (``actors.coalesce``): what is sent in one event-loop turn goes as one
+  Ray call, each reply back as soon as it is done. C is the model's ``max_in_flight``,
+  the requests at the server at once, as the bare client's C workers (the model actor's
+  peak is checked against it); the run keeps ``--queue`` x C problems in flight (default
+  2), so a reply's freed slot goes at once to a request already waiting at the model
+  actor, as it would for a user saturating a server. ``--queue 1`` (no problem waits)
+  puts a runner round trip before each next request: about 0.8 at 0.25 s, 256 in flight.
 
 Each measurement sends ``rounds * C`` requests after a warm-up; the sides alternate
 ``repeats`` times and the medians are compared. Each side's client CPU per request (every
@@ -40,16 +47,20 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import aiohttp
 
-from actors.runner import stream_to
 from benchmarks.bare_clients import CARD, QUESTION, Send, aiohttp_send, http1_pool, http1_send
 from benchmarks.cpu_meter import CpuMeter, describe
-from protocols.config import ModelSpec, StoreSpec
+from experiments.runtime import feed
+from experiments.runtime.driver import make_logger
+from experiments.runtime.progress import Progress
+from experiments.runtime.results import ResultsWriter
+from protocols.config import ModelSpec, RunSpec, StoreSpec
 from protocols.messages import ChatMessage, CompletionRequest, Failure, Problem, ProblemResult
 
 MEASURE_TIMEOUT_S = 300.0
@@ -172,64 +183,72 @@ class AskJob:
 
 
 class FullStack:
-    """A runner actor whose job asks a model actor (openai backend) per problem; spawned once per level."""
+    """A runner actor whose job asks a model actor (openai backend) per problem, fed by
+    ``slmsim run``'s own driver loop; spawned once per level.
 
-    def __init__(self, base_url: str, in_flight: int) -> None:
+    ``in_flight`` is the model's ``max_in_flight``: the requests at the server at once, as
+    the bare client's workers. The run keeps ``queue`` times as many problems in flight
+    (``problems_in_flight``), as a user saturating a server would: when a reply frees a
+    request slot, a problem already waiting at the model actor's gate takes it at once,
+    instead of after the result's round trip to the runner and the next request's way back.
+    """
+
+    def __init__(self, base_url: str, in_flight: int, queue: int = 2) -> None:
         from experiments.runtime.spawn import spawn_model, spawn_runner
 
         spec = ModelSpec(
             name="bench", backend="openai", base_url=base_url, model_id=CARD, max_in_flight=in_flight, timeout_s=60
         )
         self.in_flight = in_flight
+        self.problems = queue * in_flight
         self.model = spawn_model(spec, 0, StoreSpec(), None)
-        self.runner = spawn_runner(AskJob(self.model), in_flight, 600.0)
+        self.runner = spawn_runner(AskJob(self.model), self.problems, 600.0)
         self.warm = False
         self.roles = ""
-        # The driver's calls as ``experiments.runtime.feed`` makes them: the problems sent in one
-        # turn go as one streaming call, each result back as soon as it is done.
-        self.calls = stream_to(self.runner)
+        self.batch = 0
 
-    async def _drive(self, total: int) -> tuple[int, int]:
-        queue = [
-            (i, Problem(id=f"b{i}", benchmark="bench", question=QUESTION, reference="42", answer_format="free"))
+    async def _drive(self, total: int) -> tuple[Measure, dict[str, float]]:
+        """``total`` problems through ``experiments.runtime.feed.drive``, the loop ``slmsim run`` uses,
+        writing results and the log to a scratch run directory as a run does."""
+        self.batch += 1
+        problems = (
+            (i, Problem(id=f"{self.batch}-{i}", benchmark="b", question=QUESTION, reference="42", answer_format="free"))
             for i in range(total)
-        ]
-        ok = failed = 0
-
-        async def feed() -> None:
-            nonlocal ok, failed
-            while queue:
-                index, problem = queue.pop()
-                result: ProblemResult = await self.calls.submit((problem, index))
-                if result.error is None:
-                    ok += 1
-                else:
-                    failed += 1
-
-        await asyncio.gather(*(feed() for _ in range(self.in_flight)))
-        return ok, failed
+        )
+        with tempfile.TemporaryDirectory(prefix="slmsim-throughput-") as tmp:
+            run_dir = Path(tmp)
+            writer = ResultsWriter(run_dir)
+            log, log_fh = make_logger(run_dir / "run.log")
+            bar = Progress(total, writer.tally, "bench", enabled=False)
+            run = RunSpec(out_dir=run_dir, runners=1, problems_in_flight=self.problems, problem_retries=0)
+            try:
+                with CpuMeter(exclude=SERVER_PID) as cpu:
+                    started = time.perf_counter()
+                    await feed.drive(problems, total, [self.runner], run, writer, bar, log, feed.Supervisor(0))
+                    wall = time.perf_counter() - started
+                tally = writer.finalize()
+            finally:
+                writer.close()
+                log_fh.close()
+        failed = sum(tally.errors.values())
+        return Measure(tally.n - failed, failed, wall, cpu.seconds), cpu.by_role()
 
     async def measure(self, total: int) -> Measure:
-        """``total`` problems through runner actor -> model actor -> openai backend -> HTTP."""
+        """``total`` problems through driver -> runner actor -> model actor -> openai backend -> HTTP."""
         if not self.warm:  # actors up, connection pool filled
             await self._drive(self.in_flight * 2)
             self.warm = True
-        calls, groups = self.calls.calls, self.calls.groups
-        with CpuMeter(exclude=SERVER_PID) as cpu:
-            started = time.perf_counter()
-            ok, failed = await self._drive(total)
-            wall = time.perf_counter() - started
-        calls, groups = self.calls.calls - calls, self.calls.groups - groups
-        self.roles = describe(cpu.by_role(), ok, "request")
-        self.roles += f"; driver -> runner: {ok / max(1, calls):.1f} problems a call, {ok / max(1, groups):.1f} a yield"
-        return Measure(ok, failed, wall, cpu.seconds)
+        result, roles = await self._drive(total)
+        stats = await self.model.stats.remote()
+        if stats["peak_in_flight"] > self.in_flight:  # the comparison would not be like for like
+            raise RuntimeError(f"the model actor had {stats['peak_in_flight']} requests open, over {self.in_flight}")
+        self.roles = describe(roles, result.ok, "request")
+        self.roles += f"; at most {stats['peak_in_flight']} requests open at once ({self.problems} problems in flight)"
+        return result
 
     async def aclose(self) -> None:
         import ray
 
-        # Every result is in, but a stream's end may still be on its way: killing the runner
-        # under it would only make Ray log a retry.
-        await asyncio.wait_for(asyncio.gather(*self.calls.sending(), return_exceptions=True), 10)
         ray.kill(self.runner)
         ray.kill(self.model)
 
@@ -261,12 +280,12 @@ class Cell(NamedTuple):
         return self.full_rps / self.lean_rps if self.lean_rps else 0.0
 
 
-async def measure(base_url: str, levels: list[int], rounds: int, repeats: int) -> dict[int, Cell]:
+async def measure(base_url: str, levels: list[int], rounds: int, repeats: int, queue: int = 2) -> dict[int, Cell]:
     """Median req/s and CPU (bare, full) per level; the two alternate so load drift hits both alike."""
     results: dict[int, Cell] = {}
     for level in levels:
         total = rounds * level
-        stack = FullStack(base_url, level)
+        stack = FullStack(base_url, level, queue)
         bares: list[Measure] = []
         leans: list[Measure] = []
         fulls: list[Measure] = []
@@ -337,10 +356,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--in-flight", default="64,256,1024", help="comma-separated concurrency levels")
     parser.add_argument("--rounds", type=int, default=4, help="requests per level = rounds x in-flight")
     parser.add_argument("--repeats", type=int, default=3, help="alternating bare/full measurements per level")
+    parser.add_argument(
+        "--queue", type=int, default=2, help="the full stack's problems in flight per request slot (1: none wait)"
+    )
     parser.add_argument("--quick", action="store_true", help="2 rounds, 1 repeat (about a third of the time)")
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.repeats = 2, 1
+    if args.queue < 1:
+        parser.error(f"--queue must be at least 1, not {args.queue}")
     levels = [int(x) for x in args.in_flight.split(",")]
     latencies = [float(x) for x in args.latency_s.split(",")]
 
@@ -361,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"serve-sim at 127.0.0.1:{port} (on this machine's cores too), {latency}s latency per request; "
                 f"{args.rounds} x in-flight requests per measurement, {args.repeats} repeats (median)"
             )
-            table[latency] = asyncio.run(measure(f"http://127.0.0.1:{port}/v1", levels, args.rounds, args.repeats))
+            url = f"http://127.0.0.1:{port}/v1"
+            table[latency] = asyncio.run(measure(url, levels, args.rounds, args.repeats, args.queue))
         finally:
             server.terminate()
             server.wait(timeout=10)
