@@ -110,6 +110,10 @@ class RemoteModel:
                 raise
             return failure.model_copy(update={"model": self.name})
 
+    async def stats(self) -> dict[str, Any]:
+        """The actor's counters (``ModelActor.stats``)."""
+        return await self.handle.stats.remote()  # type: ignore[no-any-return]
+
 
 class BatchingRemoteModel(RemoteModel):
     """``RemoteModel`` that sends the requests made in one event-loop turn as one actor call.

@@ -54,6 +54,7 @@ from typing import Any, NamedTuple
 
 import aiohttp
 
+from actors.model import BatchingRemoteModel, RemoteModel
 from benchmarks.bare_clients import CARD, QUESTION, Send, aiohttp_send, http1_pool, http1_send
 from benchmarks.cpu_meter import CpuMeter, describe
 from experiments.runtime import feed
@@ -165,8 +166,6 @@ class AskJob:
             sample_index=index,
         )
         if self._remote is None:  # the runner's own adapter, as OrchestratorJob uses (batched calls)
-            from actors.model import BatchingRemoteModel
-
             self._remote = BatchingRemoteModel(self.model, "bench")
         reply = await self._remote.complete(request)
         error = reply if isinstance(reply, Failure) else None
@@ -239,7 +238,7 @@ class FullStack:
             await self._drive(self.in_flight * 2)
             self.warm = True
         result, roles = await self._drive(total)
-        stats = await self.model.stats.remote()
+        stats = await RemoteModel(self.model, "bench").stats()
         if stats["peak_in_flight"] > self.in_flight:  # the comparison would not be like for like
             raise RuntimeError(f"the model actor had {stats['peak_in_flight']} requests open, over {self.in_flight}")
         self.roles = describe(roles, result.ok, "request")
