@@ -106,7 +106,7 @@ class Tally:
         self.n = self.correct = self.still_open = 0
         self.calls = self.failed_calls = self.retries = 0
         self.cost_usd = 0.0
-        self.usage = Usage()
+        self.prompt_tokens = self.completion_tokens = 0
         self.domains: dict[str, list[int]] = {}
         self.errors: Counter[str] = Counter()
         self.sources: Counter[str] = Counter()
@@ -128,13 +128,18 @@ class Tally:
         if r.error is not None:
             self.errors[r.error.error] += 1
         self.still_open += not is_final(r)
-        self.usage = self.usage + r.totals.usage
+        self.prompt_tokens += r.totals.usage.prompt_tokens  # ints, not a new Usage a problem
+        self.completion_tokens += r.totals.usage.completion_tokens
         count_sources(r.trace, self.sources)
         self.cost_usd += r.totals.cost_usd
         self.calls += r.totals.calls
         self.failed_calls += r.totals.failed_calls
         self.retries += r.totals.retries
         self.walls.append(r.wall_s)
+
+    @property
+    def usage(self) -> Usage:
+        return Usage(prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens)
 
     def summary(self, *, run_id: str, name: str, orchestrator: str, dataset: str, n_expected: int) -> RunSummary:
         """The run summary; errors are counted apart and as wrong."""
@@ -161,7 +166,7 @@ class Tally:
             open_failures=self.still_open,
             missing=max(0, n_expected - n),
             usage=self.usage,
-            tokens_per_problem=self.usage.total_tokens / n if n else 0.0,
+            tokens_per_problem=(self.prompt_tokens + self.completion_tokens) / n if n else 0.0,
             cost_usd=self.cost_usd,
             calls=self.calls,
             failed_calls=self.failed_calls,
