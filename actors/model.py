@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from actors.backends.base import close_backend
-from actors.coalesce import CallBatcher, StreamBatcher, TurnBatcher, packed_groups, unpack
+from actors.coalesce import CallBatcher, JsonWire, StreamBatcher, TurnBatcher, packed_groups
 from protocols.config import ModelSpec, StoreSpec
 from protocols.interfaces import Backend
-from protocols.messages import Completion, CompletionRequest, Failure
+from protocols.messages import Completion, CompletionRequest, Failure, ModelReply
+
+WIRE = JsonWire(CompletionRequest, ModelReply)
+"""How ``ModelActor.complete_stream``'s requests and replies travel (``actors.coalesce``)."""
 
 
 class ModelActor:
@@ -81,8 +84,8 @@ class ModelActor:
         One Ray hop for the lot, and no request waits for another; ``payload`` is the packed
         list of requests, each yield a packed group (``actors.coalesce``).
         """
-        requests: list[CompletionRequest] = unpack(payload)
-        async for packed in packed_groups([self.complete(r) for r in requests]):
+        requests: list[CompletionRequest] = WIRE.load_items(payload)
+        async for packed in packed_groups([self.complete(r) for r in requests], WIRE):
             yield packed
 
     async def stats(self) -> dict[str, Any]:
@@ -150,7 +153,7 @@ class BatchingRemoteModel(RemoteModel):
         if self.immediate:
             return CallBatcher(lambda batch: handle.complete_many.remote(batch), self._on_error, self.MAX_BATCH)
         return StreamBatcher(
-            lambda batch: handle.complete_stream.options(num_returns="streaming").remote(batch), self._on_error
+            lambda batch: handle.complete_stream.options(num_returns="streaming").remote(batch), self._on_error, WIRE
         )
 
     async def complete(self, request: CompletionRequest) -> Completion | Failure:

@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-from actors.coalesce import StreamBatcher, packed_groups, unpack
+from actors.coalesce import JsonWire, StreamBatcher, packed_groups
 from actors.model import actor_failure
 from protocols.messages import Failure, Problem, ProblemResult
 
@@ -18,6 +18,10 @@ class ProblemJob(Protocol):
     async def __call__(self, problem: Problem, index: int) -> ProblemResult: ...
 
     def failed(self, problem: Problem, index: int, failure: Failure, wall_s: float) -> ProblemResult: ...
+
+
+WIRE = JsonWire(tuple[Problem, int], ProblemResult)
+"""How ``Runner.run_stream``'s problems and results travel (``actors.coalesce``)."""
 
 
 class Runner:
@@ -62,8 +66,8 @@ class Runner:
         ``payload`` is the packed list of ``(problem, index)``, each yield a packed group
         (``actors.coalesce``).
         """
-        items: list[tuple[Problem, int]] = unpack(payload)
-        async for packed in packed_groups([self.run(problem, index) for problem, index in items]):
+        items: list[tuple[Problem, int]] = WIRE.load_items(payload)
+        async for packed in packed_groups([self.run(problem, index) for problem, index in items], WIRE):
             yield packed
 
     async def done(self) -> int:
@@ -87,7 +91,9 @@ def stream_to(handle: Any) -> StreamBatcher[tuple[Problem, int], ProblemResult]:
     What is submitted in one event-loop turn goes as one ``run_stream`` call, each result
     back as soon as it is done; every error (a dead runner included) is raised in each caller.
     """
-    return StreamBatcher(lambda payload: handle.run_stream.options(num_returns="streaming").remote(payload), _raise)
+    return StreamBatcher(
+        lambda payload: handle.run_stream.options(num_returns="streaming").remote(payload), _raise, WIRE
+    )
 
 
 def _raise(exc: BaseException) -> None:

@@ -31,8 +31,7 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 
-from actors.coalesce import pack, unpack
-from actors.model import ModelActor
+from actors.model import WIRE, ModelActor
 from benchmarks.bare_clients import CARD, QUESTION, Send, aiohttp_send, http1_pool, http1_send
 from benchmarks.throughput import free_port, start_server
 from protocols.config import ModelSpec, StoreSpec
@@ -73,8 +72,8 @@ async def model_actor(url: str, in_flight: int, rounds: int) -> float:
             message = ChatMessage(role="user", content=QUESTION)
             requests.append(CompletionRequest(model="bench", messages=(message,), max_tokens=64, sample_index=sent))
         got = 0
-        async for packed in actor.complete_stream(pack(requests)):
-            for _, reply in unpack(packed):
+        async for packed in actor.complete_stream(WIRE.dump_items(requests)):
+            for _, reply in WIRE.load_group(packed):
                 assert isinstance(reply, Completion), reply
                 got += 1
         assert got == in_flight

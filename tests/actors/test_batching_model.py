@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from actors.coalesce import completed_groups
+from actors.model import WIRE as MODEL_WIRE
 from actors.model import BatchingRemoteModel
 from protocols.messages import ChatMessage, Completion, CompletionRequest, Failure, RequestMeta
 from tests.actors.stream_fakes import StreamMethod
@@ -24,7 +25,7 @@ class FakeHandle:
         self.delay_s = delay_s
         self.calls: list[list[str | None]] = []
         self.complete_many = _Method(self._complete_many)
-        self.complete_stream = StreamMethod(self._complete_stream)
+        self.complete_stream = StreamMethod(self._complete_stream, MODEL_WIRE)
         self.held: dict[str | None, asyncio.Event] = {}
         self.die: BaseException | None = None
 

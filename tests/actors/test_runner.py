@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from actors.coalesce import pack, unpack
-from actors.runner import Runner
+from actors.runner import WIRE, Runner
 from protocols.messages import Failure, Problem, ProblemResult
 
 PROBLEM = Problem(id="p", benchmark="synthetic", question="1+1?", reference="2", answer_format="boxed")
@@ -68,8 +67,8 @@ async def test_crash_becomes_internal_failure_naming_problem() -> None:
 async def _stream(runner: Runner, items: list[tuple[Problem, int]]) -> list[ProblemResult | None]:
     """``runner.run_stream`` as the driver reads it: each result placed at its item's position."""
     out: list[ProblemResult | None] = [None] * len(items)
-    async for packed in runner.run_stream(pack(items)):
-        for position, result in unpack(packed):
+    async for packed in runner.run_stream(WIRE.dump_items(items)):
+        for position, result in WIRE.load_group(packed):
             out[position] = result
     return out
 

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from actors.runner import WIRE
 from experiments.runtime.feed import Supervisor, drive
 from experiments.runtime.progress import Progress
 from experiments.runtime.results import ResultsWriter
@@ -28,7 +29,7 @@ class FakeRunner:
         self.flaky = flaky
         self.batches: list[list[str]] = []
         self.attempts: dict[str, int] = {}
-        self.run_stream = StreamMethod(self._run_stream)
+        self.run_stream = StreamMethod(self._run_stream, WIRE)
 
     async def _run_stream(self, items: list[tuple[Problem, int]]) -> AsyncIterator[list[tuple[int, ProblemResult]]]:
         self.batches.append([p.id for p, _ in items])
@@ -89,7 +90,7 @@ def test_the_feeders_read_the_problems_as_they_send_them_not_all_at_once(tmp_pat
         async for group in original(items):
             yield group
 
-    runners[0].run_stream = StreamMethod(watched)
+    runners[0].run_stream = StreamMethod(watched, WIRE)
     run = RunSpec(out_dir=tmp_path, runners=1, problems_in_flight=4, retry_backoff_s=0.0)
     writer = ResultsWriter(tmp_path)
     bar = Progress(2000, writer.tally, "t", enabled=False)
