@@ -131,8 +131,10 @@ class JsonWire(Wire):
     through each pydantic model's Python ``__getstate__``/``__setstate__``; pydantic-core
     dumps in Rust and validates back): a round trip of a ``CompletionRequest`` 13 us
     against 24, a ``ProblemResult`` 13 against 27, a ``Completion`` 6 against 17
-    (docs/cluster.md, session 23). What arrives is validated again, so a message is the
-    same typed value on both sides (``results.jsonl`` round-trips them the same way).
+    (docs/cluster.md, session 23). What arrives is validated again, so both sides hold
+    the same typed message, as ``results.jsonl`` round-trips it: in a ``dict[str, Any]``
+    field a tuple arrives as a list and a non-finite float as None. A batch holding a
+    value JSON cannot carry at all (an object in such a field) goes pickled instead.
     """
 
     def __init__(self, item: Any, reply: Any) -> None:
@@ -141,17 +143,34 @@ class JsonWire(Wire):
         self._items: TypeAdapter[list[Any]] = TypeAdapter(list[item])  # type: ignore[valid-type]
         self._groups: TypeAdapter[list[tuple[int, Any]]] = TypeAdapter(list[tuple[int, reply]])  # type: ignore[valid-type]
 
+    @staticmethod
+    def _dump(adapter: Any, value: Any) -> bytes:
+        from pydantic_core import PydanticSerializationError
+
+        try:
+            return adapter.dump_json(value)  # type: ignore[no-any-return]
+        except PydanticSerializationError:
+            return pack(value)
+
+    @staticmethod
+    def _load(adapter: Any, payload: bytes) -> Any:
+        return unpack(payload) if payload[:1] == PICKLE_MARK else adapter.validate_json(payload)
+
     def dump_items(self, items: list[Any]) -> bytes:
-        return self._items.dump_json(items)
+        return self._dump(self._items, items)
 
     def load_items(self, payload: bytes) -> list[Any]:
-        return self._items.validate_json(payload)
+        return self._load(self._items, payload)  # type: ignore[no-any-return]
 
     def dump_group(self, group: list[tuple[int, Any]]) -> bytes:
-        return self._groups.dump_json(group)
+        return self._dump(self._groups, group)
 
     def load_group(self, payload: bytes) -> list[tuple[int, Any]]:
-        return self._groups.validate_json(payload)
+        return self._load(self._groups, payload)  # type: ignore[no-any-return]
+
+
+PICKLE_MARK = pickle.dumps(None, protocol=pickle.HIGHEST_PROTOCOL)[:1]
+"""The first byte of every ``pack``ed payload (the PROTO opcode); JSON's is ``[``."""
 
 
 async def packed_groups(calls: list[Awaitable[R]], wire: Wire = PICKLED) -> AsyncIterator[bytes]:

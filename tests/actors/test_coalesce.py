@@ -140,3 +140,66 @@ async def test_a_cancelled_caller_does_not_break_the_call() -> None:
     assert await second == "r-b"
     with pytest.raises(asyncio.CancelledError):
         await first
+
+
+class Span:
+    """A value pydantic cannot serialise (a user's object in ``Problem.metadata``)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Span) and other.n == self.n
+
+    def __hash__(self) -> int:
+        return self.n
+
+
+def test_the_hot_streams_carry_every_message_kind_unchanged_as_json() -> None:
+    from actors.model import WIRE as MODEL_WIRE
+    from actors.runner import WIRE as RUNNER_WIRE
+    from protocols.messages import (
+        CallRecord,
+        ChatMessage,
+        Completion,
+        CompletionRequest,
+        Failure,
+        NoteRecord,
+        Problem,
+        ProblemResult,
+        RequestMeta,
+        Totals,
+        Usage,
+    )
+
+    problem = Problem(
+        id="p/1", benchmark="b", question="ünï ✓ 1/3?", reference="\\frac{1}{3}", answer_format="boxed",
+        choices=("a", "b"), level=3, metadata={"steps": 2, "solution": "x", "nested": {"k": [1, 2.5]}},
+    )  # fmt: skip
+    request = CompletionRequest(
+        model="m", messages=(ChatMessage(role="user", content="q"),), temperature=0.7, max_tokens=64,
+        stop=("\n\n",), seed=3, sample_index=2,
+        meta=RequestMeta(problem=problem, role="aggregator", candidates=("1", None), step=1, extra={"round": 2}),
+    )  # fmt: skip
+    completion = Completion(
+        model="m", text="42", usage=Usage(prompt_tokens=10, completion_tokens=5), latency_s=0.1234567, source="sim"
+    )
+    failure = Failure(error="rate_limit", message="429", retryable=True, model="m", retry_after_s=1.5)
+    result = ProblemResult(
+        run_id="r", problem_id="p/1", index=0, benchmark="b", orchestrator="o", final_text="42", answer="42",
+        reference="42", correct=True, score=1.0, error=None, wall_s=0.30000000000000004,
+        totals=Totals(usage=Usage(prompt_tokens=10, completion_tokens=5), calls=2, sources=("sim",)),
+        trace=(CallRecord(model="m", role="solver", reply=completion),
+               CallRecord(model="m", role="verifier", reply=failure),
+               NoteRecord(label="vote", data={"votes": {"42": 2}})),
+    )  # fmt: skip
+    assert RUNNER_WIRE.load_items(RUNNER_WIRE.dump_items([(problem, 7)])) == [(problem, 7)]
+    assert RUNNER_WIRE.load_group(RUNNER_WIRE.dump_group([(0, result)])) == [(0, result)]
+    assert MODEL_WIRE.load_items(MODEL_WIRE.dump_items([request])) == [request]
+    replies = MODEL_WIRE.load_group(MODEL_WIRE.dump_group([(1, completion), (0, failure)]))
+    assert replies == [(1, completion), (0, failure)]
+    assert [type(reply).__name__ for _, reply in replies] == ["Completion", "Failure"]
+    # A value JSON cannot carry goes pickled, and still arrives.
+    odd = problem.model_copy(update={"metadata": {"span": Span(2)}})
+    ((back, _),) = RUNNER_WIRE.load_items(RUNNER_WIRE.dump_items([(odd, 1)]))
+    assert back.metadata["span"] == Span(2)

@@ -305,7 +305,16 @@ async def test_retries_through_mixed_faults_until_every_request_is_answered(serv
 
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [("2", 2.0), ("0.5", 0.5), ("-3", 0.0), (None, None), ("soon", None), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0)],
+    [
+        ("2", 2.0),
+        ("0.5", 0.5),
+        ("-3", 0.0),
+        (None, None),
+        ("soon", None),
+        ("inf", None),
+        ("nan", None),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),
+    ],
 )
 def test_parse_retry_after(header: str | None, expected: float | None) -> None:
     assert parse_retry_after(header) == expected
