@@ -37,6 +37,9 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
+from pydantic import TypeAdapter
+from pydantic_core import PydanticSerializationError
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -101,6 +104,10 @@ def unpack(payload: bytes) -> Any:
     return pickle.loads(payload)
 
 
+PICKLE_MARK = pickle.dumps(None, protocol=pickle.HIGHEST_PROTOCOL)[:1]
+"""The first byte of every ``pack``ed payload (the PROTO opcode); JSON's is ``[``."""
+
+
 class Wire:
     """How one kind of stream's items and reply groups travel: bytes, both ways.
 
@@ -138,15 +145,11 @@ class JsonWire(Wire):
     """
 
     def __init__(self, item: Any, reply: Any) -> None:
-        from pydantic import TypeAdapter
-
         self._items: TypeAdapter[list[Any]] = TypeAdapter(list[item])  # type: ignore[valid-type]
         self._groups: TypeAdapter[list[tuple[int, Any]]] = TypeAdapter(list[tuple[int, reply]])  # type: ignore[valid-type]
 
     @staticmethod
     def _dump(adapter: Any, value: Any) -> bytes:
-        from pydantic_core import PydanticSerializationError
-
         try:
             return adapter.dump_json(value)  # type: ignore[no-any-return]
         except PydanticSerializationError:
@@ -167,10 +170,6 @@ class JsonWire(Wire):
 
     def load_group(self, payload: bytes) -> list[tuple[int, Any]]:
         return self._load(self._groups, payload)  # type: ignore[no-any-return]
-
-
-PICKLE_MARK = pickle.dumps(None, protocol=pickle.HIGHEST_PROTOCOL)[:1]
-"""The first byte of every ``pack``ed payload (the PROTO opcode); JSON's is ``[``."""
 
 
 async def packed_groups(calls: list[Awaitable[R]], wire: Wire = PICKLED) -> AsyncIterator[bytes]:

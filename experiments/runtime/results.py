@@ -146,6 +146,7 @@ class Tally:
         n = self.n
         low, high = wilson(self.correct, n)
         walls = sorted(self.walls)
+        usage = self.usage
         return RunSummary(
             run_id=run_id,
             name=name,
@@ -165,8 +166,8 @@ class Tally:
             error_kinds=dict(sorted(self.errors.items())),
             open_failures=self.still_open,
             missing=max(0, n_expected - n),
-            usage=self.usage,
-            tokens_per_problem=(self.prompt_tokens + self.completion_tokens) / n if n else 0.0,
+            usage=usage,
+            tokens_per_problem=usage.total_tokens / n if n else 0.0,
             cost_usd=self.cost_usd,
             calls=self.calls,
             failed_calls=self.failed_calls,
